@@ -1,0 +1,149 @@
+"""The user's pipeline: handlers for node roles, plus the models and policies they use.
+
+An `App` is declared once and run unchanged in two places: live on the agents (real time,
+real TCP) and under the replayer (virtual time, simulated network). It therefore holds only
+declarations — which handler serves which topic on which nodes, which model file is called
+what — never running state.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgetrace._errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from edgetrace.agents._context import Context
+    from edgetrace.agents._models import ModelRunner
+    from edgetrace.agents._rules import RuleEngine
+
+__all__ = ["App", "Handler", "ModelSpec", "PolicySpec"]
+
+Handler = Callable[["Context", Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class _Route:
+    topic: str
+    nodes: str
+    handler: Handler
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model the app calls by name; `runner` builds the ModelRunner from the file."""
+
+    name: str
+    path: Path
+    runner: Callable[[str, Path], ModelRunner] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A rule policy the app calls by name: a Rego file or a Python callable."""
+
+    name: str
+    path: Path | None = None
+    func: Callable[[Any], Any] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class App:
+    """Declares handlers, models, policies and the node that hosts the shared state store.
+
+    >>> app = App("agri", state_host="hub")
+    >>> @app.on("frame", nodes="tractor-*")
+    ... async def on_frame(ctx, frame): ...
+    """
+
+    def __init__(self, name: str, *, state_host: str = "hub", version: str = "") -> None:
+        if not name:
+            raise ConfigError("an App needs a name")
+        self.name = name
+        self.state_host = state_host
+        self.version = version
+        self.initial_state: dict[str, Any] = {}
+        self._routes: list[_Route] = []
+        self.models: dict[str, ModelSpec] = {}
+        self.policies: dict[str, PolicySpec] = {}
+        self.invariants: dict[str, Any] = {}
+
+    def on(self, topic: str, *, nodes: str = "*") -> Callable[[Handler], Handler]:
+        """Register `handler(ctx, payload)` for inputs or messages named `topic` on matching nodes.
+
+        `nodes` is a glob over node ids; the first registered match wins, so specific roles
+        should be declared before catch-alls. The handler's return value is the reply to a
+        `ctx.call`.
+        """
+
+        def register(handler: Handler) -> Handler:
+            if not inspect.iscoroutinefunction(handler):
+                raise ConfigError(f"handler for {topic!r} must be an async function")
+            self._routes.append(_Route(topic, nodes, handler))
+            return handler
+
+        return register
+
+    def handler_for(self, node: str, topic: str) -> Handler | None:
+        for route in self._routes:
+            if route.topic == topic and fnmatch.fnmatchcase(node, route.nodes):
+                return route.handler
+        return None
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({r.topic for r in self._routes})
+
+    def model(
+        self,
+        name: str,
+        path: str | Path,
+        *,
+        runner: Callable[[str, Path], ModelRunner] | None = None,
+        **options: Any,
+    ) -> None:
+        """Declare a model file; `ctx.infer(name, ...)` runs it (ONNX Runtime by default)."""
+        self.models[name] = ModelSpec(name, Path(path), runner, options)
+
+    def policy(
+        self, name: str, path: str | Path | None = None, *, func: Callable[[Any], Any] | None = None,
+        **options: Any,
+    ) -> None:
+        """Declare a Rego policy file (or a Python callable); `ctx.decide(name, doc)` runs it."""
+        if (path is None) == (func is None):
+            raise ConfigError(f"policy {name!r}: give exactly one of a Rego path or func=")
+        self.policies[name] = PolicySpec(name, Path(path) if path else None, func, options)
+
+    def invariant(self, name: str, check: Any) -> None:
+        """Attach a named invariant; the replayer checks it on every run of this app."""
+        self.invariants[name] = check
+
+    def build_model(self, name: str, path: Path | None = None) -> ModelRunner:
+        from edgetrace.agents._models import OnnxRunner
+
+        spec = self.models.get(name)
+        if spec is None:
+            raise UsageError(
+                f"app {self.name!r} has no model {name!r}; declared: {', '.join(sorted(self.models)) or 'none'}"
+            )
+        factory = spec.runner or OnnxRunner
+        return factory(name, path or spec.path)
+
+    def build_policy(self, name: str, path: Path | None = None) -> RuleEngine:
+        from edgetrace.agents._rules import PythonPolicy, RegoPolicy
+
+        spec = self.policies.get(name)
+        if spec is None:
+            raise UsageError(
+                f"app {self.name!r} has no policy {name!r}; declared: {', '.join(sorted(self.policies)) or 'none'}"
+            )
+        if path is not None or spec.path is not None:
+            return RegoPolicy(name, path or spec.path, **dict(spec.options))  # type: ignore[arg-type]
+        assert spec.func is not None
+        return PythonPolicy(name, spec.func)

@@ -1,0 +1,97 @@
+"""`Context`: the only door a handler has to the world, so the world can be replayed.
+
+Every operation is one recorded span. Handlers never read wall clocks, start threads or
+use global randomness: `now`, `sleep` and `rng` come from the node runtime, which is real
+time live and virtual time under the replayer, so the same handler code runs in both.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+from edgetrace.agents._rules import Decision
+
+if TYPE_CHECKING:
+    from edgetrace.agents._node import NodeRuntime
+
+__all__ = ["CallError", "CallTimeout", "Context", "StateClient", "StateUnavailable"]
+
+
+class CallTimeout(TimeoutError):
+    """A `call` or state operation got no reply within its timeout."""
+
+
+class CallError(RuntimeError):
+    """The remote handler failed; the message is the remote error."""
+
+
+class StateUnavailable(CallError):
+    """The state store refused the operation (its host is down or the store is unavailable)."""
+
+
+class StateClient:
+    """`ctx.state`: the app's key-value store, hosted on `App.state_host` across a link."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def get(self, key: str, default: Any = None, *, timeout: float | None = None) -> Any:
+        """Read `key`; raises CallTimeout after `timeout` seconds without a reply."""
+        value = await self._ctx._node.state_op(self._ctx, "state.get", key, None, timeout)
+        return default if value is None else value
+
+    async def put(self, key: str, value: Any, *, timeout: float | None = None) -> None:
+        await self._ctx._node.state_op(self._ctx, "state.put", key, value, timeout)
+
+
+class Context:
+    """Handed to each handler invocation; bound to one node, one trace and one parent span."""
+
+    def __init__(self, node: NodeRuntime, trace: str, parent: str) -> None:
+        self._node = node
+        self.trace = trace
+        self.parent = parent
+        self.state = StateClient(self)
+
+    @property
+    def node(self) -> str:
+        return self._node.node
+
+    @property
+    def rng(self) -> random.Random:
+        """The node's RNG, seeded from (session seed, node): replays draw the same numbers."""
+        return self._node.rng
+
+    def now(self) -> float:
+        """Seconds on this node's local clock since the session started."""
+        return self._node.now_ns() / 1e9
+
+    def now_ns(self) -> int:
+        return self._node.now_ns()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._node.sleep(seconds)
+
+    async def infer(self, model: str, inputs: Any) -> Any:
+        """Run a model; returns what its runner decodes (tensors, or an event object)."""
+        return await self._node.infer(self, model, inputs)
+
+    async def decide(self, policy: str, document: Any, *, timeout: float | None = None) -> Decision:
+        """Evaluate a policy on `document`; a timeout gives a Decision with timed_out=True."""
+        return await self._node.decide(self, policy, document, timeout)
+
+    async def send(self, node: str, topic: str, payload: Any = None) -> None:
+        """Fire-and-forget message to `node`'s handler for `topic`."""
+        await self._node.send(self, node, topic, payload)
+
+    async def call(self, node: str, topic: str, payload: Any = None, *, timeout: float | None = None) -> Any:
+        """Request/response; raises CallTimeout or CallError."""
+        return await self._node.call(self, node, topic, payload, timeout)
+
+    async def act(self, action: str, **args: Any) -> None:
+        """An actuation (e.g. `spray`): recorded always, executed only live, never in replay."""
+        await self._node.act(self, action, args)
+
+    def log(self, message: str, **attrs: Any) -> None:
+        self._node.log(self, message, attrs)

@@ -1,0 +1,133 @@
+"""Grid and link profiles: how slow and lossy the links between nodes are.
+
+A profile is used twice: live, to emulate a 4G link on loopback (the sender holds each
+message for a drawn delay, or loses it), and in replay, to time messages the recording
+never saw (a retry, a new message after a policy swap). Draws come from an RNG the caller
+seeds, so a replay's new messages are timed the same way every run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgetrace._errors import ConfigError
+
+__all__ = ["GridProfile", "LinkProfile", "parse_duration"]
+
+_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000}
+
+
+def parse_duration(value: Any, *, what: str = "duration") -> int:
+    """'150ms' / '2s' / 0.5 (seconds) → integer nanoseconds."""
+    if isinstance(value, bool):
+        raise ConfigError(f"bad {what} {value!r}: expected a number of seconds or e.g. '150ms'")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ConfigError(f"bad {what} {value!r}: must not be negative")
+        return int(round(value * 1e9))
+    text = str(value).strip()
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if text.endswith(unit):
+            number = text[: -len(unit)].strip()
+            try:
+                amount = float(number)
+            except ValueError:
+                break
+            if amount < 0:
+                break
+            return int(round(amount * _UNITS[unit]))
+    raise ConfigError(f"bad {what} {value!r}: expected a number with a unit (ns, us, ms, s, m)")
+
+
+@dataclass(frozen=True)
+class LinkProfile:
+    """Latency drawn uniformly in [latency_min, latency_max] plus ±jitter; loss probability."""
+
+    latency_min: int = 0
+    latency_max: int = 0
+    jitter: int = 0
+    loss: float = 0.0
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, where: str = "link") -> LinkProfile:
+        known = {"latency", "latency_min", "latency_max", "jitter", "loss"}
+        unknown = sorted(set(data) - known - {"from", "to"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected one of: {', '.join(sorted(known))}")
+        lo = hi = 0
+        if "latency" in data:
+            lo = hi = parse_duration(data["latency"], what=f"{where}.latency")
+        if "latency_min" in data:
+            lo = parse_duration(data["latency_min"], what=f"{where}.latency_min")
+        if "latency_max" in data:
+            hi = parse_duration(data["latency_max"], what=f"{where}.latency_max")
+        hi = max(hi, lo)
+        loss = data.get("loss", 0.0)
+        if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not 0 <= loss <= 1:
+            raise ConfigError(f"{where}.loss: expected a probability between 0 and 1, got {loss!r}")
+        jitter = parse_duration(data.get("jitter", 0), what=f"{where}.jitter")
+        return cls(lo, hi, jitter, float(loss))
+
+    def draw(self, rng: random.Random) -> int | None:
+        """A delay in ns, or None when the message is lost."""
+        if self.loss and rng.random() < self.loss:
+            return None
+        delay = self.latency_min
+        if self.latency_max > self.latency_min:
+            delay = rng.randint(self.latency_min, self.latency_max)
+        if self.jitter:
+            delay += rng.randint(-self.jitter, self.jitter)
+        return max(0, delay)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"latency_min": self.latency_min, "latency_max": self.latency_max,
+                "jitter": self.jitter, "loss": self.loss}
+
+
+@dataclass(frozen=True)
+class GridProfile:
+    """Named link conditions; the first rule whose globs match (src, dst) applies."""
+
+    name: str
+    description: str = ""
+    links: tuple[tuple[str, str, LinkProfile], ...] = ()
+    default: LinkProfile = field(default_factory=LinkProfile)
+
+    @classmethod
+    def from_mapping(cls, name: str, data: Mapping[str, Any]) -> GridProfile:
+        rules = []
+        for i, link in enumerate(data.get("links", [])):
+            where = f"profile {name!r} links[{i}]"
+            if not isinstance(link, Mapping):
+                raise ConfigError(f"{where}: expected a table")
+            rules.append((str(link.get("from", "*")), str(link.get("to", "*")),
+                          LinkProfile.from_mapping(link, where=where)))
+        default = LinkProfile.from_mapping(data.get("default", {}), where=f"profile {name!r} default")
+        return cls(name, str(data.get("description", "")), tuple(rules), default)
+
+    def link(self, src: str, dst: str) -> LinkProfile:
+        for s, d, profile in self.links:
+            if fnmatch.fnmatchcase(src, s) and fnmatch.fnmatchcase(dst, d):
+                return profile
+        return self.default
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "links": [{"from": s, "to": d, **p.to_dict()} for s, d, p in self.links],
+            "default": self.default.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GridProfile:
+        """Inverse of to_dict (durations already in ns), for profiles stored in a manifest."""
+        def lp(d: Mapping[str, Any]) -> LinkProfile:
+            return LinkProfile(int(d.get("latency_min", 0)), int(d.get("latency_max", 0)),
+                               int(d.get("jitter", 0)), float(d.get("loss", 0.0)))
+        links = tuple((str(x.get("from", "*")), str(x.get("to", "*")), lp(x)) for x in data.get("links", []))
+        return cls(str(data.get("name", "")), str(data.get("description", "")), links, lp(data.get("default", {})))

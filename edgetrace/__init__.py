@@ -1,0 +1,86 @@
+"""edgetrace: trace, replay and break reasoning pipelines on edge grids.
+
+The public API. Heavy parts (the agent runtime with onnxruntime and regopy, the replayer)
+are imported lazily on first attribute access, so `import edgetrace` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from edgetrace._errors import (
+    AuthError,
+    ConfigError,
+    CorruptSessionError,
+    EdgeTraceError,
+    FaultSpecError,
+    FrameError,
+    InvariantError,
+    ModelError,
+    PolicyError,
+    ReplayError,
+    SessionError,
+    SessionNotFoundError,
+    TransportError,
+    UnsupportedFormatError,
+    UsageError,
+)
+from edgetrace._index import CausalIndex
+from edgetrace._records import FORMAT_VERSION, Manifest, Span, SpanKind, Status
+from edgetrace._session import FsyncPolicy, Session, SessionWriter
+from edgetrace._vclock import Order, VectorClock
+from edgetrace._version import __version__
+
+if TYPE_CHECKING:
+    from edgetrace.agents import App, Context
+
+_LAZY = {
+    "App": "edgetrace.agents",
+    "Context": "edgetrace.agents",
+}
+
+__all__ = [
+    "FORMAT_VERSION",
+    "App",
+    "AuthError",
+    "CausalIndex",
+    "ConfigError",
+    "Context",
+    "CorruptSessionError",
+    "EdgeTraceError",
+    "FaultSpecError",
+    "FrameError",
+    "FsyncPolicy",
+    "InvariantError",
+    "Manifest",
+    "ModelError",
+    "Order",
+    "PolicyError",
+    "ReplayError",
+    "Session",
+    "SessionError",
+    "SessionNotFoundError",
+    "SessionWriter",
+    "Span",
+    "SpanKind",
+    "Status",
+    "TransportError",
+    "UnsupportedFormatError",
+    "UsageError",
+    "VectorClock",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgetrace' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,7 @@
+"""`python -m edgetrace` is the `edgetrace` command."""
+
+import sys
+
+from edgetrace.cli import main
+
+sys.exit(main())

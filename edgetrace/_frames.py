@@ -1,0 +1,199 @@
+"""CRC-checked frames: the unit of every edgetrace file (sessions and agent spools).
+
+A file is a 16-byte header (magic, format version, header CRC) followed by frames. Each
+frame has its own 16-byte header (payload length, type, flags, payload CRC, header CRC) so
+that a flipped bit in a length is caught before the length is trusted. A frame cut short
+by a crash is a *torn tail*: readers stop before it and the next writer cuts it off. Any
+other mismatch is corruption and is reported with the file, the offset and what was
+expected; it is never decoded silently. The layout is written down in docs/format.md.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from edgetrace._errors import CorruptSessionError, UnsupportedFormatError
+
+__all__ = [
+    "FILE_HEADER_SIZE",
+    "FLAG_ZLIB",
+    "FRAME_HEADER_SIZE",
+    "MAX_FRAME_PAYLOAD",
+    "Frame",
+    "FrameType",
+    "ScanResult",
+    "encode_file_header",
+    "encode_frame",
+    "read_file_header",
+    "scan_frames",
+]
+
+_FILE_HEADER = struct.Struct("<8sHHI")  # magic, version, reserved, crc32 of the first 12 bytes
+_FRAME_HEADER = struct.Struct("<IBBHI")  # payload length, type, flags, reserved, payload crc32
+_HEADER_CRC = struct.Struct("<I")
+FILE_HEADER_SIZE = _FILE_HEADER.size
+FRAME_HEADER_SIZE = _FRAME_HEADER.size + _HEADER_CRC.size
+MAX_FRAME_PAYLOAD = 256 * 1024 * 1024
+FLAG_ZLIB = 0x01
+
+
+class FrameType(enum.IntEnum):
+    MANIFEST = 1
+    RECORDS = 2
+    BLOB = 3
+    SEAL = 4
+    ACK = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    offset: int
+    type: FrameType
+    flags: int
+    payload: bytes
+
+    @property
+    def end(self) -> int:
+        return self.offset + FRAME_HEADER_SIZE + len(self.payload)
+
+    def body(self) -> bytes:
+        """The payload with frame-level compression undone."""
+        return zlib.decompress(self.payload) if self.flags & FLAG_ZLIB else self.payload
+
+
+def encode_file_header(magic: bytes, version: int) -> bytes:
+    head = struct.pack("<8sHH", magic, version, 0)
+    return head + _HEADER_CRC.pack(zlib.crc32(head))
+
+
+def read_file_header(data: bytes, *, magic: bytes, supported: int, path: Path | str, what: str) -> int:
+    """Check magic, version and header CRC; return the version."""
+    if len(data) < FILE_HEADER_SIZE:
+        raise CorruptSessionError(
+            f"{path}: not a {what}: file is {len(data)} bytes, shorter than the "
+            f"{FILE_HEADER_SIZE}-byte header",
+            path=path, offset=0, expected="file header",
+        )
+    found, version, _reserved, crc = _FILE_HEADER.unpack_from(data, 0)
+    if found != magic:
+        raise CorruptSessionError(
+            f"{path}: not a {what}: expected magic {magic!r} at offset 0, found {found!r}",
+            path=path, offset=0, expected=f"magic {magic!r}",
+        )
+    if zlib.crc32(data[:12]) != crc:
+        raise CorruptSessionError(
+            f"{path}: file header CRC mismatch at offset 0 (the header is damaged)",
+            path=path, offset=0, expected="file header CRC",
+        )
+    if version != supported:
+        newer = version > supported
+        advice = (
+            "upgrade edgetrace (pip install -U edgetrace) to read it"
+            if newer
+            else f"convert it with an edgetrace release that reads format {version}"
+        )
+        raise UnsupportedFormatError(
+            f"{path}: {what} format version {version} is not supported by this build "
+            f"(reads version {supported}); {advice}",
+            path=path, version=version,
+        )
+    return int(version)
+
+
+def encode_frame(ftype: FrameType, payload: bytes, *, compress: bool = False) -> bytes:
+    flags = 0
+    if compress:
+        packed = zlib.compress(payload, 1)
+        if len(packed) < len(payload):
+            payload, flags = packed, FLAG_ZLIB
+    head = _FRAME_HEADER.pack(len(payload), int(ftype), flags, 0, zlib.crc32(payload))
+    return head + _HEADER_CRC.pack(zlib.crc32(head)) + payload
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """Where a scan stopped: `end` is the first byte after the last intact frame."""
+
+    end: int
+    torn: bool
+
+
+def scan_frames(
+    source: bytes | memoryview | BinaryIO, start: int, *, path: Path | str, size: int | None = None
+) -> Iterator[Frame | ScanResult]:
+    """Yield intact frames from `start`, then one ScanResult saying where and why it stopped.
+
+    A frame that runs past the end of the data is a torn tail (as is a tail of zero bytes,
+    which some file systems leave after a crash). A header or payload whose CRC does not
+    match raises CorruptSessionError: a crash cannot produce that, only damage can.
+    """
+    if isinstance(source, (bytes, memoryview)):
+        data = memoryview(source)
+        total = len(data) if size is None else size
+
+        def read(at: int, n: int) -> bytes:
+            return bytes(data[at : at + n])
+    else:
+        fh = source
+        if size is None:
+            fh.seek(0, 2)
+            size = fh.tell()
+        total = size
+
+        def read(at: int, n: int) -> bytes:
+            fh.seek(at)
+            return fh.read(n)
+
+    offset = start
+    while True:
+        if offset == total:
+            yield ScanResult(offset, False)
+            return
+        head = read(offset, FRAME_HEADER_SIZE)
+        if len(head) < FRAME_HEADER_SIZE:
+            yield ScanResult(offset, True)
+            return
+        (hcrc,) = _HEADER_CRC.unpack_from(head, _FRAME_HEADER.size)
+        if zlib.crc32(head[: _FRAME_HEADER.size]) != hcrc:
+            if not any(head) and not any(read(offset, total - offset)):
+                yield ScanResult(offset, True)
+                return
+            raise CorruptSessionError(
+                f"{path}: frame header CRC mismatch at offset {offset} "
+                "(expected an intact frame header; the file is damaged here)",
+                path=path, offset=offset, expected="frame header CRC",
+            )
+        length, ftype, flags, _reserved, pcrc = _FRAME_HEADER.unpack_from(head, 0)
+        if length > MAX_FRAME_PAYLOAD:
+            raise CorruptSessionError(
+                f"{path}: frame at offset {offset} claims {length} bytes, over the "
+                f"{MAX_FRAME_PAYLOAD}-byte limit",
+                path=path, offset=offset, expected="frame length within limit",
+            )
+        body_at = offset + FRAME_HEADER_SIZE
+        if body_at + length > total:
+            yield ScanResult(offset, True)
+            return
+        payload = read(body_at, length)
+        if zlib.crc32(payload) != pcrc:
+            raise CorruptSessionError(
+                f"{path}: payload CRC mismatch in frame at offset {offset} "
+                f"({length} bytes; the file is damaged here)",
+                path=path, offset=offset, expected="payload CRC",
+            )
+        try:
+            kind = FrameType(ftype)
+        except ValueError:
+            raise CorruptSessionError(
+                f"{path}: unknown frame type {ftype} at offset {offset}; expected one of "
+                + ", ".join(f"{t.value} ({t.name})" for t in FrameType),
+                path=path, offset=offset, expected="frame type",
+            ) from None
+        yield Frame(offset, kind, flags, payload)
+        offset = body_at + length

@@ -1,0 +1,123 @@
+"""List a session's nodes, traces and spans in causal order, for scripts and for people
+without the explorer. `--trace ID` lists one trace step by step; `--json` prints data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import msgspec
+
+from edgetrace._records import Span, Status
+from edgetrace._session import Session
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("session", metavar="SESSION", help="session file (.ets)")
+    p.add_argument("--trace", metavar="ID", help="list the spans of one trace")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def trace_summary(trace_id: str, spans: list[Span]) -> dict[str, Any]:
+    """One line of the trace list: where it started, what it touched, what it decided."""
+    root = spans[0]
+    acts = [s.name for s in spans if s.kind.value == "act"]
+    decisions = [s.attrs.get("edgetrace.decision") for s in spans if s.kind.value == "decide"]
+    by_node: dict[str, tuple[int, int]] = {}
+    for s in spans:
+        lo, hi = by_node.get(s.node, (s.start, s.end))
+        by_node[s.node] = (min(lo, s.start), max(hi, s.end))
+    # durations are per node (local clocks may be skewed); the trace duration is the longest.
+    duration = max((hi - lo for lo, hi in by_node.values()), default=0)
+    return {
+        "trace": trace_id,
+        "root": root.ref,
+        "root_name": root.name,
+        "nodes": sorted(by_node),
+        "spans": len(spans),
+        "duration_ns": duration,
+        "errors": sum(1 for s in spans if s.status is Status.ERROR),
+        "actions": acts,
+        "decision": next((d for d in reversed(decisions) if d is not None), None),
+        "untimed": any(s.kind.value == "otel" for s in spans),
+    }
+
+
+def span_row(span: Span, session: Session) -> dict[str, Any]:
+    return {
+        "ref": span.ref,
+        "node": span.node,
+        "seq": span.seq,
+        "kind": span.kind.value,
+        "name": span.name,
+        "trace": span.trace,
+        "parent": span.parent,
+        "cause": span.cause,
+        "start_ns": span.start,
+        "end_ns": span.end,
+        "vclock": session.index.clock(span).as_dict(),
+        "status": span.status.value,
+        "error": span.error,
+        "attrs": span.attrs,
+        "blobs": span.blobs,
+    }
+
+
+def _ms(ns: int) -> str:
+    return f"{ns / 1e6:9.1f}ms" if ns < 10_000_000_000 else f"{ns / 1e9:9.2f}s "
+
+
+def run(args: argparse.Namespace) -> int:
+    session = Session.open(args.session)
+    m = session.manifest
+    out = sys.stdout
+    if args.trace:
+        spans = session.trace(args.trace)
+        if args.json:
+            data = {"trace": args.trace, "spans": [span_row(s, session) for s in spans]}
+            out.write(msgspec.json.encode(data, order="deterministic").decode() + "\n")
+            return 0
+        origin = {}
+        for s in spans:
+            origin.setdefault(s.node, s.start)
+        out.write(f"trace {args.trace}: {len(spans)} spans in causal order\n")
+        for s in spans:
+            extra = f"  ← {s.cause}" if s.cause else ""
+            err = f"  ERROR {s.error}" if s.status is Status.ERROR else ""
+            out.write(
+                f"  {s.ref:<22} {s.kind.value:<9} {s.name:<28} "
+                f"+{_ms(s.start - origin[s.node])} {_ms(s.duration)}  "
+                f"[{session.index.clock(s)}]{extra}{err}\n"
+            )
+        return 0
+    traces = session.traces()
+    summaries = [trace_summary(t, spans) for t, spans in traces.items()]
+    if args.json:
+        data = {
+            "session": str(session.path),
+            "manifest": msgspec.to_builtins(m),
+            "sealed": session.sealed,
+            "nodes": session.nodes,
+            "spans": len(session),
+            "traces": summaries,
+        }
+        out.write(msgspec.json.encode(data, order="deterministic").decode() + "\n")
+        return 0
+    state = "complete" if session.sealed else "open (still being written, or the writer stopped)"
+    out.write(f"session  {session.path}  [{state}]\n")
+    out.write(f"app      {m.app or '-'}  scenario {m.scenario or '-'}  profile {m.profile or '-'}"
+              f"  seed {m.seed}\n")
+    out.write(f"nodes    {len(session.nodes)}: {', '.join(session.nodes)}\n")
+    for kind, table in (("models", m.models), ("policies", m.policies)):
+        if table:
+            out.write(f"{kind:<8} " + ", ".join(f"{k} {v[:12]}" for k, v in sorted(table.items())) + "\n")
+    out.write(f"traces   {len(summaries)}  spans {len(session)}\n\n")
+    for t in summaries:
+        flags = ("E" if t["errors"] else " ") + ("~" if t["untimed"] else " ")
+        acts = ",".join(t["actions"]) or "-"
+        out.write(
+            f"{flags} {t['trace']:<24} {t['spans']:>4} spans {_ms(t['duration_ns'])} "
+            f"{len(t['nodes']):>3} nodes  act {acts:<10} decision {t['decision']}\n"
+        )
+    return 0

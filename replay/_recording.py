@@ -1,0 +1,118 @@
+"""What the replayer takes from a recording: inputs, step durations, message delays.
+
+Steps are addressed by causal position — (trace, node, kind, name, occurrence) — computed
+the same way the node runtime computes it while running, so a replayed step finds its
+recorded counterpart without looking at timestamps.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from edgetrace._codec import decode_any
+from edgetrace._records import Span, SpanKind
+from edgetrace._session import Session
+
+__all__ = ["RecordedInput", "Recording", "step_keys"]
+
+StepKey = tuple[str, str, str, str, int]
+
+
+def step_keys(spans: list[Span]) -> dict[str, StepKey]:
+    """Causal position of every span, by ref (per node in seq order, counted per trace/kind/name)."""
+    keys: dict[str, StepKey] = {}
+    counters: dict[str, Counter[tuple[str, str, str]]] = defaultdict(Counter)
+    for span in sorted(spans, key=lambda s: (s.node, s.seq)):
+        if span.kind is SpanKind.FAULT:
+            continue
+        slot = (span.trace, span.kind.value, span.name)
+        counters[span.node][slot] += 1
+        keys[span.ref] = (span.trace, span.node, span.kind.value, span.name, counters[span.node][slot])
+    return keys
+
+
+@dataclass(frozen=True)
+class RecordedInput:
+    at: int
+    node: str
+    topic: str
+    trace: str
+    payload: Any
+
+
+def _arrival(span: Span) -> int:
+    # A reply's receive span starts when the request left; it ends when the reply arrived.
+    if span.kind is SpanKind.RECV and span.name.endswith(":reply") and not span.attrs.get("edgetrace.late"):
+        return span.end
+    return span.start
+
+
+def _departure(span: Span) -> int:
+    return span.end if span.kind in (SpanKind.STATE_GET, SpanKind.STATE_PUT) and span.cause else span.start
+
+
+class Recording:
+    """Indexes a recorded session for the simulator."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.spans = list(session.spans)
+        self.keys = step_keys(self.spans)
+        self.by_key: dict[StepKey, Span] = {k: session.get(ref) for ref, k in self.keys.items()}  # type: ignore[misc]
+        deliveries: dict[str, Span] = {}
+        for span in self.spans:
+            if span.cause and span.cause not in deliveries:
+                deliveries[span.cause] = span
+        self.delays: dict[StepKey, int | None] = {}
+        link_delays: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for span in self.spans:
+            if not _sends(span):
+                continue
+            key = self.keys.get(span.ref)
+            if key is None:
+                continue
+            delivered = deliveries.get(span.ref)
+            if delivered is None:
+                self.delays[key] = None  # lost in the recording: lose it again
+                continue
+            delay = max(0, _arrival(delivered) - _departure(span))
+            self.delays[key] = delay
+            link_delays[(span.node, delivered.node)].append(delay)
+        self.link_median = {link: int(statistics.median(v)) for link, v in sorted(link_delays.items())}
+        durations: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for span in self.spans:
+            if span.kind in (SpanKind.INFER, SpanKind.DECIDE):
+                durations[(span.kind.value, span.name)].append(span.duration)
+        self.median_duration = {k: int(statistics.median(v)) for k, v in sorted(durations.items())}
+        self.end = max((max(s.start, s.end) for s in self.spans), default=0)
+
+    def inputs(self) -> list[RecordedInput]:
+        found = []
+        for span in self.spans:
+            if span.kind is not SpanKind.INPUT:
+                continue
+            sha = span.blobs.get("input")
+            payload = decode_any(self.session.blob(sha)) if sha else span.attrs.get("edgetrace.payload")
+            found.append(RecordedInput(span.start, span.node, span.name, span.trace, payload))
+        found.sort(key=lambda i: (i.at, i.node, i.trace))
+        return found
+
+    def duration(self, key: StepKey) -> int | None:
+        span = self.by_key.get(key)
+        return None if span is None else span.duration
+
+    def delay(self, key: StepKey) -> tuple[bool, int | None]:
+        """(known, delay): known=False when the recording never sent this message."""
+        if key not in self.delays:
+            return False, None
+        return True, self.delays[key]
+
+
+def _sends(span: Span) -> bool:
+    if span.kind is SpanKind.SEND:
+        return True
+    # A state request sends; a served state op (it has a cause) sends the reply.
+    return span.kind in (SpanKind.STATE_GET, SpanKind.STATE_PUT)

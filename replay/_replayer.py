@@ -1,0 +1,209 @@
+"""The replayer: a recorded session in, a deterministic report out.
+
+    session ──Recording──► SimGrid (app handlers, virtual time, faults) ──► replayed spans
+        └──────────────── compare by causal position ◄──────────────────────────┘
+                                   │
+                      divergences + invariant violations ──► ReplayReport
+
+Same session + same plan + same seed ⇒ the same report, byte for byte: nothing here reads
+a clock, draws unseeded randomness or iterates a set without sorting it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from edgetrace._errors import ReplayError, UsageError
+from edgetrace._index import CausalIndex
+from edgetrace._records import Manifest, SpanKind
+from edgetrace._session import Session, SessionWriter
+from edgetrace._version import __version__
+from edgetrace.agents._app import App
+from edgetrace.agents._grid import GridProfile
+from edgetrace.agents._scenario import load_app
+from edgetrace.replay._divergence import compare
+from edgetrace.replay._recording import Recording
+from edgetrace.replay._report import ReplayReport, TraceReport
+from edgetrace.replay._sim import ReplayRun, SimGrid
+
+__all__ = ["Replayer", "parse_substitutions"]
+
+_S = 1_000_000_000
+
+
+def parse_substitutions(items: Sequence[str], *, what: str) -> dict[str, Path]:
+    """`NAME=PATH` pairs from --model / --policy."""
+    found: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"bad --{what} {item!r}: expected NAME=PATH")
+        if not Path(path).is_file():
+            raise UsageError(f"--{what} {name}: no file at {path}")
+        found[name] = Path(path)
+    return found
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Replayer:
+    """Re-runs a session's app against its recording."""
+
+    def __init__(self, session: Session | str | os.PathLike[str], *, app: App | None = None) -> None:
+        self.session = session if isinstance(session, Session) else Session.open(session)
+        manifest = self.session.manifest
+        if app is None:
+            if not manifest.app_ref:
+                raise ReplayError(
+                    f"{self.session.path}: the manifest names no app to re-run (app_ref is empty); "
+                    "pass the app explicitly (Replayer(session, app=...))"
+                )
+            app = load_app(manifest.app_ref)
+        self.app = app
+        self.recording = Recording(self.session)
+        self.nodes = sorted(set(manifest.nodes) | {s.node for s in self.session.spans})
+        grid = manifest.meta.get("grid")
+        self.profile = GridProfile.from_dict(grid) if isinstance(grid, Mapping) else GridProfile("none")
+
+    def run(
+        self,
+        *,
+        plan: Any = None,
+        seed: int | None = None,
+        models: Mapping[str, Path] | None = None,
+        policies: Mapping[str, Path] | None = None,
+        invariants: Sequence[Any] = (),
+        horizon_s: float = 30.0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[ReplayReport, ReplayRun]:
+        models = dict(models or {})
+        policies = dict(policies or {})
+        for name in models:
+            if name not in self.app.models:
+                raise UsageError(f"--model {name}: the app has no model {name!r}; it has: "
+                                 f"{', '.join(sorted(self.app.models)) or 'none'}")
+        for name in policies:
+            if name not in self.app.policies:
+                raise UsageError(f"--policy {name}: the app has no policy {name!r}; it has: "
+                                 f"{', '.join(sorted(self.app.policies)) or 'none'}")
+        seed = self.session.manifest.seed if seed is None else seed
+        extra = 0
+        if plan:
+            ends = [end for n in self.nodes for _, end in plan.pauses(n)]
+            ends += [r or 0 for n in self.nodes for _, r in plan.crashes(n)]
+            extra = max(ends, default=0)
+        until = max(self.recording.end, extra) + int(horizon_s * _S)
+        grid = SimGrid(
+            self.app, self.nodes, seed=seed, plan=plan, recording=self.recording, profile=self.profile,
+            model_paths=models, policy_paths=policies,
+        )
+        run = grid.run(self.recording.inputs(), until_ns=until, progress=progress)
+        report = self._report(run, plan=plan, seed=seed, models=models, policies=policies, invariants=invariants)
+        return report, run
+
+    def _report(self, run: ReplayRun, *, plan: Any, seed: int, models: Mapping[str, Path],
+                policies: Mapping[str, Path], invariants: Sequence[Any]) -> ReplayReport:
+        recorded = self.recording.spans
+        rec_index = self.session.index
+        rep_index = CausalIndex(run.spans)
+        divergences = compare(recorded, self.recording.keys, rec_index, run.spans, run.keys, rep_index)
+        rec_steps = [s for s in recorded if s.kind is not SpanKind.FAULT]
+        matched = len(rec_steps) - len({d.key for d in divergences if d.kind in ("missing", "changed")})
+        violations: list[Any] = []
+        if invariants:
+            from edgetrace.replay._invariants import History, check_all
+
+            violations = check_all(list(invariants), History(run.spans))
+        by_ref = {s.ref: s for s in run.spans}
+        traces: dict[str, TraceReport] = {}
+        for d in divergences:
+            report = traces.get(d.trace)
+            if report is None:
+                report = traces[d.trace] = TraceReport(trace=d.trace, first=d)
+            report.count += 1
+        for trace, report in traces.items():
+            first = report.first
+            anchor = by_ref.get(first.replayed) if first.replayed else None
+            index, spans_ref = (rep_index, anchor) if anchor is not None else (rec_index, self.session.get(first.recorded))
+            if spans_ref is not None:
+                past = index.causal_past(spans_ref, trace=trace)[-12:]
+                report.chain = [_step(s) for s in [*past, spans_ref]]
+            report.recorded_decisions = _decisions(rec_index.causal_sort(s for s in recorded if s.trace == trace))
+            report.replayed_decisions = _decisions(rep_index.causal_sort(s for s in run.spans if s.trace == trace))
+        return ReplayReport(
+            session=str(self.session.path),
+            app=self.app.name,
+            seed=seed,
+            faults=plan.specs() if plan else [],
+            models={k: _sha(v) for k, v in sorted(models.items())},
+            policies={k: _sha(v) for k, v in sorted(policies.items())},
+            steps_recorded=len(rec_steps),
+            steps_replayed=sum(1 for s in run.spans if s.kind is not SpanKind.FAULT),
+            steps_matched=matched,
+            faults_applied=run.faults_applied,
+            virtual_ns=run.virtual_ns,
+            divergences=divergences,
+            traces=[traces[t] for t in sorted(traces)],
+            violations=violations,
+            violation_chains={},
+        )
+
+    def save(self, run: ReplayRun, report: ReplayReport, out: str | os.PathLike[str]) -> Path:
+        """Write the replayed run as a session, so the explorer can diff it with the recording."""
+        path = Path(out)
+        if path.exists():
+            path.unlink()
+        base = self.session.manifest
+        manifest = Manifest(
+            session_id=f"{base.session_id or self.session.path.stem}-replay",
+            app=base.app, app_ref=base.app_ref, scenario=base.scenario, profile=base.profile,
+            seed=report.seed, nodes=run.nodes,
+            models={**base.models, **report.models}, policies={**base.policies, **report.policies},
+            edgetrace=__version__,
+            meta={**base.meta, "replay_of": str(self.session.path), "faults": report.faults,
+                  "seed": report.seed},
+        )
+        with SessionWriter(path, manifest) as writer:
+            for sha in sorted(run.blobs):
+                writer.put_blob(run.blobs[sha], sha)
+            for i in range(0, len(run.spans), 512):
+                writer.append(run.spans[i : i + 512])
+            writer.seal()
+        return path
+
+
+def _step(span: Any) -> dict[str, Any]:
+    attrs = span.attrs
+    summary: Any = None
+    if span.kind is SpanKind.INFER:
+        summary = attrs.get("edgetrace.output")
+    elif span.kind is SpanKind.DECIDE:
+        summary = {"decision": attrs.get("edgetrace.decision"), "fired": attrs.get("edgetrace.rules_fired")}
+    elif span.kind is SpanKind.ACT:
+        summary = attrs.get("edgetrace.act.args")
+    elif span.kind in (SpanKind.STATE_GET, SpanKind.STATE_PUT):
+        summary = {"key": attrs.get("edgetrace.state.key"), "value": attrs.get("edgetrace.state.value")}
+    elif span.kind in (SpanKind.INPUT, SpanKind.RECV, SpanKind.SEND):
+        summary = attrs.get("edgetrace.payload")
+    elif span.kind is SpanKind.FAULT:
+        summary = attrs.get("edgetrace.fault")
+    return {"ref": span.ref, "kind": span.kind.value, "name": span.name, "status": span.status.value,
+            "error": span.error, "summary": summary}
+
+
+def _decisions(spans: list[Any]) -> list[dict[str, Any]]:
+    found = []
+    for s in spans:
+        if s.kind is SpanKind.DECIDE:
+            found.append({"node": s.node, "step": "decide", "name": s.name,
+                          "value": s.attrs.get("edgetrace.decision"), "error": s.error})
+        elif s.kind is SpanKind.ACT:
+            found.append({"node": s.node, "step": "act", "name": s.name, "value": s.attrs.get("edgetrace.act.args"),
+                          "error": s.error})
+    return found

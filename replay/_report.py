@@ -1,0 +1,177 @@
+"""Replay reports: text for the person on call, JSON for machines, byte-identical per input.
+
+The report holds no wall-clock time, no absolute timing of the machine that ran it, and
+every collection in it is sorted, so two runs of the same session, plan and seed produce
+the same bytes on any machine and any PYTHONHASHSEED.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from edgetrace._version import __version__
+from edgetrace.replay._divergence import Divergence
+
+__all__ = ["ReplayReport", "TraceReport"]
+
+
+@dataclass
+class TraceReport:
+    """The story of one trace that diverged: where first, what led there, what changed."""
+
+    trace: str
+    first: Divergence
+    count: int = 0
+    chain: list[dict[str, Any]] = field(default_factory=list)
+    recorded_decisions: list[dict[str, Any]] = field(default_factory=list)
+    replayed_decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trace": self.trace,
+            "divergences": self.count,
+            "first_divergence": self.first.to_dict(),
+            "causal_chain": self.chain,
+            "decisions": {"recorded": self.recorded_decisions, "replayed": self.replayed_decisions},
+        }
+
+
+@dataclass
+class ReplayReport:
+    session: str
+    app: str
+    seed: int
+    faults: list[str]
+    models: dict[str, str]
+    policies: dict[str, str]
+    steps_recorded: int
+    steps_replayed: int
+    steps_matched: int
+    faults_applied: int
+    virtual_ns: int
+    divergences: list[Divergence]
+    traces: list[TraceReport]
+    violations: list[Any]
+    violation_chains: dict[str, list[dict[str, Any]]]
+
+    @property
+    def faithful(self) -> bool:
+        """No faults and no substitutions: the replay must reproduce the recording."""
+        return not self.faults and not self.models and not self.policies
+
+    @property
+    def fidelity(self) -> float:
+        return 1.0 if not self.steps_recorded else self.steps_matched / self.steps_recorded
+
+    def exit_code(self, *, fail_on_divergence: bool = False) -> int:
+        if self.violations:
+            return 1
+        if self.divergences and (self.faithful or fail_on_divergence):
+            return 1
+        return 0
+
+    @property
+    def verdict(self) -> str:
+        if self.violations:
+            return "violation"
+        if self.divergences:
+            return "diverged" if self.faithful else "changed"
+        return "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "edgetrace": __version__,
+            "session": self.session,
+            "app": self.app,
+            "seed": self.seed,
+            "mode": "faithful" if self.faithful else "what-if",
+            "faults": list(self.faults),
+            "substitutions": {"models": dict(sorted(self.models.items())),
+                              "policies": dict(sorted(self.policies.items()))},
+            "steps": {"recorded": self.steps_recorded, "replayed": self.steps_replayed,
+                      "matched": self.steps_matched},
+            "fidelity": round(self.fidelity, 6),
+            "faults_applied": self.faults_applied,
+            "virtual_seconds": round(self.virtual_ns / 1e9, 6),
+            "verdict": self.verdict,
+            "divergence_count": len(self.divergences),
+            "traces": [t.to_dict() for t in self.traces],
+            "violations": [
+                {**v.to_dict(), "causal_chain": self.violation_chains.get(v.span, [])} for v in self.violations
+            ],
+        }
+
+    def to_json(self) -> bytes:
+        return msgspec.json.format(msgspec.json.encode(self.to_dict(), order="deterministic"), indent=2) + b"\n"
+
+    # --- text -----------------------------------------------------------------------------
+
+    def render_text(self, *, max_traces: int = 5) -> str:
+        out: list[str] = []
+        mode = "faithful replay" if self.faithful else "what-if replay"
+        out.append(f"{mode} of {self.session} (app {self.app}, seed {self.seed})")
+        for spec in self.faults:
+            out.append(f"  fault   {spec}")
+        for name, sha in self.models.items():
+            out.append(f"  model   {name} ← {sha[:12]}")
+        for name, sha in self.policies.items():
+            out.append(f"  policy  {name} ← {sha[:12]}")
+        out.append(
+            f"  steps   {self.steps_matched}/{self.steps_recorded} recorded steps reproduced "
+            f"({self.fidelity:.1%}); {self.steps_replayed} replayed; "
+            f"{self.virtual_ns / 1e9:.1f} virtual s"
+        )
+        if self.faults:
+            out.append(f"  faults  applied {self.faults_applied} times")
+        out.append("")
+        if self.violations:
+            out.append(f"INVARIANT VIOLATED — {len(self.violations)} violation(s)")
+            for v in self.violations[:max_traces]:
+                out.append(f"  ✗ {v.invariant}: {v.message}")
+                for step in self.violation_chains.get(v.span, []):
+                    out.append("      " + _step_line(step))
+            if len(self.violations) > max_traces:
+                out.append(f"  … and {len(self.violations) - max_traces} more (use --json for all)")
+            out.append("")
+        if self.traces:
+            label = "DIVERGED from the recording" if self.faithful else "changed from the recording"
+            out.append(f"{len(self.traces)} trace(s) {label} ({len(self.divergences)} steps)")
+            for t in self.traces[:max_traces]:
+                out.append(f"  trace {t.trace}: first divergence — {t.first.describe()}")
+                rec = _decision_text(t.recorded_decisions)
+                rep = _decision_text(t.replayed_decisions)
+                if rec != rep:
+                    out.append(f"    recorded: {rec}")
+                    out.append(f"    replayed: {rep}")
+            if len(self.traces) > max_traces:
+                out.append(f"  … and {len(self.traces) - max_traces} more traces (use --json for all)")
+        elif not self.violations:
+            out.append("no divergence: the replay reproduced every recorded step")
+        if not self.violations and not self.traces:
+            pass
+        elif not self.violations:
+            out.append("")
+            out.append("no invariant violated")
+        return "\n".join(out) + "\n"
+
+
+def _step_line(step: dict[str, Any]) -> str:
+    summary = step.get("summary")
+    text = "" if summary in (None, {}, "") else f" {summary}"
+    err = f"  ✗ {step['error']}" if step.get("error") else ""
+    return f"{step['ref']:<16} {step['kind']:<9} {step['name']}{text}{err}"
+
+
+def _decision_text(items: list[dict[str, Any]]) -> str:
+    if not items:
+        return "nothing decided, nothing done"
+    parts = []
+    for d in items:
+        if d["step"] == "decide":
+            parts.append(f"{d['name']}→{d['value']}")
+        else:
+            parts.append(f"act {d['name']}")
+    return ", ".join(parts)
