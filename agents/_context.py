@@ -59,6 +59,12 @@ class Context:
         return self._node.node
 
     @property
+    def local(self) -> dict[str, Any]:
+        """Node-local memory shared by this node's handlers (not recorded: the replay rebuilds
+        it by re-running the same handlers, so it must only hold what handlers put there)."""
+        return self._node.local
+
+    @property
     def rng(self) -> random.Random:
         """The node's RNG, seeded from (session seed, node): replays draw the same numbers."""
         return self._node.rng

@@ -28,7 +28,7 @@ def parse_duration(value: Any, *, what: str = "duration") -> int:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ConfigError(f"bad {what} {value!r}: must not be negative")
-        return int(round(value * 1e9))
+        return round(value * 1e9)
     text = str(value).strip()
     for unit in sorted(_UNITS, key=len, reverse=True):
         if text.endswith(unit):
@@ -39,7 +39,7 @@ def parse_duration(value: Any, *, what: str = "duration") -> int:
                 break
             if amount < 0:
                 break
-            return int(round(amount * _UNITS[unit]))
+            return round(amount * _UNITS[unit])
     raise ConfigError(f"bad {what} {value!r}: expected a number with a unit (ns, us, ms, s, m)")
 
 

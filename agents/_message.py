@@ -17,6 +17,7 @@ class MessageKind(enum.StrEnum):
     REPLY = "reply"
     STATE_GET = "state.get"
     STATE_PUT = "state.put"
+    CONTROL = "control"  # from the driver of a recording: set the epoch, stop
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):

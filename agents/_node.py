@@ -50,10 +50,13 @@ def preview(value: Any, limit: int = _PREVIEW_LIMIT) -> Any:
     return text[: limit - 1] + "…"
 
 
-def _describe(value: Any) -> str:
+def _describe(value: Any) -> Any:
     shape = getattr(value, "shape", None)
     dtype = getattr(value, "dtype", None)
     if shape is not None and dtype is not None:
+        size = getattr(value, "size", 0)
+        if size <= 16 and hasattr(value, "tolist"):
+            return value.tolist()  # small tensors (scores, logits of a classifier) show their values
         return f"tensor {dtype}{list(shape)}"
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
@@ -90,6 +93,7 @@ class NodeRuntime(abc.ABC):
         self.recorder = Recorder(node, sink)
         self.rng = random.Random(f"{seed}/{node}")
         self.store: dict[str, Any] = dict(app.initial_state) if node == app.state_host else {}
+        self.local: dict[str, Any] = {}
         self.actuators = dict(actuators or {})
         self._model_paths = dict(model_paths or {})
         self._policy_paths = dict(policy_paths or {})
@@ -307,7 +311,7 @@ class NodeRuntime(abc.ABC):
             topic=topic,
             trace=trace,
             payload=payload,
-            vc=self.recorder.clock.as_dict(),
+            vc=self.recorder.clock_dict(),
             cause=span.ref,
             call_id=call_id,
             error=error,
@@ -497,7 +501,7 @@ class NodeRuntime(abc.ABC):
             topic=msg.topic,
             trace=msg.trace,
             payload=result,
-            vc=self.recorder.clock.as_dict(),
+            vc=self.recorder.clock_dict(),
             cause=span.ref,
             call_id=msg.call_id,
             error=refusal,

@@ -3,7 +3,8 @@
 It owns the node's clock and sequence number. Every recorded event ticks the node's own
 entry (so the entry equals the span's seq); a receive first merges the sender's clock. The
 span stores only the entries of other nodes that changed since this node's previous span,
-which keeps a local step at an empty map.
+which keeps a local step at an empty map. The clock is a mutable dict plus the set of
+entries changed since the last span, so a step costs O(entries changed), not O(grid size).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from edgetrace.agents._sink import SpanSink
 
 from edgetrace._codec import encode
 from edgetrace._records import Span, SpanKind, Status
-from edgetrace._vclock import VectorClock, delta
+from edgetrace._vclock import VectorClock
 
 __all__ = ["Recorder"]
 
@@ -26,12 +27,22 @@ class Recorder:
     def __init__(self, node: str, sink: SpanSink) -> None:
         self.node = node
         self.sink = sink
-        self.clock = VectorClock()
-        self._emitted = VectorClock()
+        self._clock: dict[str, int] = {}
+        self._seq = 0
 
     @property
     def seq(self) -> int:
-        return self.clock[self.node]
+        return self._seq
+
+    @property
+    def clock(self) -> VectorClock:
+        return VectorClock({**self._clock, self.node: self._seq})
+
+    def clock_dict(self) -> dict[str, int]:
+        """The full clock as a plain dict (what a message carries)."""
+        found = dict(self._clock)
+        found[self.node] = self._seq
+        return found
 
     def blob(self, value: Any) -> str:
         """Store a payload (bytes as is, anything else MessagePack-encoded)."""
@@ -53,14 +64,18 @@ class Recorder:
         blobs: Mapping[str, str] | None = None,
         merge: Mapping[str, int] | None = None,
     ) -> Span:
+        changes: dict[str, int] = {}
         if merge:
-            self.clock = self.clock.merge(merge)
-        self.clock = self.clock.tick(self.node)
-        changes = delta(self._emitted, self.clock, own=self.node)
-        self._emitted = self.clock
+            clock = self._clock
+            own = self.node
+            for other, value in merge.items():
+                if other != own and value > clock.get(other, 0):
+                    clock[other] = value
+                    changes[other] = value
+        self._seq += 1
         span = Span(
             node=self.node,
-            seq=self.clock[self.node],
+            seq=self._seq,
             kind=kind,
             name=name,
             trace=trace,
@@ -68,7 +83,7 @@ class Recorder:
             cause=cause,
             start=start,
             end=start if end is None else end,
-            vc=changes,
+            vc=dict(sorted(changes.items())) if len(changes) > 1 else changes,
             attrs=dict(attrs or {}),
             status=Status.ERROR if error else Status.OK,
             error=error,

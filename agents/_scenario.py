@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgetrace._errors import ConfigError, UsageError
 from edgetrace.agents._app import App
 from edgetrace.agents._grid import GridProfile
 
-__all__ = ["ScheduledInput", "Scenario", "load_app", "load_scenario"]
+from edgetrace._errors import ConfigError, UsageError
+
+__all__ = ["Scenario", "ScheduledInput", "load_app", "load_scenario"]
 
 
 @dataclass(frozen=True)

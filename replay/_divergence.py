@@ -65,7 +65,7 @@ class Divergence:
         return self.key[0]
 
     def describe(self) -> str:
-        trace, node, kind, name, occ = self.key
+        _trace, node, kind, name, occ = self.key
         where = f"{kind} {name}" + (f" #{occ}" if occ > 1 else "") + f" on {node}"
         if self.kind == "missing":
             return f"{where}: recorded as {self.recorded}, did not happen in the replay"

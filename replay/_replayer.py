@@ -17,11 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgetrace._errors import ReplayError, UsageError
-from edgetrace._index import CausalIndex
-from edgetrace._records import Manifest, SpanKind
-from edgetrace._session import Session, SessionWriter
-from edgetrace._version import __version__
 from edgetrace.agents._app import App
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._scenario import load_app
@@ -29,6 +24,12 @@ from edgetrace.replay._divergence import compare
 from edgetrace.replay._recording import Recording
 from edgetrace.replay._report import ReplayReport, TraceReport
 from edgetrace.replay._sim import ReplayRun, SimGrid
+
+from edgetrace._errors import ReplayError, UsageError
+from edgetrace._index import CausalIndex
+from edgetrace._records import Manifest, SpanKind
+from edgetrace._session import Session, SessionWriter
+from edgetrace._version import __version__
 
 __all__ = ["Replayer", "parse_substitutions"]
 
@@ -121,6 +122,9 @@ class Replayer:
 
             violations = check_all(list(invariants), History(run.spans))
         by_ref = {s.ref: s for s in run.spans}
+        violation_chains = {
+            v.span: [_step(by_ref[ref]) for ref in v.chain if ref in by_ref] for v in violations
+        }
         traces: dict[str, TraceReport] = {}
         for d in divergences:
             report = traces.get(d.trace)
@@ -151,7 +155,7 @@ class Replayer:
             divergences=divergences,
             traces=[traces[t] for t in sorted(traces)],
             violations=violations,
-            violation_chains={},
+            violation_chains=violation_chains,
         )
 
     def save(self, run: ReplayRun, report: ReplayReport, out: str | os.PathLike[str]) -> Path:

@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgetrace._errors import ModelError
-from edgetrace._records import Span, SpanKind
 from edgetrace.agents._app import App
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._message import Message, MessageKind
@@ -27,6 +25,9 @@ from edgetrace.agents._rules import Decision, RuleEngine
 from edgetrace.agents._sink import MemorySink
 from edgetrace.replay._loop import VirtualLoop
 from edgetrace.replay._recording import RecordedInput, Recording
+
+from edgetrace._errors import ModelError
+from edgetrace._records import Span, SpanKind
 
 __all__ = ["ReplayRun", "SimGrid", "SimNode"]
 
@@ -89,7 +90,7 @@ class SimNode(NodeRuntime):
             if self.grid.plan else None
         if fault is not None:
             self.grid.fault_span(self, "rule_timeout", str(fault), key[0], {})
-            await asyncio.sleep((timeout if timeout is not None else duration / _S))
+            await asyncio.sleep(timeout if timeout is not None else duration / _S)
             return Decision(None, None, [], timed_out=True)
         if timeout is not None and duration > timeout * _S:
             await asyncio.sleep(timeout)

@@ -1,0 +1,198 @@
+"""The live runtime: one node of an app on real time and real TCP.
+
+Each agent listens for messages from its peers (and inputs from the driver), and sends to
+peers over length-prefixed MessagePack frames. A grid profile can emulate a slow, lossy
+link on loopback: the sender holds each message for a delay drawn from the link's
+profile, or drops it, keeping each link FIFO as TCP would. Spans go to a sink (the spool,
+drained to the hub by the shipper).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import struct
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from edgetrace.agents._app import App
+from edgetrace.agents._grid import GridProfile
+from edgetrace.agents._message import Message, MessageKind
+from edgetrace.agents._node import NodeRuntime, StepKey
+from edgetrace.agents._rules import Decision, RuleEngine
+from edgetrace.agents._sink import SpanSink
+
+from edgetrace._errors import FrameError
+from edgetrace._records import Span
+
+__all__ = ["LiveNode", "read_message", "write_message"]
+
+log = logging.getLogger("edgetrace.agent")
+
+_LEN = struct.Struct(">I")
+_encoder = msgspec.msgpack.Encoder(order="deterministic")
+_decoder = msgspec.msgpack.Decoder(Message)
+MAX_MESSAGE = 4 * 1024 * 1024
+
+
+async def read_message(reader: asyncio.StreamReader, max_size: int = MAX_MESSAGE) -> Message | None:
+    """The next message, or None at a clean end of stream."""
+    try:
+        head = await reader.readexactly(_LEN.size)
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None
+        raise FrameError("connection closed inside a frame header") from None
+    (length,) = _LEN.unpack(head)
+    if length > max_size:
+        raise FrameError(f"message frame of {length} bytes exceeds the {max_size}-byte limit")
+    body = await reader.readexactly(length)
+    try:
+        return _decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise FrameError(f"malformed message frame: {exc}") from None
+
+
+def encode_message(msg: Message) -> bytes:
+    body = _encoder.encode(msg)
+    return _LEN.pack(len(body)) + body
+
+
+async def write_message(writer: asyncio.StreamWriter, msg: Message) -> None:
+    writer.write(encode_message(msg))
+    await writer.drain()
+
+
+class LiveNode(NodeRuntime):
+    """A node on real time: the wall clock since the session epoch, real sockets."""
+
+    def __init__(
+        self,
+        app: App,
+        node: str,
+        sink: SpanSink,
+        *,
+        epoch_ns: int,
+        peers: Mapping[str, tuple[str, int]],
+        profile: GridProfile | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(app, node, sink, seed=seed, **kwargs)
+        self.epoch_ns = epoch_ns
+        self.peers = dict(peers)
+        self.profile = profile or GridProfile("none")
+        self._link_rng = random.Random(f"{seed}/live-link/{node}")
+        self._writers: dict[str, asyncio.StreamWriter] = {}
+        self._queues: dict[str, asyncio.Queue[tuple[float, Message]]] = {}
+        self._senders: dict[str, asyncio.Task[None]] = {}
+        self.sent = 0
+        self.lost = 0
+        self._inflight = 0
+        self.stop_requested = asyncio.Event()
+
+    def now_ns(self) -> int:
+        return time.time_ns() - self.epoch_ns
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def transmit(self, msg: Message, span: Span) -> None:
+        if msg.dst == self.node:
+            asyncio.get_running_loop().call_soon(self.deliver, msg)
+            return
+        delay_ns = self.profile.link(self.node, msg.dst).draw(self._link_rng)
+        if delay_ns is None:
+            self.lost += 1
+            log.info("link emulation lost %s %s -> %s", msg.kind.value, span.ref, msg.dst)
+            return
+        queue = self._queues.get(msg.dst)
+        if queue is None:
+            queue = self._queues[msg.dst] = asyncio.Queue()
+            self._senders[msg.dst] = asyncio.get_running_loop().create_task(self._sender(msg.dst, queue))
+        self._inflight += 1
+        queue.put_nowait((time.monotonic() + delay_ns / 1e9, msg))
+
+    async def _sender(self, dst: str, queue: asyncio.Queue[tuple[float, Message]]) -> None:
+        """One FIFO per link: a message leaves when its drawn delay is over, never before the previous."""
+        while True:
+            due, msg = await queue.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                writer = await self._connect(dst)
+                await write_message(writer, msg)
+                self.sent += 1
+            except (OSError, ConnectionError) as exc:
+                self.lost += 1
+                self._writers.pop(dst, None)
+                log.warning("cannot deliver %s to %s: %s", msg.kind.value, dst, exc)
+            finally:
+                self._inflight -= 1
+
+    async def _connect(self, dst: str) -> asyncio.StreamWriter:
+        writer = self._writers.get(dst)
+        if writer is not None and not writer.is_closing():
+            return writer
+        address = self.peers.get(dst)
+        if address is None:
+            raise ConnectionError(f"no address known for node {dst!r}")
+        _, writer = await asyncio.open_connection(*address)
+        self._writers[dst] = writer
+        return writer
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    async def serve(self, host: str, port: int) -> asyncio.Server:
+        return await asyncio.start_server(self._handle, host, port)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        try:
+            while True:
+                msg = await read_message(reader)
+                if msg is None:
+                    break
+                if msg.kind is MessageKind.CONTROL:
+                    self._control(msg)
+                else:
+                    self.deliver(msg)
+        except (FrameError, ConnectionError, asyncio.IncompleteReadError) as exc:
+            log.warning("closing connection from %s: %s", peer, exc)
+        finally:
+            writer.close()
+
+    def _control(self, msg: Message) -> None:
+        if msg.topic == "epoch" and isinstance(msg.payload, int):
+            self.epoch_ns = msg.payload
+        elif msg.topic == "stop":
+            self.stop_requested.set()
+        else:
+            log.warning("ignoring unknown control message %r", msg.topic)
+
+    # --- steps with real timeouts -----------------------------------------------------------
+
+    async def run_policy(self, engine: RuleEngine, document: Any, timeout: float | None, key: StepKey) -> Decision:
+        if timeout is None:
+            return engine.evaluate(document)
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(None, engine.evaluate, document), timeout)
+        except TimeoutError:
+            return Decision(None, None, [], timed_out=True)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until handlers finish and queued messages leave (clean shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = bool(self.tasks) or self._inflight > 0
+            if not busy:
+                break
+            await asyncio.sleep(0.05)
+        for task in self._senders.values():
+            task.cancel()
+        for writer in self._writers.values():
+            writer.close()

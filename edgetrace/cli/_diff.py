@@ -1,0 +1,50 @@
+"""Compare two sessions step by step, aligned by causal position (trace, node, step,
+occurrence) — typically a recording and a replay saved with `edgetrace replay --save`.
+Exit 1 when they differ, 0 when every step matches."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import msgspec
+
+from edgetrace._session import Session
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", metavar="A", help="first session (e.g. the recording)")
+    p.add_argument("b", metavar="B", help="second session (e.g. a replay saved with --save)")
+    p.add_argument("--trace", metavar="ID", help="compare one trace only")
+    p.add_argument("--limit", type=int, default=20, help="divergences to list in text output (default 20)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgetrace.replay._divergence import compare
+    from edgetrace.replay._recording import step_keys
+
+    a, b = Session.open(args.a), Session.open(args.b)
+    spans_a, spans_b = a.spans, b.spans
+    if args.trace:
+        spans_a = [s for s in spans_a if s.trace == args.trace]
+        spans_b = [s for s in spans_b if s.trace == args.trace]
+    found = compare(spans_a, step_keys(spans_a), a.index, spans_b, step_keys(spans_b), b.index)
+    if args.json:
+        data = {"a": args.a, "b": args.b, "steps": {"a": len(spans_a), "b": len(spans_b)},
+                "divergences": [d.to_dict() for d in found]}
+        sys.stdout.write(msgspec.json.encode(data, order="deterministic").decode() + "\n")
+        return 1 if found else 0
+    if not found:
+        sys.stdout.write(f"identical: {len(spans_a)} steps in {args.a} match {args.b} step for step\n")
+        return 0
+    traces = sorted({d.trace for d in found})
+    sys.stdout.write(f"{len(found)} steps differ in {len(traces)} traces ({args.a} → {args.b})\n")
+    firsts: dict[str, object] = {}
+    for d in found:
+        firsts.setdefault(d.trace, d)
+    for trace in traces[: args.limit]:
+        sys.stdout.write(f"  {trace}: {firsts[trace].describe()}\n")  # type: ignore[attr-defined]
+    if len(traces) > args.limit:
+        sys.stdout.write(f"  … {len(traces) - args.limit} more traces (--json for all)\n")
+    return 1

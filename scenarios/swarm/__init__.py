@@ -1,0 +1,1 @@
+"""Scenario `swarm`: survey drones that gossip hazards peer to peer (no hub on the hot path)."""

@@ -1,0 +1,70 @@
+"""Faithful replay reproduces the recording; what-if replays diverge deterministically."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from edgetrace.replay import Replayer
+
+from edgetrace import Session
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_faithful_replay_reproduces_every_step(toy_session):
+    report, _run = Replayer(toy_session).run()
+    assert report.steps_recorded == len(Session(toy_session).spans)
+    assert report.divergences == []
+    assert report.fidelity == 1.0
+    assert report.exit_code() == 0
+
+
+def test_faithful_replay_keeps_recorded_losses(toy_session):
+    recorded = Session(toy_session)
+    timeouts = [s for s in recorded.spans if s.error.startswith("timeout")]
+    assert timeouts, "the lossy toy profile should have produced at least one timeout"
+    _report, run = Replayer(toy_session).run()
+    assert sorted(s.ref for s in run.spans if s.error.startswith("timeout")) == sorted(s.ref for s in timeouts)
+
+
+def test_a_changed_recording_is_reported_as_divergence(toy_session, tmp_path):
+    """Tamper with one decision in the recording: the faithful replay must flag exactly it."""
+    import msgspec
+
+    from edgetrace import SessionWriter
+
+    s = Session(toy_session)
+    target = next(x for x in s.spans if x.kind.value == "decide" and x.attrs["edgetrace.decision"] == "hold")
+    tampered = tmp_path / "tampered.ets"
+    with SessionWriter(tampered, s.manifest) as w:
+        for sha in s.blob_ids():
+            w.put_blob(s.blob(sha), sha)
+        w.append([msgspec.structs.replace(x, attrs={**x.attrs, "edgetrace.decision": "spray"})
+                  if x.ref == target.ref else x for x in s.spans])
+    report, _ = Replayer(tampered).run()
+    assert [d.recorded for d in report.divergences if d.kind == "changed"][:1] == [target.ref]
+    assert report.traces[0].trace == target.trace
+    assert report.exit_code() == 1
+
+
+def _report_bytes(session: Path, hashseed: str, *extra: str) -> bytes:
+    code = (
+        "import sys; from edgetrace.replay import replay_session\n"
+        f"r, _, _ = replay_session({str(session)!r}, faults={list(extra)!r}, seed=5)\n"
+        "sys.stdout.buffer.write(r.to_json())\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": hashseed, "PYTHONPATH": str(HERE)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, cwd=str(HERE), check=True)
+    return out.stdout
+
+
+@pytest.mark.parametrize("faults", [(), ("latency(op=state.*, delay=900ms)", "drop(link=t-1->hub, p=0.3)")])
+def test_report_is_byte_identical_across_processes(toy_session, faults):
+    a = _report_bytes(toy_session, "1", *faults)
+    b = _report_bytes(toy_session, "987654", *faults)
+    assert a == b
+    assert b'"fidelity"' in a
