@@ -45,16 +45,23 @@ def parse_duration(value: Any, *, what: str = "duration") -> int:
 
 @dataclass(frozen=True)
 class LinkProfile:
-    """Latency drawn uniformly in [latency_min, latency_max] plus ±jitter; loss probability."""
+    """Latency drawn uniformly in [latency_min, latency_max] plus ±jitter; loss probability.
+
+    Cellular links are mostly fine and sometimes terrible, so a profile may add spikes:
+    with probability `spike`, the latency is drawn from [spike_min, spike_max] instead.
+    """
 
     latency_min: int = 0
     latency_max: int = 0
     jitter: int = 0
     loss: float = 0.0
+    spike: float = 0.0
+    spike_min: int = 0
+    spike_max: int = 0
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, where: str = "link") -> LinkProfile:
-        known = {"latency", "latency_min", "latency_max", "jitter", "loss"}
+        known = {"latency", "latency_min", "latency_max", "jitter", "loss", "spike", "spike_min", "spike_max"}
         unknown = sorted(set(data) - known - {"from", "to"})
         if unknown:
             raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected one of: {', '.join(sorted(known))}")
@@ -70,22 +77,28 @@ class LinkProfile:
         if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not 0 <= loss <= 1:
             raise ConfigError(f"{where}.loss: expected a probability between 0 and 1, got {loss!r}")
         jitter = parse_duration(data.get("jitter", 0), what=f"{where}.jitter")
-        return cls(lo, hi, jitter, float(loss))
+        spike = data.get("spike", 0.0)
+        if isinstance(spike, bool) or not isinstance(spike, (int, float)) or not 0 <= spike <= 1:
+            raise ConfigError(f"{where}.spike: expected a probability between 0 and 1, got {spike!r}")
+        s_lo = parse_duration(data.get("spike_min", 0), what=f"{where}.spike_min")
+        s_hi = max(s_lo, parse_duration(data.get("spike_max", 0), what=f"{where}.spike_max"))
+        return cls(lo, hi, jitter, float(loss), float(spike), s_lo, s_hi)
 
     def draw(self, rng: random.Random) -> int | None:
         """A delay in ns, or None when the message is lost."""
         if self.loss and rng.random() < self.loss:
             return None
-        delay = self.latency_min
-        if self.latency_max > self.latency_min:
-            delay = rng.randint(self.latency_min, self.latency_max)
+        lo, hi = self.latency_min, self.latency_max
+        if self.spike and rng.random() < self.spike:
+            lo, hi = self.spike_min, self.spike_max
+        delay = rng.randint(lo, hi) if hi > lo else lo
         if self.jitter:
             delay += rng.randint(-self.jitter, self.jitter)
         return max(0, delay)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"latency_min": self.latency_min, "latency_max": self.latency_max,
-                "jitter": self.jitter, "loss": self.loss}
+        return {"latency_min": self.latency_min, "latency_max": self.latency_max, "jitter": self.jitter,
+                "loss": self.loss, "spike": self.spike, "spike_min": self.spike_min, "spike_max": self.spike_max}
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,7 @@ class GridProfile:
         """Inverse of to_dict (durations already in ns), for profiles stored in a manifest."""
         def lp(d: Mapping[str, Any]) -> LinkProfile:
             return LinkProfile(int(d.get("latency_min", 0)), int(d.get("latency_max", 0)),
-                               int(d.get("jitter", 0)), float(d.get("loss", 0.0)))
+                               int(d.get("jitter", 0)), float(d.get("loss", 0.0)), float(d.get("spike", 0.0)),
+                               int(d.get("spike_min", 0)), int(d.get("spike_max", 0)))
         links = tuple((str(x.get("from", "*")), str(x.get("to", "*")), lp(x)) for x in data.get("links", []))
         return cls(str(data.get("name", "")), str(data.get("description", "")), links, lp(data.get("default", {})))

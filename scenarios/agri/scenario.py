@@ -23,7 +23,6 @@ from edgetrace.scenarios.agri.runner import ExtractorRunner
 FOLDER = Path(__file__).resolve().parent
 MODEL = FOLDER / "model" / "event_extractor.onnx"
 STATE_TIMEOUT_S = 1.0
-ROWS_PER_TRACTOR = 5
 BLOCKED_ROWS = frozenset({4, 17, 23, 31})  # buffer strips next to water: never spray
 
 app = App("agri", state_host="hub", version="1")
@@ -68,11 +67,10 @@ def inputs(seed: int, size: int, *, duration_s: float = 8.0, period_s: float = 1
         while t < duration_s:
             n += 1
             caption = captions.next()
-            row = ROWS_PER_TRACTOR * i + 1 + (n % ROWS_PER_TRACTOR)
             frame = f"{node}/f{n:04d}"
             found.append(ScheduledInput(
                 round(t, 6), node, "frame", frame,
-                {"frame": frame, "caption": caption.text, "zone": f"row-{row}", "truth": caption.event_type},
+                {"frame": frame, "caption": caption.text, "zone": caption.zone, "truth": caption.event_type},
             ))
             t += period_s
     found.sort(key=lambda x: (x.at, x.node))

@@ -1,0 +1,1 @@
+"""Scenario `agri`: the tractor fleet of edgetrace's motivating incident."""
