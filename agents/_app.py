@@ -124,6 +124,30 @@ class App:
         """Attach a named invariant; the replayer checks it on every run of this app."""
         self.invariants[name] = check
 
+    def artifact_hashes(self) -> tuple[dict[str, str], dict[str, str]]:
+        """sha256 of every declared model file and policy source, without loading any runtime."""
+        import hashlib
+        import inspect
+
+        def file_hash(path: Path) -> str:
+            try:
+                return hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                return ""
+
+        models = {name: file_hash(spec.path) for name, spec in sorted(self.models.items())}
+        policies = {}
+        for name, spec in sorted(self.policies.items()):
+            if spec.path is not None:
+                policies[name] = file_hash(spec.path)
+            else:
+                try:
+                    source = inspect.getsource(spec.func)  # type: ignore[arg-type]
+                except (OSError, TypeError):
+                    source = repr(spec.func)
+                policies[name] = hashlib.sha256(source.encode()).hexdigest()
+        return models, policies
+
     def build_model(self, name: str, path: Path | None = None) -> ModelRunner:
         from edgetrace.agents._models import OnnxRunner
 

@@ -27,29 +27,22 @@ from edgetrace.agents._sink import SpanSink
 
 from edgetrace._errors import FrameError
 from edgetrace._records import Span
+from edgetrace._wire import read_frame, write_frame
 
 __all__ = ["LiveNode", "read_message", "write_message"]
 
 log = logging.getLogger("edgetrace.agent")
 
-_LEN = struct.Struct(">I")
 _encoder = msgspec.msgpack.Encoder(order="deterministic")
 _decoder = msgspec.msgpack.Decoder(Message)
 MAX_MESSAGE = 4 * 1024 * 1024
 
 
 async def read_message(reader: asyncio.StreamReader, max_size: int = MAX_MESSAGE) -> Message | None:
-    """The next message, or None at a clean end of stream."""
-    try:
-        head = await reader.readexactly(_LEN.size)
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial:
-            return None
-        raise FrameError("connection closed inside a frame header") from None
-    (length,) = _LEN.unpack(head)
-    if length > max_size:
-        raise FrameError(f"message frame of {length} bytes exceeds the {max_size}-byte limit")
-    body = await reader.readexactly(length)
+    """The next node-to-node message, or None at a clean end of stream."""
+    body = await read_frame(reader, max_size)
+    if body is None:
+        return None
     try:
         return _decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -58,12 +51,11 @@ async def read_message(reader: asyncio.StreamReader, max_size: int = MAX_MESSAGE
 
 def encode_message(msg: Message) -> bytes:
     body = _encoder.encode(msg)
-    return _LEN.pack(len(body)) + body
+    return struct.pack(">I", len(body)) + body
 
 
 async def write_message(writer: asyncio.StreamWriter, msg: Message) -> None:
-    writer.write(encode_message(msg))
-    await writer.drain()
+    await write_frame(writer, encode_message(msg))
 
 
 class LiveNode(NodeRuntime):

@@ -38,6 +38,11 @@ class Recorder:
     def clock(self) -> VectorClock:
         return VectorClock({**self._clock, self.node: self._seq})
 
+    def resume(self, seq: int, clock: dict[str, int]) -> None:
+        """Continue a stream after a restart: the spool knows the last seq and clock."""
+        self._seq = seq
+        self._clock = {k: v for k, v in clock.items() if k != self.node}
+
     def clock_dict(self) -> dict[str, int]:
         """The full clock as a plain dict (what a message carries)."""
         found = dict(self._clock)

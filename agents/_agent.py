@@ -1,0 +1,109 @@
+"""One live agent process: an app's node, its spool, its shipper and its peer server.
+
+    handlers ─ Context ─ Recorder ─► Spool (disk) ─► Shipper ─TCP─► Hub
+                  └── LiveNode ◄─TCP─► other agents (link emulation per grid profile)
+
+A restarted agent resumes its sequence numbers and clock from the spool, so the node's
+stream in the session stays contiguous across crashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgetrace.agents._grid import GridProfile
+from edgetrace.agents._live import LiveNode
+from edgetrace.agents._scenario import load_app
+from edgetrace.agents._shipper import Shipper
+from edgetrace.agents._sink import SpanSink
+from edgetrace.agents._spool import Spool
+
+from edgetrace._records import Manifest, Span
+
+__all__ = ["AgentConfig", "run_agent"]
+
+log = logging.getLogger("edgetrace.agent")
+
+
+class _ShippingSink(SpanSink):
+    """The spool, plus a nudge to the shipper after each span."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self.shipper: Shipper | None = None
+
+    def emit(self, span: Span) -> None:
+        self.spool.emit(span)
+        if self.shipper is not None:
+            self.spool.flush()
+            self.shipper.poke()
+
+    def put_blob(self, data: bytes) -> str:
+        return self.spool.put_blob(data)
+
+
+@dataclass
+class AgentConfig:
+    app_ref: str
+    node: str
+    hub: tuple[str, int]
+    session: str
+    listen: tuple[str, int] = ("127.0.0.1", 0)
+    peers: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    token: str = ""
+    spool_dir: Path = Path(".edgetrace-spool")
+    profile: GridProfile | None = None
+    seed: int = 0
+    epoch_ns: int | None = None
+    sync: str = "never"
+    manifest: Manifest | None = None
+    drain_timeout: float = 10.0
+    flush_timeout: float = 20.0
+
+
+async def run_agent(cfg: AgentConfig) -> int:
+    app = load_app(cfg.app_ref)
+    spool = Spool(cfg.spool_dir / cfg.session / f"{cfg.node}.spool", sync=cfg.sync)
+    sink = _ShippingSink(spool)
+    models, policies = app.artifact_hashes()
+    manifest = Manifest(session_id=cfg.session, app=app.name, app_ref=cfg.app_ref, nodes=[cfg.node],
+                        models=models, policies=policies, seed=cfg.seed,
+                        python=sys.version.split()[0])
+    if cfg.manifest is not None:
+        manifest = manifest.merged(cfg.manifest)
+    node = LiveNode(app, cfg.node, sink, epoch_ns=cfg.epoch_ns or time.time_ns(), peers=cfg.peers,
+                    profile=cfg.profile, seed=cfg.seed)
+    if spool.last_seq:
+        node.recorder.resume(spool.last_seq, spool.clock)
+        log.warning("agent %s: resuming after seq %d from the spool", cfg.node, spool.last_seq)
+    shipper = Shipper(spool, cfg.hub, token=cfg.token, node=cfg.node, session=cfg.session, manifest=manifest,
+                      seed=cfg.seed)
+    sink.shipper = shipper
+    server = await node.serve(*cfg.listen)
+    shipper.start()
+    port = server.sockets[0].getsockname()[1]
+    print(f"ready {cfg.node} {cfg.listen[0]}:{port}", flush=True)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, node.stop_requested.set)
+    await node.stop_requested.wait()
+    server.close()
+    await node.drain(cfg.drain_timeout)
+    spool.flush()
+    complete = await shipper.flush(cfg.flush_timeout)
+    await shipper.stop()
+    node.close()
+    spool.close()
+    if not complete:
+        print(f"agent {cfg.node}: {spool.last_seq - spool.acked} spans not yet acknowledged; they stay in "
+              f"{spool.path} and ship on the next start", file=sys.stderr, flush=True)
+        return 1
+    print(f"stopped {cfg.node} {spool.last_seq} spans shipped", flush=True)
+    return 0

@@ -1,0 +1,217 @@
+"""`edgetrace record`: a hub and one agent per node as real processes on loopback.
+
+The driver starts the hub, starts the agents (each knowing its peers' addresses and the
+grid profile to emulate), waits until each says it is ready, sets the session epoch, feeds
+the scenario's inputs at their scheduled times over TCP, lets in-flight work settle, stops
+the agents (they drain and flush their spools to the hub), seals the session with the full
+manifest and stops the hub. What is left is one session file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edgetrace.agents._live import encode_message
+from edgetrace.agents._message import Message, MessageKind
+from edgetrace.agents._scenario import Scenario
+
+from edgetrace._errors import ConfigError, EdgeTraceError, TransportError
+from edgetrace._records import Manifest
+from edgetrace._wire import Hello, Seal, decode_hub, encode_hub, read_frame, write_frame
+
+__all__ = ["RecordResult", "record"]
+
+
+@dataclass
+class RecordResult:
+    path: Path
+    session: str
+    nodes: list[str]
+    inputs: int
+    spans: int
+    wall_s: float
+    agent_failures: list[str]
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _readline(proc: subprocess.Popen[str], deadline: float, what: str) -> str:
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), True)
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise TransportError(f"{what} exited early (code {proc.returncode}): {err.strip()[-300:]}")
+        if sel.select(timeout=0.1):
+            line = proc.stdout.readline()
+            if line:
+                return line.strip()
+    raise TransportError(f"{what} did not start within the time allowed")
+
+
+def record(
+    scenario: Scenario,
+    out: Path,
+    *,
+    profile: str | None = None,
+    size: int | None = None,
+    seed: int = 0,
+    settle_s: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> RecordResult:
+    started = time.monotonic()
+    grid = scenario.profile(profile)
+    size = size or scenario.default_size
+    nodes = scenario.nodes(size)
+    inputs = scenario.inputs(seed, size)
+    if not inputs:
+        raise ConfigError(f"scenario {scenario.name!r} produced no inputs")
+    session = f"{scenario.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    token = secrets.token_hex(16)
+    work = Path(tempfile.mkdtemp(prefix="edgetrace-record-"))
+    env = {**os.environ, "EDGETRACE_TOKEN": token, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "edgetrace"]
+    procs: list[subprocess.Popen[str]] = []
+    failures: list[str] = []
+    try:
+        hub = subprocess.Popen([*cmd, "hub", "--listen", "127.0.0.1:0", "--data", str(work / "data")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=work)
+        procs.append(hub)
+        line = _readline(hub, time.monotonic() + 30, "the hub")
+        hub_addr = line.split(" listening on ", 1)[1].split(",", 1)[0]
+        hub_host, hub_port = hub_addr.rsplit(":", 1)
+        log(f"hub listening on {hub_addr}")
+        ports = dict(zip(nodes, _free_ports(len(nodes)), strict=True))
+        grid_json = json.dumps(grid.to_dict())
+        agents = {}
+        for node in nodes:
+            argv = [*cmd, "agent", "--app", scenario.app_ref, "--node", node, "--hub", hub_addr, "--session", session,
+                    "--listen", f"127.0.0.1:{ports[node]}", "--spool", str(work / "spool"), "--grid", grid_json,
+                    "--seed", str(seed)]
+            for peer, port in ports.items():
+                if peer != node:
+                    argv += ["--peer", f"{peer}=127.0.0.1:{port}"]
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=work)
+            procs.append(proc)
+            agents[node] = proc
+        deadline = time.monotonic() + 90
+        for node, proc in agents.items():
+            _readline(proc, deadline, f"agent {node}")
+        log(f"{len(agents)} agents ready after {time.monotonic() - started:.1f}s")
+        models, policies = scenario.app.artifact_hashes()
+        manifest = Manifest(
+            session_id=session, app=scenario.app.name, app_ref=scenario.app_ref, scenario=scenario.name,
+            profile=grid.name, seed=seed, nodes=nodes, models=models, policies=policies,
+            created=datetime.now(UTC).isoformat(timespec="seconds"), python=sys.version.split()[0],
+            meta={"grid": grid.to_dict(), "size": size, "inputs": len(inputs)},
+        )
+        settle = settle_s if settle_s is not None else _settle(grid)
+        asyncio.run(_drive(nodes, ports, inputs, settle, progress))
+        for proc in agents.values():
+            proc.send_signal(signal.SIGTERM)
+        stop_deadline = time.monotonic() + 45
+        for node, proc in agents.items():
+            try:
+                code = proc.wait(timeout=max(0.1, stop_deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = -9
+            if code != 0:
+                failures.append(f"{node} (exit {code}): {(proc.stderr.read() if proc.stderr else '').strip()[-300:]}")
+        asyncio.run(_seal((hub_host, int(hub_port)), token, session, manifest))
+        hub.send_signal(signal.SIGTERM)
+        hub.wait(timeout=30)
+        produced = work / "data" / f"{session}.ets"
+        if not produced.is_file():
+            raise TransportError(f"the hub wrote no session ({produced} is missing)")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(produced), out)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    from edgetrace._session import Session
+
+    stored = Session(out)
+    return RecordResult(out, session, nodes, len(inputs), len(stored), time.monotonic() - started, failures)
+
+
+def _settle(grid) -> float:  # type: ignore[no-untyped-def]
+    worst = max([grid.default.latency_max, grid.default.spike_max]
+                + [max(p.latency_max, p.spike_max) for _, _, p in grid.links])
+    return min(8.0, 1.5 + 2 * worst / 1e9)
+
+
+async def _drive(nodes: list[str], ports: dict[str, int], inputs: list, settle: float,
+                 progress: Callable[[int, int], None] | None) -> None:
+    writers = {}
+    for node in nodes:
+        _, writer = await asyncio.open_connection("127.0.0.1", ports[node])
+        writers[node] = writer
+    epoch = time.time_ns()
+    for node, writer in writers.items():
+        writer.write(encode_message(Message(kind=MessageKind.CONTROL, src="driver", dst=node, topic="epoch",
+                                            payload=epoch)))
+        await writer.drain()
+    start = time.monotonic()
+    for i, item in enumerate(inputs):
+        wait = start + item.at - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        writer = writers[item.node]
+        writer.write(encode_message(Message(kind=MessageKind.INPUT, src="driver", dst=item.node, topic=item.topic,
+                                            trace=item.trace, payload=item.payload)))
+        await writer.drain()
+        if progress:
+            progress(i + 1, len(inputs))
+    await asyncio.sleep(settle)
+    for writer in writers.values():
+        writer.close()
+
+
+async def _seal(hub: tuple[str, int], token: str, session: str, manifest: Manifest) -> None:
+    reader, writer = await asyncio.open_connection(*hub)
+    try:
+        await write_frame(writer, encode_hub(Hello(token=token, node="driver", session=session, manifest=manifest)))
+        body = await asyncio.wait_for(read_frame(reader), 10)
+        if body is None:
+            raise TransportError("the hub closed the connection while sealing")
+        decode_hub(body)
+        await write_frame(writer, encode_hub(Seal(session=session)))
+        await asyncio.wait_for(read_frame(reader), 10)
+    except EdgeTraceError:
+        raise
+    finally:
+        writer.close()

@@ -1,0 +1,43 @@
+"""Record a live session of a scenario: a hub and one agent per node as separate processes
+on loopback, real TCP between them, links emulated per the chosen grid profile."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import msgspec
+
+from edgetrace.cli._progress import progress_bar
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", metavar="SCENARIO", help="scenario name (agri, swarm) or path to a scenario folder")
+    p.add_argument("--out", required=True, metavar="SESSION", help="where to write the session (.ets)")
+    p.add_argument("--profile", help="grid profile, e.g. good or 4g (default: the scenario's)")
+    p.add_argument("--size", type=int, help="number of field nodes (default: the scenario's, 8 tractors for agri)")
+    p.add_argument("--seed", type=int, default=0, help="seed for inputs, link emulation and ctx.rng")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edgetrace.agents._fleet import record
+    from edgetrace.agents._scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    with progress_bar(f"recording {scenario.name}", enabled=not args.json) as update:
+        result = record(scenario, Path(args.out), profile=args.profile, size=args.size, seed=args.seed,
+                        progress=update)
+    summary = {"session": str(result.path), "id": result.session, "nodes": result.nodes, "inputs": result.inputs,
+               "spans": result.spans, "wall_seconds": round(result.wall_s, 1), "agent_failures": result.agent_failures}
+    if args.json:
+        sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
+    else:
+        sys.stdout.write(f"recorded {result.spans} spans from {len(result.nodes)} nodes ({result.inputs} inputs) "
+                         f"in {result.wall_s:.1f}s → {result.path}\n")
+        for failure in result.agent_failures:
+            sys.stdout.write(f"  warning: agent {failure}\n")
+        sys.stdout.write(f"  edgetrace show {result.path}\n  edgetrace replay {result.path}\n")
+    return 0
