@@ -252,10 +252,13 @@ class NotAfter(Invariant):
                 continue
             for t in triggers:
                 if self.key(span, t) and history.index.happens_before(t, span):
-                    found.append(self.violation(
-                        history, span,
+                    # the chain shows both stories: how the trigger came about, and the target's own
+                    steps = {s.ref: s for s in [*history.chain(t, limit=6), *history.chain(span)]}
+                    chain = tuple(s.ref for s in history.index.causal_sort(steps.values()))
+                    found.append(Violation(
+                        self.name, span.ref, span.trace, span.node,
                         f"{span.kind.value} {span.name} at {span.ref} happened after {t.kind.value} {t.name} "
-                        f"{t.ref} had causally reached it ({self.key_text})",
+                        f"{t.ref} had causally reached it ({self.key_text})", chain,
                     ))
                     break
         return found

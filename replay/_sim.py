@@ -199,7 +199,8 @@ class SimGrid:
             delays = self.plan.message(msg.src, msg.dst, _op(msg), msg.topic, size, now, base, sender.fault_rng)
             if delays != [base]:
                 effect = "dropped" if not delays else (
-                    "duplicated" if len(delays) > 1 else f"delayed {(delays[0] - base) / 1e6:+.1f}ms")
+                    f"duplicated ×{len(delays)}" if len(delays) > 1 else f"delayed {(delays[0] - base) / 1e6:+.0f} ms")
+                effect = f"{_op(msg)} {msg.src}→{msg.dst} {effect}"
                 self.fault_span(sender, "network", effect, msg.trace,
                                 {"edgetrace.fault.message": span.ref, "edgetrace.fault.to": msg.dst})
         for delay in delays:
