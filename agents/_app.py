@@ -125,15 +125,22 @@ class App:
         self.invariants[name] = check
 
     def artifact_hashes(self) -> tuple[dict[str, str], dict[str, str]]:
-        """sha256 of every declared model file and policy source, without loading any runtime."""
+        """sha256 of every declared model file and policy source, without loading any runtime.
+
+        Called before anything is recorded, so a missing artifact stops the run here with
+        its path, instead of surfacing later as a decide/infer error on every step.
+        """
         import hashlib
         import inspect
 
         def file_hash(path: Path) -> str:
             try:
                 return hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError:
-                return ""
+            except OSError as exc:
+                raise ConfigError(
+                    f"app {self.name!r}: cannot read {path} ({exc.strerror or exc}); "
+                    "was the package installed without its data files?"
+                ) from None
 
         models = {name: file_hash(spec.path) for name, spec in sorted(self.models.items())}
         policies = {}

@@ -91,3 +91,20 @@ def _input(node, topic):
     from edgetrace.agents._scenario import ScheduledInput
 
     return ScheduledInput(0, node, topic, f"{node}-{topic}", {})
+
+
+def test_missing_artifact_stops_the_run_before_recording(tmp_path):
+    # a wheel built without its data files used to record every decide as an error;
+    # now the run refuses to start and names the file
+    app = App("broken", state_host="hub")
+    app.policy("p", tmp_path / "policies" / "gone.rego")
+    with pytest.raises(ConfigError, match=r"gone\.rego"):
+        app.artifact_hashes()
+
+
+def test_installed_scenarios_ship_their_data_files():
+    from edgetrace.scenarios.agri.scenario import SCENARIO
+
+    models, policies = SCENARIO.app.artifact_hashes()
+    assert all(len(h) == 64 for h in [*models.values(), *policies.values()])
+    assert (SCENARIO.folder / "faults" / "state-latency.toml").is_file()
