@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,23 @@ class App:
         self.models: dict[str, ModelSpec] = {}
         self.policies: dict[str, PolicySpec] = {}
         self.invariants: dict[str, Any] = {}
+        # Where the app was declared, so a test harness can name it in a saved session
+        # (`module:attr` or `file.py:attr`) and `edgetrace replay` can load it back.
+        frame = sys._getframe(1)
+        self.defined_in: tuple[str, str] = (frame.f_globals.get("__name__", ""), frame.f_globals.get("__file__") or "")
+
+    def reference(self) -> str:
+        """`module:attr` (or `file.py:attr`) that loads this app back, or "" if none is found."""
+        module_name, file = self.defined_in
+        module = sys.modules.get(module_name)
+        attr = next((k for k, v in sorted(vars(module).items()) if v is self), None) if module else None
+        if attr is None:
+            return ""
+        # An installed module imports anywhere; a test file or script only by its path.
+        installed = bool(file) and any(p in ("site-packages", "dist-packages") for p in Path(file).parts)
+        if installed or (module_name and not file):
+            return f"{module_name}:{attr}"
+        return f"{Path(file).resolve()}:{attr}" if file else ""
 
     def on(self, topic: str, *, nodes: str = "*") -> Callable[[Handler], Handler]:
         """Register `handler(ctx, payload)` for inputs or messages named `topic` on matching nodes.
@@ -178,3 +196,4 @@ class App:
             return RegoPolicy(name, path or spec.path, **dict(spec.options))  # type: ignore[arg-type]
         assert spec.func is not None
         return PythonPolicy(name, spec.func)
+

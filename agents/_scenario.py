@@ -72,17 +72,39 @@ class Scenario:
 
 
 def _import(ref: str) -> Any:
-    module_name, sep, attr = ref.partition(":")
+    """`module:attr`, or `path/to/file.py:attr` for apps that live in a test file, not a package."""
+    module_name, sep, attr = ref.rpartition(":")
     if not sep or not module_name or not attr:
         raise UsageError(f"bad app reference {ref!r}: expected MODULE:ATTRIBUTE, e.g. mypkg.pipeline:app")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import {module_name!r} for {ref!r}: {exc}") from None
+    if module_name.endswith(".py"):
+        module = _import_file(Path(module_name), ref)
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise UsageError(f"cannot import {module_name!r} for {ref!r}: {exc}") from None
     try:
         return getattr(module, attr)
     except AttributeError:
         raise UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+def _import_file(file: Path, ref: str) -> Any:
+    if not file.is_file():
+        raise UsageError(f"app reference {ref!r}: no file at {file}")
+    module_name = f"_edgetrace_app_{file.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"app reference {ref!r}: cannot load {file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    if str(file.parent) not in sys.path:
+        sys.path.insert(0, str(file.parent))  # so the app's sibling imports resolve
+    try:
+        spec.loader.exec_module(module)
+    except ImportError as exc:
+        raise UsageError(f"cannot import {file} for {ref!r}: {exc}") from None
+    return module
 
 
 def load_app(ref: str) -> App:

@@ -1,61 +1,67 @@
-"""The replayer: deterministic virtual-time re-execution with faults, invariants and reports."""
+"""The replayer: deterministic virtual-time re-execution with faults, invariants and reports.
+
+Names are imported on first use: the pytest plugin lives in this package, and importing it
+(which pytest does in every run of every project that has edgetrace installed) must not
+pull in numpy, onnxruntime or the agent runtime.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from edgetrace.replay._divergence import Divergence
-from edgetrace.replay._loop import VirtualLoop, run_virtual
-from edgetrace.replay._replayer import Replayer, parse_substitutions
-from edgetrace.replay._report import ReplayReport, TraceReport
-from edgetrace.replay._sim import ReplayRun, SimGrid, SimNode
+if TYPE_CHECKING:
+    from edgetrace.replay._divergence import Divergence
+    from edgetrace.replay._faults import FaultPlan
+    from edgetrace.replay._invariants import Invariant, Violation
+    from edgetrace.replay._loop import VirtualLoop, run_virtual
+    from edgetrace.replay._replayer import Replayer, parse_substitutions, replay_session
+    from edgetrace.replay._report import ReplayReport, TraceReport
+    from edgetrace.replay._sim import ReplayRun, SimGrid, SimNode
+
+_LAZY = {
+    "Divergence": "edgetrace.replay._divergence",
+    "FaultPlan": "edgetrace.replay._faults",
+    "Invariant": "edgetrace.replay._invariants",
+    "Violation": "edgetrace.replay._invariants",
+    "VirtualLoop": "edgetrace.replay._loop",
+    "run_virtual": "edgetrace.replay._loop",
+    "Replayer": "edgetrace.replay._replayer",
+    "parse_substitutions": "edgetrace.replay._replayer",
+    "replay_session": "edgetrace.replay._replayer",
+    "ReplayReport": "edgetrace.replay._report",
+    "TraceReport": "edgetrace.replay._report",
+    "ReplayRun": "edgetrace.replay._sim",
+    "SimGrid": "edgetrace.replay._sim",
+    "SimNode": "edgetrace.replay._sim",
+}
 
 __all__ = [
     "Divergence",
+    "FaultPlan",
+    "Invariant",
     "ReplayReport",
     "ReplayRun",
     "Replayer",
     "SimGrid",
     "SimNode",
     "TraceReport",
+    "Violation",
     "VirtualLoop",
+    "parse_substitutions",
     "replay_session",
     "run_virtual",
 ]
 
 
-def replay_session(
-    session: str | Path,
-    *,
-    faults: Sequence[str] = (),
-    fault_files: Sequence[str | Path] = (),
-    seed: int | None = None,
-    models: Sequence[str] = (),
-    policies: Sequence[str] = (),
-    checks: Sequence[str] = (),
-    default_checks: bool = True,
-    horizon_s: float = 30.0,
-    progress: Callable[[int, int], None] | None = None,
-    app: Any = None,
-) -> tuple[ReplayReport, Replayer, ReplayRun]:
-    """What `edgetrace replay` does, as a function: parse everything, run, report."""
-    from edgetrace.replay._faults import FaultPlan
-    from edgetrace.replay._invariants import resolve
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgetrace.replay' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-    plan = FaultPlan.parse(list(faults), [Path(f) for f in fault_files])
-    replayer = Replayer(session, app=app)
-    declared = dict(replayer.app.invariants)
-    names = list(checks) if (checks or not default_checks) else sorted(declared)
-    if checks and default_checks:
-        names = sorted(set(declared) | set(checks))
-    invariants = resolve(names, declared)
-    if seed is None and plan.seed is not None:
-        seed = plan.seed
-    report, run = replayer.run(
-        plan=plan if plan else None, seed=seed, models=parse_substitutions(models, what="model"),
-        policies=parse_substitutions(policies, what="policy"), invariants=invariants,
-        horizon_s=horizon_s, progress=progress,
-    )
-    return report, replayer, run
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -36,6 +36,7 @@ __all__ = [
     "check_all",
     "no_spray_without_weed",
     "parse_invariant",
+    "parse_selector",
     "resolve",
 ]
 
@@ -508,6 +509,17 @@ def parse_invariant(text: str, *, name: str | None = None) -> Invariant:
     if not isinstance(text, str) or not text.strip():
         raise InvariantError("empty invariant: expected e.g. 'every act(spray) after infer where ...'")
     return _Parser(text).invariant(name or text.strip())
+
+
+def parse_selector(text: str) -> Selector:
+    """A step selector alone (`act(spray) at tractor-* where args.zone ~ "row-*"`), for tests and queries."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvariantError("empty selector: expected e.g. 'act(spray)' or 'infer where output.confidence > 0.8'")
+    parser = _Parser(text)
+    sel = parser.selector()
+    if parser.peek().kind != "end":
+        raise parser.error(f"unexpected {parser.peek().text!r}")
+    return sel
 
 
 def resolve(names_or_exprs: Sequence[str], declared: Mapping[str, Any]) -> list[Invariant]:

@@ -31,7 +31,7 @@ from edgetrace._records import Manifest, SpanKind
 from edgetrace._session import Session, SessionWriter
 from edgetrace._version import __version__
 
-__all__ = ["Replayer", "parse_substitutions"]
+__all__ = ["Replayer", "parse_substitutions", "replay_session"]
 
 _S = 1_000_000_000
 
@@ -211,3 +211,38 @@ def _decisions(spans: list[Any]) -> list[dict[str, Any]]:
             found.append({"node": s.node, "step": "act", "name": s.name, "value": s.attrs.get("edgetrace.act.args"),
                           "error": s.error})
     return found
+
+
+def replay_session(
+    session: str | Path,
+    *,
+    faults: Sequence[str] = (),
+    fault_files: Sequence[str | Path] = (),
+    seed: int | None = None,
+    models: Sequence[str] = (),
+    policies: Sequence[str] = (),
+    checks: Sequence[str] = (),
+    default_checks: bool = True,
+    horizon_s: float = 30.0,
+    progress: Callable[[int, int], None] | None = None,
+    app: Any = None,
+) -> tuple[ReplayReport, Replayer, ReplayRun]:
+    """What `edgetrace replay` does, as a function: parse everything, run, report."""
+    from edgetrace.replay._faults import FaultPlan
+    from edgetrace.replay._invariants import resolve
+
+    plan = FaultPlan.parse(list(faults), [Path(f) for f in fault_files])
+    replayer = Replayer(session, app=app)
+    declared = dict(replayer.app.invariants)
+    names = list(checks) if (checks or not default_checks) else sorted(declared)
+    if checks and default_checks:
+        names = sorted(set(declared) | set(checks))
+    invariants = resolve(names, declared)
+    if seed is None and plan.seed is not None:
+        seed = plan.seed
+    report, run = replayer.run(
+        plan=plan if plan else None, seed=seed, models=parse_substitutions(models, what="model"),
+        policies=parse_substitutions(policies, what="policy"), invariants=invariants,
+        horizon_s=horizon_s, progress=progress,
+    )
+    return report, replayer, run

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +154,7 @@ class SimGrid:
         self.faults_applied = 0
         self._link_rngs: dict[tuple[str, str], random.Random] = {}
         self._paused_until: dict[str, int] = {}
+        self.stopped_by = ""
         self.nodes: dict[str, SimNode] = {
             n: SimNode(self, app, n, model_paths=model_paths, policy_paths=policy_paths) for n in sorted(nodes)
         }
@@ -252,8 +253,12 @@ class SimGrid:
         for item in inputs:
             self.loop.call_at_ns(int(item.at), self._input, item)
 
-    def run(self, inputs: list[Any], *, until_ns: int, progress: Any = None) -> ReplayRun:
-        """Feed inputs at their times and run until `until_ns` or until nothing is left to do."""
+    def run(
+        self, inputs: list[Any], *, until_ns: int, progress: Any = None,
+        stop_when: Callable[[list[Span]], bool] | None = None, check_every_ns: int = 10_000_000,
+    ) -> ReplayRun:
+        """Feed inputs at their times and run until `until_ns`, until nothing is left to do,
+        or until `stop_when(spans so far)` holds (checked every `check_every_ns` of virtual time)."""
         if self.plan:
             for name in self.nodes:
                 for at, restart in self.plan.crashes(name):
@@ -263,11 +268,14 @@ class SimGrid:
         self.schedule_inputs(inputs)
 
         async def main() -> None:
-            step = _S
+            step = _S if stop_when is None else max(1, check_every_ns)
             while self.loop.time_ns() < until_ns:
-                await asyncio.sleep(step / _S)
+                await asyncio.sleep(min(step, until_ns - self.loop.time_ns()) / _S)
                 if progress is not None:
                     progress(self.loop.time_ns(), until_ns)
+                if stop_when is not None and stop_when(self.sink.spans):
+                    self.stopped_by = "condition"
+                    break
                 busy = any(n.tasks for n in self.nodes.values())
                 pending = [t for t in self.loop._scheduled if not t._cancelled]
                 if not busy and not pending:
