@@ -61,6 +61,8 @@ class LinkProfile:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, where: str = "link") -> LinkProfile:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a table of link settings, got {type(data).__name__}")
         known = {"latency", "latency_min", "latency_max", "jitter", "loss", "spike", "spike_min", "spike_max"}
         unknown = sorted(set(data) - known - {"from", "to"})
         if unknown:
@@ -112,8 +114,17 @@ class GridProfile:
 
     @classmethod
     def from_mapping(cls, name: str, data: Mapping[str, Any]) -> GridProfile:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"profile {name!r}: expected a table, got {type(data).__name__}")
+        unknown = sorted(set(data) - {"description", "default", "links", "name"})
+        if unknown:
+            raise ConfigError(f"profile {name!r}: unknown key {unknown[0]!r}; expected one of: default, description, "
+                              "links")
+        links = data.get("links", [])
+        if not isinstance(links, list):
+            raise ConfigError(f"profile {name!r}: 'links' must be an array of tables, got {type(links).__name__}")
         rules = []
-        for i, link in enumerate(data.get("links", [])):
+        for i, link in enumerate(links):
             where = f"profile {name!r} links[{i}]"
             if not isinstance(link, Mapping):
                 raise ConfigError(f"{where}: expected a table")
