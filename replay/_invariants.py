@@ -438,6 +438,14 @@ class _Parser:
         return self._comparison(pair)
 
     def _comparison(self, pair: bool) -> Cond:
+        if self.peek().kind in ("str", "num"):  # `"fallback" in fired`: a literal tested against a field
+            value = self._literal()
+            if not (self.peek().text == "in" and self.peek().kind == "word"):
+                raise self.error(f"expected 'in' after the value {value!r} (a value on the left only works "
+                                 "with 'in', e.g. \"fallback\" in fired)")
+            self.take()
+            path = self._path()
+            return lambda s, t: _compare("in", value, resolve_path(s, path))
         left = self._path()
         tok = self.peek()
         if tok.text in ("==", "!=", ">", ">=", "<", "<=", "~", "in") and tok.kind in ("op", "word"):
