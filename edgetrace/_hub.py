@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import msgspec
 
 from edgetrace._codec import decode_spans
 from edgetrace._errors import AuthError, EdgeTraceError, FrameError
-from edgetrace._records import Manifest, blob_id
+from edgetrace._records import Manifest, Span, blob_id
 from edgetrace._session import SESSION_SUFFIX, FsyncPolicy, SessionWriter
 from edgetrace._wire import (
     DEFAULT_MAX_FRAME,
@@ -204,6 +205,37 @@ class Hub:
             except Exception as exc:  # an exporter must never break ingest
                 log.warning("span forwarder failed: %s", exc)
         return stored
+
+    def manifest(self, session: str) -> Manifest:
+        """What the hub knows of a session so far (the OTLP forwarder names resources by it)."""
+        writer = self._writers.get(session)
+        return writer.manifest if writer is not None else Manifest(session_id=session)
+
+    async def store_local(self, session: str, build: Callable[[SessionWriter], list[Span]]) -> list[Span]:
+        """Append records the hub makes itself (spans taken in over OTLP) to a session.
+
+        `build` runs under the session lock and numbers its spans from `writer.last_seq`, so
+        a foreign node's seqs are contiguous and survive restarts like an agent's; the write
+        is synced per the fsync policy and forwarded like agent records.
+        """
+        if not _SESSION_ID.match(session):
+            raise FrameError(f"bad session id {session[:40]!r}")
+        writer = self._writer(session)
+        async with self._locks[session]:
+            spans = build(writer)
+            if spans:
+                writer.append(spans)
+                if self.fsync is FsyncPolicy.FRAME:
+                    writer.sync()
+                else:
+                    writer.flush()
+                self.stats.records += len(spans)
+        if spans and self.on_spans is not None:
+            try:
+                self.on_spans(session, spans)
+            except Exception as exc:  # an exporter must never break ingest
+                log.warning("span forwarder failed: %s", exc)
+        return spans
 
     def seal_all(self) -> None:
         for writer in self._writers.values():

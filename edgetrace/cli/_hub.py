@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+from typing import Any
 
 from edgetrace._errors import UsageError
 from edgetrace._session import FsyncPolicy
@@ -46,6 +47,20 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frame", type=int, default=16 * 1024 * 1024, metavar="BYTES",
                    help="largest frame accepted from an agent (default 16 MiB)")
     p.add_argument("-v", "--verbose", action="store_true", help="log connections and refusals")
+    otlp = p.add_argument_group("OpenTelemetry (see docs/otel.md)")
+    otlp.add_argument("--otlp-endpoint", metavar="URL",
+                      help="also forward every stored span to this OTLP endpoint (Jaeger, Tempo, "
+                      "a collector), in the background")
+    otlp.add_argument("--otlp-protocol", choices=["grpc", "http/protobuf"],
+                      help="OTLP transport for --otlp-endpoint (default $OTEL_EXPORTER_OTLP_PROTOCOL "
+                      "or http/protobuf)")
+    otlp.add_argument("--otlp-header", action="append", default=[], metavar="K=V",
+                      help="header sent with every forwarded batch (repeatable)")
+    otlp.add_argument("--otlp-listen", nargs="?", const="127.0.0.1:4318", metavar="HOST:PORT",
+                      help="accept OTLP/HTTP spans (POST /v1/traces) from OTel services "
+                      "(default address 127.0.0.1:4318)")
+    otlp.add_argument("--otlp-session", default="otel", metavar="ID",
+                      help="session for OTLP spans whose trace no agent has shipped (default otel)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,10 +72,30 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="hub: %(message)s")
     hub = Hub(args.data, host=host, port=port, token=args.token, max_frame=args.max_frame, fsync=args.fsync)
+    hooks, forwarder, receiver = _otlp(args, hub)
+    if hooks:
+        def on_spans(session: str, spans: list[Any]) -> None:
+            for hook in hooks:
+                try:
+                    hook(session, spans)
+                except Exception as exc:  # one failing hook must not starve the others
+                    logging.getLogger("edgetrace.hub").warning("span hook failed: %s", exc)
+
+        hub.on_spans = on_spans
 
     async def main() -> None:
         bound = await hub.start()
         print(f"edgetrace hub listening on {bound[0]}:{bound[1]}, writing sessions to {args.data}", flush=True)
+        if receiver is not None:
+            try:
+                at = await receiver.start()
+            except OSError as exc:
+                hub.close()
+                raise UsageError(f"cannot listen for OTLP on {receiver.host}:{receiver.port}: "
+                                 f"{exc.strerror}") from None
+            print(f"edgetrace hub accepting OTLP/HTTP on http://{at[0]}:{at[1]}/v1/traces", flush=True)
+        if forwarder is not None:
+            print(f"edgetrace hub forwarding spans to {args.otlp_endpoint or 'the OTLP endpoint'}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -68,7 +103,11 @@ def run(args: argparse.Namespace) -> int:
         serve = asyncio.create_task(hub.serve_forever())
         await stop.wait()
         serve.cancel()
+        if receiver is not None:
+            await receiver.aclose()
         hub.close()
+        if forwarder is not None:
+            forwarder.close()  # exports what is still queued
         s = hub.stats
         print(f"edgetrace hub stopped: {s.records} records stored, {s.duplicates} duplicates dropped, "
               f"{len(s.sessions)} session(s)", flush=True)
@@ -77,4 +116,39 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(main())
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    finally:
+        if forwarder is not None:
+            forwarder.close()
     return 0
+
+
+def _otlp(args: argparse.Namespace, hub: Any) -> tuple[list[Any], Any, Any]:
+    """The OTLP forwarder and receiver the options ask for, and the on_spans hooks they need."""
+    hooks: list[Any] = []
+    forwarder = receiver = None
+    if args.otlp_listen:
+        from edgetrace._otlp_ingest import DEFAULT_OTLP_PORT, OtlpReceiver
+
+        ohost, oport = parse_address(args.otlp_listen, default_port=DEFAULT_OTLP_PORT)
+        if not _loopback(ohost) and not args.token:
+            raise UsageError(f"refusing to accept OTLP on {ohost} without a token: set --token or EDGETRACE_TOKEN")
+        receiver = OtlpReceiver(hub, host=ohost, port=oport, session=args.otlp_session)
+        hooks.append(receiver.observe)
+    if args.otlp_endpoint:
+        from edgetrace._otel import OtlpForwarder, make_exporter
+
+        exporter = make_exporter(args.otlp_protocol, args.otlp_endpoint, headers=parse_headers(args.otlp_header))
+        forwarder = OtlpForwarder(exporter, manifest_of=hub.manifest)
+        hooks.append(forwarder)
+    return hooks, forwarder, receiver
+
+
+def parse_headers(items: list[str]) -> dict[str, str] | None:
+    """`K=V` options as a header map; None when there are none, so OTEL_EXPORTER_OTLP_HEADERS applies."""
+    headers: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"bad header {item!r}: expected KEY=VALUE")
+        headers[key.strip()] = value.strip()
+    return headers or None
