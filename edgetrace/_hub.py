@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from edgetrace._codec import decode_spans
+from edgetrace._codec import decode_span_heads, decode_spans
 from edgetrace._errors import AuthError, EdgeTraceError, FrameError
 from edgetrace._records import Manifest, Span, blob_id
 from edgetrace._session import SESSION_SUFFIX, FsyncPolicy, SessionWriter
@@ -171,10 +171,15 @@ class Hub:
             session.write_manifest(manifest)
 
     async def _store(self, hello: Hello, session: SessionWriter, lock: asyncio.Lock, msg: Records) -> int:
-        spans = decode_spans(msg.spans)
+        # Every field is checked, but attributes stay raw: when the whole batch is new (the
+        # usual case) the agent's bytes are stored as they came, without a re-encode.
+        spans = decode_span_heads(msg.spans)
+        for head in spans:
+            if not head.attrs_is_map:
+                raise FrameError(f"span {head.node}:{head.seq} from {hello.node!r}: attributes are not a map")
         async with lock:
             last = session.last_seq.get(hello.node, 0)
-            fresh = []
+            fresh: list[Any] = []
             for span in spans:
                 if span.node != hello.node:
                     raise FrameError(f"node {hello.node!r} sent a span of {span.node!r}")
@@ -191,7 +196,11 @@ class Hub:
                     if blob_id(data) != sha:
                         raise FrameError(f"blob {sha[:12]}… from {hello.node!r} does not match its content")
                     session.put_blob(data, sha)
-                session.append(fresh)
+                if len(fresh) == len(spans):
+                    session.append_encoded(msg.spans, fresh)
+                else:
+                    wanted = {h.seq for h in fresh}
+                    session.append([s for s in decode_spans(msg.spans) if s.seq in wanted])
                 if self.fsync is FsyncPolicy.FRAME:
                     session.sync()
                 else:
@@ -201,7 +210,8 @@ class Hub:
             stored = session.last_seq.get(hello.node, 0)
         if fresh and self.on_spans is not None:
             try:
-                self.on_spans(hello.session, fresh)
+                wanted = {h.seq for h in fresh}
+                self.on_spans(hello.session, [s for s in decode_spans(msg.spans) if s.seq in wanted])
             except Exception as exc:  # an exporter must never break ingest
                 log.warning("span forwarder failed: %s", exc)
         return stored
