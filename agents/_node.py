@@ -33,6 +33,7 @@ __all__ = ["NodeRuntime", "StepKey", "preview"]
 StepKey = tuple[str, str, str, str, int]  # (trace, node, kind, name, occurrence)
 
 _PREVIEW_LIMIT = 512
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def preview(value: Any, limit: int = _PREVIEW_LIMIT) -> Any:
@@ -46,6 +47,8 @@ def preview(value: Any, limit: int = _PREVIEW_LIMIT) -> Any:
     except (TypeError, ValueError):
         return _describe(value)
     if len(text) <= limit:
+        if type(value) is dict and all(type(k) is str and type(v) in _SCALARS for k, v in value.items()):
+            return dict(sorted(value.items()))  # what the JSON round trip would give, without it
         return json.loads(text)
     return text[: limit - 1] + "…"
 

@@ -277,8 +277,7 @@ class SimGrid:
                     self.stopped_by = "condition"
                     break
                 busy = any(n.tasks for n in self.nodes.values())
-                pending = [t for t in self.loop._scheduled if not t._cancelled]
-                if not busy and not pending:
+                if not busy and not any(not t._cancelled for t in self.loop._scheduled):
                     break
             for node in self.nodes.values():
                 for task in sorted(node.tasks, key=lambda t: t.get_name()):
