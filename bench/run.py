@@ -1,0 +1,50 @@
+"""Run every benchmark, one after the other, and print their figures with their baselines.
+
+Run: python bench/run.py [--quick]
+
+Each benchmark measures its baseline and candidate side by side in its own run (the machines
+are noisy), so their figures are ratios and medians; running them one after the other keeps
+them from competing for the two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+BENCHES = {
+    "core (issue 2: session size, clocks, happens-before, throughput)": (
+        ["bench_core.py"], ["bench_core.py", "--records", "100000", "--nodes", "200"]),
+    "live path (issue 3: record cost vs OTel, hub ingest)": (
+        ["bench_live.py"], ["bench_live.py", "--steps", "10000", "--repeats", "3", "--records", "100000"]),
+    "replay (issue 4: virtual-time speed, overhead vs model+rule time)": (
+        ["bench_replay.py"], ["bench_replay.py", "--repeats", "3", "--virtual", "1200"]),
+    "explorer (issue 6: first screen, memory, keystroke latency at 1M spans)": (
+        ["bench_explore.py"], ["bench_explore.py", "--records", "100000", "--runs", "2"]),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller inputs: a smoke run, not the quoted figures")
+    parser.add_argument("--only", help="run benchmarks whose title contains this word")
+    args = parser.parse_args()
+    failed = 0
+    for title, (full, quick) in BENCHES.items():
+        if args.only and args.only not in title:
+            continue
+        print(f"\n== {title}", flush=True)
+        t0 = time.perf_counter()
+        code = subprocess.call([sys.executable, *(quick if args.quick else full)], cwd=HERE)
+        print(f"   ({time.perf_counter() - t0:.0f} s{'' if code == 0 else f', exit {code}'})", flush=True)
+        failed += code != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
