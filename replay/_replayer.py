@@ -156,6 +156,7 @@ class Replayer:
             traces=[traces[t] for t in sorted(traces)],
             violations=violations,
             violation_chains=violation_chains,
+            invariants=[(inv.name, inv.description) for inv in invariants],
         )
 
     def save(self, run: ReplayRun, report: ReplayReport, out: str | os.PathLike[str]) -> Path:

@@ -56,6 +56,7 @@ class ReplayReport:
     traces: list[TraceReport]
     violations: list[Any]
     violation_chains: dict[str, list[dict[str, Any]]]
+    invariants: list[tuple[str, str]] = field(default_factory=list)  # (name, description) checked
 
     @property
     def faithful(self) -> bool:
@@ -99,6 +100,11 @@ class ReplayReport:
             "verdict": self.verdict,
             "divergence_count": len(self.divergences),
             "traces": [t.to_dict() for t in self.traces],
+            "invariants": [
+                {"name": name, "description": text,
+                 "violations": sum(1 for v in self.violations if v.invariant == name)}
+                for name, text in self.invariants
+            ],
             "violations": [
                 {**v.to_dict(), "causal_chain": self.violation_chains.get(v.span, [])} for v in self.violations
             ],
@@ -126,6 +132,12 @@ class ReplayReport:
         )
         if self.faults:
             out.append(f"  faults  applied {self.faults_applied} times")
+        if self.invariants:
+            counts = {name: sum(1 for v in self.violations if v.invariant == name) for name, _ in self.invariants}
+            shown = ", ".join(f"{name} {'✓' if not n else f'✗ {n}'}" for name, n in counts.items())
+            out.append(f"  checked {shown}")
+        else:
+            out.append("  checked no invariants (the app declares none; add --check EXPR)")
         out.append("")
         if self.violations:
             out.append(f"INVARIANT VIOLATED — {len(self.violations)} violation(s)")
@@ -152,7 +164,7 @@ class ReplayReport:
             out.append("no divergence: the replay reproduced every recorded step")
         if not self.violations and not self.traces:
             pass
-        elif not self.violations:
+        elif not self.violations and self.invariants:
             out.append("")
             out.append("no invariant violated")
         return "\n".join(out) + "\n"

@@ -68,3 +68,19 @@ def test_report_is_byte_identical_across_processes(toy_session, faults):
     b = _report_bytes(toy_session, "987654", *faults)
     assert a == b
     assert b'"fidelity"' in a
+
+
+def test_report_lists_what_it_checked(toy_session):
+    import json
+
+    from edgetrace.replay import replay_session
+
+    report, _, _ = replay_session(toy_session, faults=["latency(op=state.*, delay=2s)"],
+                                  checks=["never act(spray) at t-1", "every act(spray) after decide(spray)"])
+    data = json.loads(report.to_json())
+    names = [i["name"] for i in data["invariants"]]
+    assert names == ["never act(spray) at t-1", "every act(spray) after decide(spray)"]
+    assert data["invariants"][0]["violations"] > 0 and data["invariants"][1]["violations"] == 0
+    assert "checked never act(spray) at t-1 ✗" in report.render_text()
+    quiet, _, _ = replay_session(toy_session)
+    assert "checked no invariants" in quiet.render_text()
