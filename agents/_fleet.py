@@ -136,7 +136,8 @@ def record(
             meta={"grid": grid.to_dict(), "size": size, "inputs": len(inputs)},
         )
         settle = settle_s if settle_s is not None else _settle(grid)
-        asyncio.run(_drive(nodes, ports, inputs, settle, progress))
+        # the agents count local time from this epoch; exporters need it to give Unix times
+        manifest.meta["epoch_ns"] = asyncio.run(_drive(nodes, ports, inputs, settle, progress))
         for proc in agents.values():
             proc.send_signal(signal.SIGTERM)
         stop_deadline = time.monotonic() + 45
@@ -175,7 +176,7 @@ def _settle(grid) -> float:  # type: ignore[no-untyped-def]
 
 
 async def _drive(nodes: list[str], ports: dict[str, int], inputs: list, settle: float,
-                 progress: Callable[[int, int], None] | None) -> None:
+                 progress: Callable[[int, int], None] | None) -> int:
     writers = {}
     for node in nodes:
         _, writer = await asyncio.open_connection("127.0.0.1", ports[node])
@@ -199,6 +200,7 @@ async def _drive(nodes: list[str], ports: dict[str, int], inputs: list, settle: 
     await asyncio.sleep(settle)
     for writer in writers.values():
         writer.close()
+    return epoch
 
 
 async def _seal(hub: tuple[str, int], token: str, session: str, manifest: Manifest) -> None:
