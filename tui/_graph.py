@@ -22,7 +22,7 @@ class TraceGraph:
 
     def __init__(self, trace: str, spans: list[Span]) -> None:
         self.trace = trace
-        self.cache: dict[int, Any] = {}
+        self.cache: dict[Any, Any] = {}
         by_ref: dict[str, Span] = {}
         for s in spans:
             by_ref.setdefault(s.ref, s)

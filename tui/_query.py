@@ -86,7 +86,7 @@ class TraceContext(Protocol):
     """What evaluating a query needs to know about the trace a span belongs to."""
 
     spans: Sequence[Span]
-    cache: dict[int, Any]  # per-trace memo of sub-query matches, keyed by operator
+    cache: dict[Any, Any]  # per-trace memo of sub-query matches, keyed by operator object
 
     def happens_before(self, a: Span, b: Span) -> bool: ...
 
@@ -245,10 +245,13 @@ class _Causal:
         if self.ref is not None:
             found = ctx.get(self.ref)
             return [found] if found is not None else []
-        hit = ctx.cache.get(id(self))
+        # keyed by the operator itself, not id(): the cache holds it, so a later query's
+        # operator can never reuse its id and read this query's answer
+        key = ("targets", self)
+        hit = ctx.cache.get(key)
         if hit is None:
             assert self.sub is not None
-            hit = ctx.cache[id(self)] = [s for s in ctx.spans if self.sub(s, ctx)]
+            hit = ctx.cache[key] = [s for s in ctx.spans if self.sub(s, ctx)]
         return hit
 
     def __call__(self, span: Span, ctx: TraceContext) -> bool:
@@ -386,13 +389,22 @@ class Query:
     def empty(self) -> bool:
         return self.pred is None
 
+    def _own(self, ctx: TraceContext) -> None:
+        # one query's memo per trace at a time: a new query clears the last one's
+        if ctx.cache.get("query") is not self:
+            ctx.cache.clear()
+            ctx.cache["query"] = self
+
     def matches_span(self, span: Span, ctx: TraceContext) -> bool:
+        self._own(ctx)
         return self.pred is None or self.pred(span, ctx)
 
     def matching(self, ctx: TraceContext) -> list[Span]:
-        return [s for s in ctx.spans if self.matches_span(s, ctx)]
+        self._own(ctx)
+        return [s for s in ctx.spans if self.pred is None or self.pred(s, ctx)]
 
     def matches_trace(self, ctx: TraceContext) -> bool:
+        self._own(ctx)
         return self.pred is None or any(self.pred(s, ctx) for s in ctx.spans)
 
 

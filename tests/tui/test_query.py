@@ -111,3 +111,16 @@ def test_graph_critical_path_and_provenance():
     assert act is not None
     assert g.spans[g.provenance(act)[0]].kind in (SpanKind.RECV, SpanKind.INPUT)
     assert g.happens_before(g.spans[0], g.spans[3]) and not g.happens_before(g.spans[3], g.spans[0])
+
+
+def test_a_new_query_never_reads_an_old_querys_memo(graphs):
+    # operators were once memoised by id(): after the first query was garbage-collected its
+    # ids came back for the next query's operators, which then read stale answers
+    import gc
+
+    g = next(g for g in graphs if any(s.kind is SpanKind.ACT for s in g.spans))
+    first = parse_query("kind=decide without before(kind=act)").matching(g)
+    for _ in range(50):
+        parse_query("kind=input and before(kind=log)").matching(g)
+        gc.collect()
+        assert parse_query("kind=decide without before(kind=act)").matching(g) == first
