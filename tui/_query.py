@@ -245,14 +245,14 @@ class _Causal:
         if self.ref is not None:
             found = ctx.get(self.ref)
             return [found] if found is not None else []
-        # keyed by the operator itself, not id(): the cache holds it, so a later query's
-        # operator can never reuse its id and read this query's answer
-        key = ("targets", self)
+        # the entry holds the operator itself and is checked by identity: a later query's
+        # operator that reuses this one's id() can never read this query's answer
+        key = ("targets", id(self))
         hit = ctx.cache.get(key)
-        if hit is None:
+        if hit is None or hit[0] is not self:
             assert self.sub is not None
-            hit = ctx.cache[key] = [s for s in ctx.spans if self.sub(s, ctx)]
-        return hit
+            hit = ctx.cache[key] = (self, [s for s in ctx.spans if self.sub(s, ctx)])
+        return hit[1]
 
     def __call__(self, span: Span, ctx: TraceContext) -> bool:
         hb = ctx.happens_before
