@@ -11,27 +11,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from edgetrace.tui._detail import DetailScreen, describe_span
-from edgetrace.tui._diff import DiffModel, DiffScreen
-from edgetrace.tui._graph import TraceGraph
-from edgetrace.tui._help import HelpScreen
-from edgetrace.tui._picker import PickerScreen
 from edgetrace.tui._store import TraceStore, data_dir, find_sessions
 from edgetrace.tui._trace_list import TraceList, TraceListScreen
-from edgetrace.tui._trace_view import TraceViewScreen
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from edgetrace._session import Session
+# Only the trace list is needed for the first screen; the other screens (and the modules
+# they pull in) are imported when first opened.
+if TYPE_CHECKING:
+    from edgetrace.tui._detail import DetailScreen
+    from edgetrace.tui._diff import DiffModel
+    from edgetrace.tui._graph import TraceGraph
+    from edgetrace.tui._picker import PickerScreen
+    from edgetrace.tui._trace_view import TraceViewScreen
+
+    from edgetrace._session import Session
 
 __all__ = ["ExplorerApp"]
 
 #: Sessions up to this size get exact full vector clocks in the detail view (the causal
 #: index of the whole session is built on first use); larger ones show the record's delta.
 FULL_CLOCK_SPANS = 300_000
+#: The first screen is drawn from the first frames that hold this many traces.
+FIRST_SCREEN_ROWS = 1_000
 
 
 class ExplorerApp(App[None]):
@@ -62,6 +67,8 @@ class ExplorerApp(App[None]):
         if self.session_path is not None:
             self.open_session(self.session_path)
         else:
+            from edgetrace.tui._picker import PickerScreen
+
             self.push_screen(PickerScreen(find_sessions(*self.search), self.search))
 
     # --- routing ------------------------------------------------------------------------
@@ -69,11 +76,13 @@ class ExplorerApp(App[None]):
     def open_session(self, path: Path) -> None:
         store = TraceStore(path)
         # enough for the first screen; a worker of the list screen reads the rest.
-        store.scan(budget_s=self.initial_scan_s)
+        store.scan(budget_s=self.initial_scan_s, min_rows=FIRST_SCREEN_ROWS)
         self.store = store
         self._session = None
         marks: set[str] = set()
         if self.against is not None:
+            from edgetrace.tui._diff import DiffModel
+
             self.diff = DiffModel(path, self.against)
             marks = set(self.diff.diverged)
         self.push_screen(TraceListScreen(store, follow=self.follow, marks=marks))
@@ -83,6 +92,8 @@ class ExplorerApp(App[None]):
         self.open_session(event.path)
 
     def on_trace_list_opened(self, event: TraceList.Opened) -> None:
+        from edgetrace.tui._trace_view import TraceViewScreen
+
         assert self.store is not None
         graph = self.store.graph(event.trace)
         query = self.screen.filter_query if isinstance(self.screen, TraceListScreen) else None
@@ -95,6 +106,8 @@ class ExplorerApp(App[None]):
         self.switch_screen(self._detail(event.graph, event.index))
 
     def _detail(self, graph: TraceGraph, index: int) -> DetailScreen:
+        from edgetrace.tui._detail import DetailScreen, describe_span
+
         span = graph.spans[index]
         store = self.store
         assert store is not None
@@ -103,8 +116,10 @@ class ExplorerApp(App[None]):
     def full_clock(self, span: object) -> dict[str, int] | None:
         """Exact vector clock of a span from the session's causal index (small sessions)."""
         store = self.store
-        if store is None or store.span_count > FULL_CLOCK_SPANS:
-            return None
+        if store is None or store.span_count > FULL_CLOCK_SPANS or not store.at_end:
+            return None  # (a partly scanned session may be far larger than it looks yet)
+        from edgetrace._session import Session
+
         try:
             if self._session is None:
                 self._session = Session(store.path)
@@ -118,11 +133,15 @@ class ExplorerApp(App[None]):
         if self.diff is None:
             self.notify("no replayed session: start with `edgetrace explore SESSION --against REPLAYED`")
             return
+        from edgetrace.tui._diff import DiffScreen
+
         self.push_screen(DiffScreen(self.diff, trace))
 
     # --- actions and the command palette ------------------------------------------------
 
     def action_help(self) -> None:
+        from edgetrace.tui._help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
@@ -130,6 +149,8 @@ class ExplorerApp(App[None]):
         self.call_later(self.screen.run_action, action)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        from edgetrace.tui._trace_view import TraceViewScreen
+
         yield from super().get_system_commands(screen)
         yield SystemCommand("Help", "every key binding and the filter language", self.action_help)
         if isinstance(screen, TraceListScreen):

@@ -9,7 +9,8 @@ records a live writer is still appending).
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from array import array
+from typing import TYPE_CHECKING, ClassVar
 
 from edgetrace.tui._query import Query, QueryError, parse_query
 from edgetrace.tui._store import SORTS, TraceRow, TraceStore
@@ -27,8 +28,13 @@ from textual.strip import Strip
 from textual.widgets import Footer, Input, Static
 from textual.worker import get_current_worker
 
+if TYPE_CHECKING:
+    import numpy as np
+
 __all__ = ["TraceList", "TraceListScreen", "format_duration"]
 
+#: The background reader starts this long after the first screen is drawn.
+LOAD_DELAY_S = 0.3
 #: Below this many spans a filter runs at once on the UI thread (tests see it finished).
 SYNC_FILTER_SPANS = 50_000
 
@@ -70,7 +76,7 @@ class TraceList(ScrollView, can_focus=True):
     def __init__(self, store: TraceStore, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.store = store
-        self.order: list[int] | None = None  # None: every row in arrival order
+        self.order: np.ndarray | None = None  # row numbers shown; None: every row in arrival order
         self.cursor = 0
         self.marks: set[str] = set()  # traces flagged by a diff
         self._styles = {
@@ -84,12 +90,12 @@ class TraceList(ScrollView, can_focus=True):
 
     @property
     def count(self) -> int:
-        return len(self.store.rows) if self.order is None else len(self.order)
+        return self.store.count if self.order is None else len(self.order)
 
     def row_at(self, i: int) -> TraceRow | None:
         if not 0 <= i < self.count:
             return None
-        return self.store.rows[i if self.order is None else self.order[i]]
+        return self.store.row(i if self.order is None else int(self.order[i]))
 
     @property
     def current(self) -> TraceRow | None:
@@ -100,7 +106,7 @@ class TraceList(ScrollView, can_focus=True):
         self.cursor = min(self.cursor, max(0, self.count - 1))
         self.refresh()
 
-    def set_order(self, order: list[int] | None) -> None:
+    def set_order(self, order: np.ndarray | None) -> None:
         self.order = order
         self.cursor = 0
         self.scroll_to(y=0, animate=False)
@@ -224,7 +230,8 @@ class TraceListScreen(Screen[None]):
         self.traces.focus()
         self._update_status()
         if self.follow and not (self.store.at_end and self.store.sealed):
-            self._load()
+            # the first screen first: the reader competes with the UI for the GIL.
+            self.set_timer(LOAD_DELAY_S, self._load)
 
     def on_resize(self) -> None:
         self.query_one("#list-header", Static).update(TraceList.header(self.size.width))
@@ -305,28 +312,30 @@ class TraceListScreen(Screen[None]):
             self.apply_filter(self.filter_query.text)
         self._update_status()
 
-    def _sorted(self, indices: list[int] | None) -> list[int] | None:
-        name = self.sort_names[self.sort_at]
-        rows = self.store.rows
-        if name == "arrival":
-            return indices
-        key = SORTS[name]
-        pool = range(len(rows)) if indices is None else indices
-        return sorted(pool, key=lambda i: key(rows[i]))
+    def _sorted(self, indices: np.ndarray | None) -> np.ndarray | None:
+        return self.store.sorted_order(self.sort_names[self.sort_at], indices)
 
     def _apply_sort(self) -> None:
         self.traces.order = self._sorted(None)
 
     def action_next_flagged(self, direction: int) -> None:
+        import numpy as np
+
         lst = self.traces
-        i = lst.cursor + direction
-        while 0 <= i < lst.count:
-            row = lst.row_at(i)
-            if row is not None and (row.errors or row.faults or row.trace in lst.marks):
-                lst.move_to(i)
-                return
-            i += direction
-        self.say("no more traces with errors, faults or divergences that way")
+        flagged = self.store.flagged(lst.marks)
+        if lst.order is not None:
+            flagged = flagged[lst.order]
+        start = lst.cursor + direction
+        if direction > 0:
+            hits = np.flatnonzero(flagged[start:])
+            to = start + int(hits[0]) if len(hits) else None
+        else:
+            hits = np.flatnonzero(flagged[: max(0, start + 1)])
+            to = int(hits[-1]) if len(hits) else None
+        if to is None:
+            self.say("no more traces with errors, faults or divergences that way")
+        else:
+            lst.move_to(to)
 
     def action_diff(self) -> None:
         row = self.traces.current
@@ -357,44 +366,48 @@ class TraceListScreen(Screen[None]):
             self._update_status()
             return
         if self.store.span_count <= SYNC_FILTER_SPANS:
-            found = [self.store.by_trace[g.trace].index for g in self.store.iter_graphs()
-                     if g.trace in self.store.by_trace and query.matches_trace(g)]
+            found = array("i", (row for row, g in self.store.iter_rows_graphs() if query.matches_trace(g)))
             self.filter_note = f"{len(found)} match"
-            self.traces.set_order(self._sorted(found) or [])
+            self.traces.set_order(self._sorted(_as_order(found)))
             self._update_status()
         else:
             self.filter_note = "filtering…"
-            self.traces.set_order([])
+            self.traces.set_order(_as_order(array("i")))
             self._update_status()
             self._filter_big(query, self._filter_serial)
 
     @work(thread=True, exclusive=True, group="filter")
     def _filter_big(self, query: Query, serial: int) -> None:
         worker = get_current_worker()
-        found: list[int] = []
-        by_trace = self.store.by_trace
+        found = array("i")
         last = time.monotonic()
-        graphs = self.store.iter_graphs(stop=lambda: worker.is_cancelled or serial != self._filter_serial)
-        for seen, g in enumerate(graphs, 1):
-            row = by_trace.get(g.trace)
-            if row is not None and query.matches_trace(g):
-                found.append(row.index)
+        graphs = self.store.iter_rows_graphs(stop=lambda: worker.is_cancelled or serial != self._filter_serial)
+        for seen, (row, g) in enumerate(graphs, 1):
+            if query.matches_trace(g):
+                found.append(row)
             if time.monotonic() - last > 0.3:
                 last = time.monotonic()
-                snapshot = list(found)
-                pct = seen / max(1, len(self.store.rows))
-                self.app.call_from_thread(self._filter_progress, serial, snapshot, f"filtering {pct:.0%}…")
+                pct = seen / max(1, self.store.count)
+                self.app.call_from_thread(self._filter_progress, serial, _as_order(found),
+                                          f"filtering {pct:.0%}…")
         if serial == self._filter_serial and not worker.is_cancelled:
-            self.app.call_from_thread(self._filter_progress, serial, self._sorted(found) or [],
+            self.app.call_from_thread(self._filter_progress, serial, self._sorted(_as_order(found)),
                                       f"{len(found)} match", True)
 
-    def _filter_progress(self, serial: int, found: list[int], note: str, done: bool = False) -> None:
+    def _filter_progress(self, serial: int, found: np.ndarray | None, note: str, done: bool = False) -> None:
         if serial != self._filter_serial:
             return
         lst = self.traces
         cursor = lst.cursor
         lst.order = found
         lst.refresh_rows()
-        lst.cursor = min(cursor, max(0, len(found) - 1))
+        lst.cursor = min(cursor, max(0, lst.count - 1))
         self.filter_note = note
         self._update_status()
+
+
+def _as_order(rows: array[int]) -> np.ndarray:
+    """A copy of row numbers as the list's order array (the source may keep growing)."""
+    import numpy as np
+
+    return np.frombuffer(rows[:], dtype=np.int32) if len(rows) else np.zeros(0, np.int32)

@@ -1,0 +1,104 @@
+"""The explorer's packed trace rows agree with a full decode of the same session."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from edgetrace.tui import _store
+from edgetrace.tui._store import SORTS, TraceStore
+
+from edgetrace import Manifest, SessionWriter, Span, SpanKind, Status
+
+
+def interleaved_session(path: Path, *, traces: int = 400, frames: int = 60, seed: int = 5) -> list[Span]:
+    """Traces whose spans are spread over many frames, on several nodes, out of order."""
+    rng = random.Random(seed)
+    seqs: dict[str, int] = {}
+    spans = []
+    for _ in range(traces * 5):
+        trace = f"tr-{rng.randrange(traces):04d}-é"  # non-ASCII: ids are stored as UTF-8
+        node = f"n{rng.randrange(6)}"
+        seqs[node] = seqs.get(node, 0) + 1
+        kind = rng.choice([SpanKind.INFER, SpanKind.DECIDE, SpanKind.ACT, SpanKind.FAULT, SpanKind.LOG])
+        start = rng.randrange(10**9)
+        attrs = {"edgetrace.decision": rng.choice(["hold", "spray"])} if kind is SpanKind.DECIDE else {}
+        spans.append(Span(node=node, seq=seqs[node], kind=kind, name=f"{kind.value}-{rng.randrange(3)}",
+                          trace=trace, start=start, end=start + rng.randrange(10**7), attrs=attrs,
+                          status=Status.ERROR if rng.random() < 0.05 else Status.OK))
+    with SessionWriter(path, Manifest(app="mix")) as w:
+        step = len(spans) // frames
+        for at in range(0, len(spans), step):
+            w.append(spans[at:at + step])
+        w.seal()
+    return spans
+
+
+def by_trace(spans: list[Span]) -> dict[str, list[Span]]:
+    """Spans of each trace in file order, traces in order of first appearance."""
+    found: dict[str, list[Span]] = {}
+    for s in spans:
+        found.setdefault(s.trace, []).append(s)
+    return found
+
+
+@pytest.mark.parametrize("recent", [8, 100_000])  # hash arrays in play, or the dict alone
+def test_rows_match_a_full_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recent: int):
+    monkeypatch.setattr(_store._TraceIndex, "RECENT", recent)
+    path = tmp_path / "mix.ets"
+    traces = by_trace(interleaved_session(path))
+    store = TraceStore(path)
+    while not store.at_end:
+        store.scan(max_frames=3)
+    assert store.count == len(store.rows) == len(traces)
+    assert [r.trace for r in store.rows] == list(traces)  # arrival order
+    for trace, spans in traces.items():
+        row = store.row_of(trace)
+        assert row is not None and store.rows[row.index].trace == trace
+        assert row.spans == len(spans)
+        assert row.errors == sum(s.status is Status.ERROR for s in spans)
+        assert row.faults == sum(s.kind is SpanKind.FAULT for s in spans)
+        assert row.nodes == sorted({s.node for s in spans})
+        assert (row.node, row.root_seq, row.root_name) == (spans[0].node, spans[0].seq, spans[0].name)
+        extents: dict[str, tuple[int, int]] = {}
+        for s in spans:
+            lo, hi = extents.get(s.node, (s.start, s.end))
+            extents[s.node] = (min(lo, s.start), max(hi, s.end))
+        assert row.duration == max(hi - lo for lo, hi in extents.values())
+        acts = [s.name for s in spans if s.kind is SpanKind.ACT]
+        assert row.acts == ",".join(acts)
+        decisions = [s.attrs["edgetrace.decision"] for s in spans if s.kind is SpanKind.DECIDE]
+        assert row.decision == (decisions[-1] if decisions else "")
+        assert {s.ref for s in store.graph(trace).spans} == {s.ref for s in spans}
+    assert store.index_of("no-such-trace") is None
+    graphs = list(store.iter_rows_graphs())
+    assert sorted((row, g.trace) for row, g in graphs) == sorted((store.index_of(t), t) for t in traces)
+    assert all(len(g.spans) == len(traces[g.trace]) for _, g in graphs)
+
+
+def test_sort_orders_are_stable_and_match_python(tmp_path: Path):
+    interleaved_session(tmp_path / "mix.ets", traces=200)
+    store = TraceStore(tmp_path / "mix.ets")
+    store.scan()
+    rows = list(store.rows)
+    keys = {"trace": lambda r: r.trace, "duration": lambda r: -r.duration, "spans": lambda r: -r.spans,
+            "errors": lambda r: -r.errors}
+    assert store.sorted_order("arrival") is None
+    for name in SORTS[1:]:
+        expected = sorted(range(len(rows)), key=lambda i: keys[name](rows[i]))
+        assert store.sorted_order(name).tolist() == expected, name
+        subset = list(range(0, len(rows), 3))
+        assert store.sorted_order(name, subset).tolist() == sorted(subset, key=lambda i: keys[name](rows[i]))
+    with pytest.raises(ValueError, match="expected one of"):
+        store.sorted_order("bogus")
+
+
+def test_columns_grow_past_the_first_guess(tmp_path: Path):
+    path = tmp_path / "mix.ets"
+    traces = by_trace(interleaved_session(path, traces=3000, frames=10))
+    store = TraceStore(path)
+    for name in (*_store._ROW_COLUMNS, *_store._CHAIN_COLUMNS, "tr_blob"):  # start tiny
+        setattr(store, f"_{name}", _store._zeros(getattr(store, f"_{name}").format, 2))
+    store.scan()
+    assert [r.trace for r in store.rows] == list(traces)
