@@ -286,30 +286,28 @@ def _order(run: GridResult, a: Span, b: Span) -> Order:
     return Order.CONCURRENT
 
 
-def assert_happens_before(run: GridResult, a: SpanLike, b: SpanLike) -> None:
-    """`a` → `b` in the happens-before order (not by timestamps, which may be skewed)."""
+def _assert_order(run: GridResult, a: SpanLike, b: SpanLike, want: Order, expectation: str) -> None:
     __tracebackhide__ = True
     sa, sb = run.one(a), run.one(b)
     order = _order(run, sa, sb)
-    if order is Order.BEFORE:
+    if order is want:
         return
     raise CausalAssertionError(
-        f"expected A={sa.ref} to happen before B={sb.ref}, but A is {order.value} B\n"
+        f"expected A={sa.ref} {expectation} B={sb.ref}, but A is {order.value} B\n"
         f"{_chain_block(run, sa, 'A')}\n{_chain_block(run, sb, 'B')}"
     )
+
+
+def assert_happens_before(run: GridResult, a: SpanLike, b: SpanLike) -> None:
+    """`a` → `b` in the happens-before order (not by timestamps, which may be skewed)."""
+    __tracebackhide__ = True
+    _assert_order(run, a, b, Order.BEFORE, "to happen before")
 
 
 def assert_concurrent(run: GridResult, a: SpanLike, b: SpanLike) -> None:
     """Neither step could have influenced the other."""
     __tracebackhide__ = True
-    sa, sb = run.one(a), run.one(b)
-    order = _order(run, sa, sb)
-    if order is Order.CONCURRENT:
-        return
-    raise CausalAssertionError(
-        f"expected A={sa.ref} and B={sb.ref} to be concurrent, but A is {order.value} B\n"
-        f"{_chain_block(run, sa, 'A')}\n{_chain_block(run, sb, 'B')}"
-    )
+    _assert_order(run, a, b, Order.CONCURRENT, "to be concurrent with")
 
 
 def assert_every_preceded(run: GridResult, target: str, required: str) -> None:

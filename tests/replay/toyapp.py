@@ -43,3 +43,21 @@ PROFILE = GridProfile("lan", links=(("*", "*", LinkProfile(5_000_000, 400_000_00
 def inputs(count: int = 30) -> list[ScheduledInput]:
     return [ScheduledInput(int(i * 0.4e9) + 1000, f"t-{i % 3}", "frame", f"f{i:03d}",
                            {"n": i, "weed": i % 3 == 0}) for i in range(count)]
+
+
+def record(path: Any, *, seed: int = 1, count: int = 30) -> Any:
+    """Run the toy fleet on a simulated grid and write it as a session (a recording for tests)."""
+    from edgetrace.replay import SimGrid
+
+    from edgetrace import Manifest, SessionWriter
+
+    grid = SimGrid(app, NODES, seed=seed, profile=PROFILE)
+    run = grid.run(inputs(count), until_ns=60_000_000_000)
+    manifest = Manifest(app="toy", app_ref="toyapp:app", nodes=run.nodes, seed=seed,
+                        meta={"grid": PROFILE.to_dict()})
+    with SessionWriter(path, manifest) as w:
+        for sha in sorted(run.blobs):
+            w.put_blob(run.blobs[sha], sha)
+        w.append(run.spans)
+        w.seal()
+    return path
