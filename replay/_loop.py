@@ -38,9 +38,12 @@ class _OrderedTimer(events.TimerHandle):
         self._order = order
 
     def __lt__(self, other: object) -> bool:
-        if isinstance(other, _OrderedTimer):
-            return (self._when, self._order) < (other._when, other._order)
-        return NotImplemented
+        # the heap's hot path: no tuples, no isinstance (every timer on this loop is ordered)
+        try:
+            return self._when < other._when or (  # type: ignore[attr-defined]
+                self._when == other._when and self._order < other._order)  # type: ignore[attr-defined]
+        except AttributeError:
+            return NotImplemented
 
     def __le__(self, other: object) -> bool:
         if isinstance(other, _OrderedTimer):
