@@ -157,6 +157,9 @@ def record(
             raise TransportError(f"the hub wrote no session ({produced} is missing)")
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(produced), out)
+        from edgetrace._session import compact
+
+        compact(out)  # the hub has stopped and nobody reads it yet: recompress it small
     finally:
         for proc in procs:
             if proc.poll() is None:

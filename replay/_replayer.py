@@ -174,7 +174,7 @@ class Replayer:
             meta={**base.meta, "replay_of": str(self.session.path), "faults": report.faults,
                   "seed": report.seed},
         )
-        with SessionWriter(path, manifest) as writer:
+        with SessionWriter(path, manifest, compress="lzma") as writer:  # written once: small
             for sha in sorted(run.blobs):
                 writer.put_blob(run.blobs[sha], sha)
             for i in range(0, len(run.spans), 512):

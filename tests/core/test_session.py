@@ -51,7 +51,7 @@ def streams(draw):
     return spans, blobs
 
 
-@given(streams(), st.booleans())
+@given(streams(), st.sampled_from([False, True, "lzma"]))
 def test_write_read_roundtrip(tmp_path_factory, data, compress):
     spans, blobs = data
     path = tmp_path_factory.mktemp("rt") / "s.ets"
@@ -192,3 +192,64 @@ def test_cli_show_lists_causal_order(tmp_session_path):
     import json
     data = json.loads(r.stdout)
     assert data["traces"][0]["actions"] == ["spray"]
+
+
+@given(streams())
+def test_compact_keeps_every_record_blob_and_the_seal(tmp_path_factory, data):
+    from edgetrace._session import compact
+
+    spans, blobs = data
+    path = tmp_path_factory.mktemp("compact") / "s.ets"
+    with SessionWriter(path, Manifest(app="t", seed=5)) as w:
+        for i in range(0, len(spans), 3):
+            w.append(spans[i : i + 3])
+            if blobs:
+                w.put_blob(blobs[i % len(blobs)])
+        shas = [w.put_blob(b) for b in blobs]
+        w.seal()
+    before = Session(path)
+    compact(path, records_per_frame=5)
+    after = Session(path)
+    assert after.spans == before.spans and after.sealed and after.manifest == before.manifest
+    for b, sha in zip(blobs, shas, strict=True):
+        assert after.blob(sha) == b
+    with SessionWriter(path) as w:  # a compacted session still opens for writing (recovery)
+        assert w.sealed and w.records == len(spans)
+
+
+def test_compact_refuses_an_open_session_and_shrinks_a_real_one(tmp_path):
+    from edgetrace import UsageError
+    from edgetrace._session import compact
+
+    path = tmp_path / "open.ets"
+    spans = [Span(node=f"n{i % 50}", seq=i // 50 + 1, kind=SpanKind.RECV, name="m", trace=f"t{i}",
+                  vc={f"n{j}": i // 50 for j in range(0, 50, 7)}, attrs={"edgetrace.payload": {"i": i}})
+             for i in range(3000)]
+    with SessionWriter(path, Manifest(app="t")) as w:
+        for i in range(0, len(spans), 100):
+            w.append(spans[i : i + 100])
+    with pytest.raises(UsageError, match="only a sealed session"):
+        compact(path)
+    with SessionWriter(path) as w:
+        w.seal()
+    before, after = compact(path)
+    assert after < before * 0.8
+    assert Session(path).spans == spans
+    assert not (tmp_path / "open.ets.compacting").exists()
+
+
+def test_unknown_frame_flags_are_refused_with_advice(tmp_session_path):
+    import struct
+    import zlib
+
+    from edgetrace._frames import FrameType, encode_frame
+
+    _small_session(tmp_session_path)
+    frame = bytearray(encode_frame(FrameType.RECORDS, b"\x90"))
+    frame[5] = 0x80  # a compression this build does not know
+    head = bytes(frame[:12])
+    frame[12:16] = struct.pack("<I", zlib.crc32(head))
+    with open(tmp_session_path, "ab") as fh:
+        fh.write(bytes(frame))
+    with pytest.raises(CorruptSessionError, match="upgrade"):
+        Session(tmp_session_path)
