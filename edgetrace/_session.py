@@ -403,9 +403,9 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000) -> t
             if isinstance(item, ScanResult):
                 break
             if item.type is FrameType.RECORDS:
-                items = _split_array(item.body())
-                pending.extend(items)
-                count += len(items)
+                n, items = _array_items(item.body(), path)
+                pending.append(items)
+                count += n
                 if count >= records_per_frame:
                     flush()
             elif item.type is FrameType.SEAL:
@@ -422,9 +422,17 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000) -> t
     return before, path.stat().st_size
 
 
-def _split_array(body: bytes) -> list[bytes]:
-    """The encoded records of a records payload, each as its own bytes (no re-encode)."""
-    return [bytes(raw) for raw in _raw_list_decoder.decode(body)]
+def _array_items(body: bytes, path: Path) -> tuple[int, bytes]:
+    """(count, the encoded items) of a MessagePack array, without decoding any item."""
+    first = body[0] if body else -1
+    if 0x90 <= first <= 0x9F:
+        return first & 0x0F, body[1:]
+    if first == 0xDC and len(body) >= 3:
+        return int.from_bytes(body[1:3], "big"), body[3:]
+    if first == 0xDD and len(body) >= 5:
+        return int.from_bytes(body[1:5], "big"), body[5:]
+    raise CorruptSessionError(f"{path}: a records frame is not a MessagePack array", path=path,
+                              expected="a MessagePack array of span records")
 
 
 def _join_arrays(items: list[bytes], count: int) -> bytes:
@@ -436,6 +444,3 @@ def _join_arrays(items: list[bytes], count: int) -> bytes:
     else:
         head = b"\xdd" + count.to_bytes(4, "big")
     return head + b"".join(items)
-
-
-_raw_list_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
