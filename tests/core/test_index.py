@@ -76,3 +76,18 @@ def test_duplicate_records_are_ignored():
     rec.record(SpanKind.LOG, "x")
     index = CausalIndex([*sink.spans, *sink.spans])
     assert index.clock("a:1")["a"] == 1
+
+
+def test_happens_before_takes_spans_and_refs_and_refuses_bad_refs():
+    import pytest
+
+    from edgetrace import CausalIndex, Span, SpanKind, UsageError
+
+    a1 = Span(node="a", seq=1, kind=SpanKind.SEND, name="m")
+    b1 = Span(node="b", seq=1, kind=SpanKind.RECV, name="m", vc={"a": 1}, cause="a:1")
+    index = CausalIndex([a1, b1])
+    assert index.happens_before(a1, b1) and index.happens_before("a:1", "b:1")
+    assert index.happens_before(a1, "b:1") and not index.happens_before("b:1", a1)
+    for bad in ("a", "a:x", ":1", ""):
+        with pytest.raises(UsageError):
+            index.happens_before(bad, "b:1")
