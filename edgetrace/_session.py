@@ -380,8 +380,14 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000) -> t
     before, bytes after).
     """
     path = Path(path)
-    source = Session(path)
-    if not source.sealed:
+    if not path.is_file():
+        raise SessionNotFoundError(f"{path}: no such session", path=path)
+    with open(path, "rb") as fh:  # sealed? frame types only: nothing is decoded twice
+        read_file_header(fh.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=FORMAT_VERSION,
+                         path=path, what="session")
+        sealed = any(not isinstance(item, ScanResult) and item.type is FrameType.SEAL
+                     for item in scan_frames(fh, FILE_HEADER_SIZE, path=path))
+    if not sealed:
         raise UsageError(f"{path}: only a sealed session can be compacted (it may still be written)")
     before = path.stat().st_size
     tmp = path.with_name(path.name + ".compacting")
