@@ -92,18 +92,22 @@ def _import(ref: str) -> Any:
 def _import_file(file: Path, ref: str) -> Any:
     if not file.is_file():
         raise UsageError(f"app reference {ref!r}: no file at {file}")
-    module_name = f"_edgetrace_app_{file.stem}"
+    return _exec_file(file, f"_edgetrace_app_{file.stem}", f"app reference {ref!r}")
+
+
+def _exec_file(file: Path, module_name: str, what: str) -> Any:
+    """Import a file that is not in a package, with its folder on sys.path for sibling imports."""
     spec = importlib.util.spec_from_file_location(module_name, file)
     if spec is None or spec.loader is None:
-        raise UsageError(f"app reference {ref!r}: cannot load {file}")
+        raise UsageError(f"{what}: cannot load {file}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     if str(file.parent) not in sys.path:
-        sys.path.insert(0, str(file.parent))  # so the app's sibling imports resolve
+        sys.path.insert(0, str(file.parent))
     try:
         spec.loader.exec_module(module)
     except ImportError as exc:
-        raise UsageError(f"cannot import {file} for {ref!r}: {exc}") from None
+        raise UsageError(f"{what}: cannot import {file}: {exc}") from None
     return module
 
 
@@ -124,14 +128,7 @@ def load_scenario(name_or_path: str) -> Scenario:
         file = path / "scenario.py" if path.is_dir() else path
         if not file.is_file():
             raise UsageError(f"{path}: no scenario.py in this folder")
-        module_name = f"_edgetrace_scenario_{file.parent.name}"
-        spec = importlib.util.spec_from_file_location(module_name, file)
-        if spec is None or spec.loader is None:
-            raise UsageError(f"cannot load scenario from {file}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        sys.path.insert(0, str(file.parent))
-        spec.loader.exec_module(module)
+        module = _exec_file(file, f"_edgetrace_scenario_{file.parent.name}", f"scenario {name_or_path!r}")
     else:
         try:
             module = importlib.import_module(f"edgetrace.scenarios.{name_or_path}.scenario")
