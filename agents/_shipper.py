@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+import zlib
 from typing import Any
 
 from edgetrace.agents._spool import Spool
@@ -113,7 +114,8 @@ class Shipper:
                     except TimeoutError:
                         pass
                     continue
-                await write_frame(writer, encode_hub(Records(spans=encode_spans(spans), blobs=blobs)))
+                packed = zlib.compress(encode_spans(spans), 1)
+                await write_frame(writer, encode_hub(Records(spans=packed, blobs=blobs, zlib=True)))
                 ack = await self._read(reader)
                 if not isinstance(ack, Ack):
                     raise FrameError(f"expected ack, got {type(ack).__name__}")

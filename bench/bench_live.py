@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,8 @@ def _batches(node: str, records: int, batch: int) -> list[bytes]:
                       parent=f"{node}:{s - 1}" if s > 1 else "", start=s * 1000, end=s * 1000 + 400,
                       vc={"hub": s // 3} if s % 4 == 0 else {}, attrs=ATTRS)
                  for s in range(lo, min(lo + batch, records + 1))]
-        frames.append(encode_hub(Records(spans=encode_spans(spans))))
+        # as the Shipper sends them: zlib level 1, stored by the hub as they come
+        frames.append(encode_hub(Records(spans=zlib.compress(encode_spans(spans), 1), zlib=True)))
     return frames
 
 

@@ -119,10 +119,14 @@ def read_file_header(data: bytes, *, magic: bytes, supported: int, path: Path | 
     return int(version)
 
 
-def encode_frame(ftype: FrameType, payload: bytes, *, compress: bool | str = False) -> bytes:
-    """`compress`: False, True or "zlib" (fast, for live writers), or "lzma" (small, for finished files)."""
-    flags = 0
-    if compress:
+def encode_frame(ftype: FrameType, payload: bytes, *, compress: bool | str = False, flags: int = 0) -> bytes:
+    """`compress`: False, True or "zlib" (fast, for live writers), or "lzma" (small, for finished files).
+
+    `flags` marks a payload that is already compressed (the agent's zlib bytes, stored as sent).
+    """
+    if flags & ~_KNOWN_FLAGS:
+        raise ValueError(f"unknown frame flags {flags:#04x}")
+    if compress and not flags:
         if compress == "lzma":
             packed, flag = lzma.compress(payload, **_XZ), FLAG_LZMA  # type: ignore[arg-type]
         else:

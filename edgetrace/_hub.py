@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import logging
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,14 +174,20 @@ class Hub:
     async def _store(self, hello: Hello, session: SessionWriter, lock: asyncio.Lock, msg: Records) -> int:
         # Every field is checked, but attributes stay raw: when the whole batch is new (the
         # usual case) the agent's bytes are stored as they came, without a re-encode.
-        spans = decode_span_heads(msg.spans)
-        for head in spans:
-            if not head.attrs_is_map:
-                raise FrameError(f"span {head.node}:{head.seq} from {hello.node!r}: attributes are not a map")
+        payload = self._unpack(hello, msg)
+        spans = decode_span_heads(payload)
+        bad = next((h for h in spans if not h.attrs_is_map), None)
+        if bad is not None:
+            raise FrameError(f"span {bad.node}:{bad.seq} from {hello.node!r}: attributes are not a map")
         async with lock:
             last = session.last_seq.get(hello.node, 0)
             fresh: list[Any] = []
-            for span in spans:
+            seqs = [h.seq for h in spans]
+            if seqs == list(range(last + 1, last + 1 + len(seqs))) and all(h.node == hello.node for h in spans):
+                fresh, last, spans_left = spans, last + len(seqs), []  # the usual batch: all new, in order
+            else:
+                spans_left = spans
+            for span in spans_left:
                 if span.node != hello.node:
                     raise FrameError(f"node {hello.node!r} sent a span of {span.node!r}")
                 if span.seq <= last:
@@ -197,10 +204,11 @@ class Hub:
                         raise FrameError(f"blob {sha[:12]}… from {hello.node!r} does not match its content")
                     session.put_blob(data, sha)
                 if len(fresh) == len(spans):
-                    session.append_encoded(msg.spans, fresh)
+                    session.append_encoded(payload, fresh, zlib_packed=msg.spans if msg.zlib else None,
+                                           last=(hello.node, last))
                 else:
                     wanted = {h.seq for h in fresh}
-                    session.append([s for s in decode_spans(msg.spans) if s.seq in wanted])
+                    session.append([s for s in decode_spans(payload) if s.seq in wanted])
                 if self.fsync is FsyncPolicy.FRAME:
                     session.sync()
                 else:
@@ -211,10 +219,24 @@ class Hub:
         if fresh and self.on_spans is not None:
             try:
                 wanted = {h.seq for h in fresh}
-                self.on_spans(hello.session, [s for s in decode_spans(msg.spans) if s.seq in wanted])
+                self.on_spans(hello.session, [s for s in decode_spans(payload) if s.seq in wanted])
             except Exception as exc:  # an exporter must never break ingest
                 log.warning("span forwarder failed: %s", exc)
         return stored
+
+    def _unpack(self, hello: Hello, msg: Records) -> bytes:
+        """The batch's encoded spans; a compressed batch may not inflate past the frame limit."""
+        if not msg.zlib:
+            return msg.spans
+        inflater = zlib.decompressobj()
+        try:
+            payload = inflater.decompress(msg.spans, self.max_frame)
+        except zlib.error as exc:
+            raise FrameError(f"records from {hello.node!r} do not decompress: {exc}") from None
+        if inflater.unconsumed_tail or not inflater.eof:
+            raise FrameError(f"records from {hello.node!r} inflate past the {self.max_frame}-byte frame limit "
+                             "or are cut short")
+        return payload
 
     def manifest(self, session: str) -> Manifest:
         """What the hub knows of a session so far (the OTLP forwarder names resources by it)."""

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import msgspec
 
@@ -22,6 +23,7 @@ from edgetrace._codec import decode_manifest, decode_spans, encode_manifest, enc
 from edgetrace._errors import CorruptSessionError, SessionNotFoundError, UsageError
 from edgetrace._frames import (
     FILE_HEADER_SIZE,
+    FLAG_ZLIB,
     Frame,
     FrameType,
     ScanResult,
@@ -190,12 +192,25 @@ class SessionWriter:
                 self.last_seq[span.node] = span.seq
         self.records += len(spans)
 
-    def append_encoded(self, payload: bytes, spans: Sequence[Span]) -> None:
-        """Write an already-encoded records payload (the hub forwards what agents sent)."""
-        self._write(encode_frame(FrameType.RECORDS, payload, compress=self.compress))
-        for span in spans:
-            if span.seq > self.last_seq.get(span.node, 0):
-                self.last_seq[span.node] = span.seq
+    def append_encoded(self, payload: bytes, spans: Sequence[Any], *, zlib_packed: bytes | None = None,
+                       last: tuple[str, int] | None = None) -> None:
+        """Write an already-encoded records payload (the hub forwards what agents sent).
+
+        `zlib_packed`, when given, is `payload` compressed by the agent: stored as it is.
+        `last` = (node, seq) when the caller knows the batch is one node's, in order.
+        """
+        if zlib_packed is not None and self.compress:
+            self._write(encode_frame(FrameType.RECORDS, zlib_packed, flags=FLAG_ZLIB))
+        else:
+            self._write(encode_frame(FrameType.RECORDS, payload, compress=self.compress))
+        if last is not None:
+            node, seq = last
+            if seq > self.last_seq.get(node, 0):
+                self.last_seq[node] = seq
+        else:
+            for span in spans:
+                if span.seq > self.last_seq.get(span.node, 0):
+                    self.last_seq[span.node] = span.seq
         self.records += len(spans)
 
     def put_blob(self, data: bytes, sha: str | None = None) -> str:

@@ -56,10 +56,15 @@ class Refused(msgspec.Struct, tag="refused", kw_only=True):
 
 
 class Records(msgspec.Struct, tag="records", kw_only=True):
-    """A batch of one node's spans (already MessagePack-encoded) and the blobs they reference."""
+    """A batch of one node's spans (already MessagePack-encoded) and the blobs they reference.
+
+    With `zlib` the spans are zlib-compressed by the agent: ≈ 15× fewer bytes over a 4G link,
+    and the hub stores the compressed bytes as they came instead of compressing them again.
+    """
 
     spans: bytes
     blobs: list[tuple[str, bytes]] = []
+    zlib: bool = False
 
 
 class Ack(msgspec.Struct, tag="ack", kw_only=True):

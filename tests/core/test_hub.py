@@ -161,3 +161,43 @@ def test_span_head_mirrors_span_field_for_field():
     bad = msgspec.msgpack.encode([["n", 1, "act", "x", "", "", "", 0, 0, {}, [1, 2]]])
     (not_map,) = decode_span_heads(bad)
     assert not not_map.attrs_is_map
+
+
+def test_compressed_batches_are_stored_as_sent_and_bombs_are_refused(tmp_path):
+    import zlib
+
+    from edgetrace import Span
+    from edgetrace._codec import encode_spans
+    from edgetrace._frames import FILE_HEADER_SIZE, FLAG_ZLIB, scan_frames
+
+    spans = [Span(node="a", seq=i, kind=SpanKind.LOG, name="x", attrs={"i": i}) for i in range(1, 201)]
+    packed = zlib.compress(encode_spans(spans), 1)
+
+    async def main() -> None:
+        hub = Hub(tmp_path / "data", port=0, token=TOKEN, max_frame=64 * 1024)
+        await hub.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+        writer.write(encode_hub(Hello(token=TOKEN, node="a", session="s1")))
+        await writer.drain()
+        await read_frame(reader)
+        writer.write(encode_hub(Records(spans=packed, zlib=True)))
+        await writer.drain()
+        ack = decode_hub(await read_frame(reader))
+        assert ack.seq == 200
+        # a small frame that inflates past the frame limit closes the connection, stores nothing
+        bomb = zlib.compress(b"\x00" * (10 * 1024 * 1024), 9)
+        assert len(bomb) < 64 * 1024
+        writer.write(encode_hub(Records(spans=bomb, zlib=True)))
+        await writer.drain()
+        assert await reader.read() == b""
+        writer.close()
+        assert hub.stats.records == 200 and hub.stats.closed_bad == 1
+        hub.close()
+
+    asyncio.run(main())
+    path = tmp_path / "data" / "s1.ets"
+    assert Session(path).spans == spans
+    with open(path, "rb") as fh:
+        frames = [f for f in scan_frames(fh, FILE_HEADER_SIZE, path=path) if hasattr(f, "type")]
+    records = [f for f in frames if f.type.name == "RECORDS"]
+    assert len(records) == 1 and records[0].flags == FLAG_ZLIB and records[0].payload == packed
