@@ -277,8 +277,10 @@ class SimGrid:
     # --- running ------------------------------------------------------------------------------
 
     def schedule_inputs(self, inputs: list[Any]) -> None:
+        """RecordedInputs carry ns (the recording's unit); a scenario's ScheduledInputs carry seconds."""
         for item in inputs:
-            self.loop.call_at_ns(int(item.at), self._input, item)
+            at = item.at if isinstance(item, RecordedInput) else round(item.at * 1_000_000_000)
+            self.loop.call_at_ns(int(at), self._input, item)
 
     def run(
         self, inputs: list[Any], *, until_ns: int, progress: Any = None,

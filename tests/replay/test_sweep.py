@@ -20,8 +20,7 @@ def toy_session(tmp_path_factory):
     from edgetrace.replay.testing import GridHarness
 
     grid = GridHarness(toyapp.app, toyapp.NODES, profile={"default": {"latency": "10ms"}}, seed=1)
-    for item in toyapp.inputs(30):  # toyapp times are ns (SimGrid's unit); the harness takes seconds
-        grid.input(item.node, item.topic, item.payload, at=item.at / 1e9, trace=item.trace)
+    grid.inputs(toyapp.inputs(30))
     run = grid.run(until="60s")
     assert not run.violations(CHECK)
     return run.save(tmp_path_factory.mktemp("sweep") / "toy.ets")

@@ -41,7 +41,7 @@ PROFILE = GridProfile("lan", links=(("*", "*", LinkProfile(5_000_000, 400_000_00
 
 
 def inputs(count: int = 30) -> list[ScheduledInput]:
-    return [ScheduledInput(int(i * 0.4e9) + 1000, f"t-{i % 3}", "frame", f"f{i:03d}",
+    return [ScheduledInput(i * 0.4 + 1e-6, f"t-{i % 3}", "frame", f"f{i:03d}",
                            {"n": i, "weed": i % 3 == 0}) for i in range(count)]
 
 
