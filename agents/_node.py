@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import json
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -21,51 +20,18 @@ from edgetrace.agents._app import App
 from edgetrace.agents._context import CallError, CallTimeout, Context, StateUnavailable
 from edgetrace.agents._message import Message, MessageKind
 from edgetrace.agents._models import ModelResult, ModelRunner, tensor_to_obj
+from edgetrace.agents._preview import preview
 from edgetrace.agents._recorder import Recorder
 from edgetrace.agents._rules import Decision, RuleEngine
 from edgetrace.agents._sink import SpanSink
+from edgetrace.agents._steps import ReasoningSteps
 
-from edgetrace._errors import EdgeTraceError, ModelError, PolicyError
 from edgetrace._records import Span, SpanKind
 
 __all__ = ["NodeRuntime", "StepKey", "preview"]
 
 StepKey = tuple[str, str, str, str, int]  # (trace, node, kind, name, occurrence)
 
-_PREVIEW_LIMIT = 512
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def preview(value: Any, limit: int = _PREVIEW_LIMIT) -> Any:
-    """A small JSON-able stand-in for a payload, for attributes (the blob holds the rest)."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, str):
-        return value if len(value) <= limit else value[: limit - 1] + "…"
-    if type(value) is dict and len(value) <= 64 and all(
-        type(k) is str and type(v) in _SCALARS for k, v in value.items()
-    ) and len(repr(value)) <= limit:
-        return dict(sorted(value.items()))  # what the JSON round trip gives, at a fraction of its cost
-    try:
-        text = json.dumps(value, sort_keys=True, default=_describe)
-    except (TypeError, ValueError):
-        return _describe(value)
-    if len(text) <= limit:
-        return json.loads(text)
-    return text[: limit - 1] + "…"
-
-
-def _describe(value: Any) -> Any:
-    shape = getattr(value, "shape", None)
-    dtype = getattr(value, "dtype", None)
-    if shape is not None and dtype is not None:
-        size = getattr(value, "size", 0)
-        if size <= 16 and hasattr(value, "tolist"):
-            return value.tolist()  # small tensors (scores, logits of a classifier) show their values
-        return f"tensor {dtype}{list(shape)}"
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    return f"<{type(value).__name__}>"
 
 
 class _Pending:
@@ -79,7 +45,7 @@ class _Pending:
         self.timer: asyncio.TimerHandle | None = None
 
 
-class NodeRuntime(abc.ABC):
+class NodeRuntime(ReasoningSteps, abc.ABC):
     """Runs one node of an app on the current asyncio loop."""
 
     def __init__(
@@ -187,7 +153,7 @@ class NodeRuntime(abc.ABC):
             self.recorded(span, key)
         return span
 
-    def recorded(self, span: Span, key: StepKey) -> None:  # noqa: B027 - optional hook
+    def recorded(self, span: Span, key: StepKey) -> None:
         """Called with every span and its causal position; the replayer aligns with it."""
 
     # --- entry points -------------------------------------------------------------------------
@@ -512,153 +478,3 @@ class NodeRuntime(abc.ABC):
             error=refusal,
         )
         self.transmit(reply, span)
-
-    # --- models, rules, actions ---------------------------------------------------------------
-
-    async def infer(self, ctx: Context, model: str, inputs: Any) -> Any:
-        runner = self.model(model)
-        key = self.step_key(ctx.trace, SpanKind.INFER, model)
-        start = self.now_ns()
-        attrs: dict[str, Any] = {
-            "gen_ai.operation.name": "text_completion",
-            "gen_ai.provider.name": runner.provider,
-            "gen_ai.request.model": model,
-            "gen_ai.response.model": model,
-            "edgetrace.model.sha256": runner.sha256,
-            "edgetrace.model.options": runner.options(),
-        }
-        try:
-            result = await self.run_model(runner, inputs, key)
-        except (ModelError, EdgeTraceError) as exc:
-            self._record(
-                SpanKind.INFER,
-                model,
-                ctx,
-                start=start,
-                end=self.now_ns(),
-                error=str(exc),
-                attrs={**attrs, "error.type": type(exc).__name__},
-                key=key,
-            )
-            raise
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            self._record(
-                SpanKind.INFER,
-                model,
-                ctx,
-                start=start,
-                end=self.now_ns(),
-                error=error,
-                attrs={**attrs, "error.type": type(exc).__name__},
-                key=key,
-            )
-            raise ModelError(f"model {model!r} failed: {error}", model=model) from exc
-        attrs.update(result.attrs)
-        attrs["edgetrace.output"] = preview(result.output)
-        blobs = {
-            "input": self.recorder.blob(
-                result.inputs if result.inputs is not None else tensor_to_obj(inputs)
-            )
-        }
-        if result.outputs is not None:
-            blobs["output"] = self.recorder.blob(result.outputs)
-        if result.error:
-            attrs["error.type"] = "invalid_output"
-        self._record(
-            SpanKind.INFER,
-            model,
-            ctx,
-            start=start,
-            end=self.now_ns(),
-            error=result.error,
-            attrs=attrs,
-            blobs=blobs,
-            key=key,
-        )
-        return result.output
-
-    async def decide(
-        self, ctx: Context, policy: str, document: Any, timeout: float | None
-    ) -> Decision:
-        engine = self.policy(policy)
-        key = self.step_key(ctx.trace, SpanKind.DECIDE, policy)
-        start = self.now_ns()
-        attrs: dict[str, Any] = {
-            "edgetrace.policy": policy,
-            "edgetrace.policy.sha256": engine.sha256,
-            "edgetrace.policy.engine": engine.engine,
-        }
-        try:
-            decision = await self.run_policy(engine, document, timeout, key)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            self._record(
-                SpanKind.DECIDE,
-                policy,
-                ctx,
-                start=start,
-                end=self.now_ns(),
-                error=error,
-                attrs=attrs,
-                blobs={"input": self.recorder.blob(_json_bytes(document))},
-                key=key,
-            )
-            if isinstance(exc, PolicyError):
-                raise
-            raise PolicyError(f"policy {policy!r} failed: {error}", policy=policy) from exc
-        attrs.update(
-            {
-                "edgetrace.decision": preview(decision.value),
-                "edgetrace.rules_fired": list(decision.fired),
-                "edgetrace.timed_out": decision.timed_out,
-            }
-        )
-        blobs = {
-            "input": self.recorder.blob(_json_bytes(document)),
-            "result": self.recorder.blob(_json_bytes(decision.result)),
-        }
-        error = (
-            f"rule evaluation timed out after {timeout:g}s"
-            if decision.timed_out and timeout
-            else ""
-        )
-        self._record(
-            SpanKind.DECIDE,
-            policy,
-            ctx,
-            start=start,
-            end=self.now_ns(),
-            error=error,
-            attrs=attrs,
-            blobs=blobs,
-            key=key,
-        )
-        return decision
-
-    async def act(self, ctx: Context, action: str, args: dict[str, Any]) -> None:
-        key = self.step_key(ctx.trace, SpanKind.ACT, action)
-        executed = self.executes_actions() and action in self.actuators
-        self._record(
-            SpanKind.ACT,
-            action,
-            ctx,
-            attrs={"edgetrace.act.args": preview(args), "edgetrace.act.executed": executed},
-            key=key,
-        )
-        if executed:
-            self.actuators[action](**args)
-
-    def log(self, ctx: Context, message: str, attrs: dict[str, Any]) -> None:
-        key = self.step_key(ctx.trace, SpanKind.LOG, "log")
-        self._record(
-            SpanKind.LOG,
-            "log",
-            ctx,
-            attrs={"edgetrace.message": message, **{k: preview(v) for k, v in attrs.items()}},
-            key=key,
-        )
-
-
-def _json_bytes(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_describe).encode()
