@@ -34,6 +34,8 @@ from edgetrace.replay._invariants import (
     parse_selector,
 )
 from edgetrace.replay._recording import RecordedInput
+from edgetrace.replay._replayer import _step
+from edgetrace.replay._report import _step_line
 from edgetrace.replay._sim import SimGrid
 
 from edgetrace._errors import UsageError
@@ -247,14 +249,8 @@ class GridHarness:
 
 
 def _line(span: Span) -> str:
-    detail = ""
-    for key in ("edgetrace.output", "edgetrace.decision", "edgetrace.act.args", "edgetrace.payload"):
-        if key in span.attrs:
-            text = repr(span.attrs[key])
-            detail = f" {key.removeprefix('edgetrace.')}={text[:80] + '…' if len(text) > 80 else text}"
-            break
-    err = f" ERROR {span.error}" if span.error else ""
-    return f"{span.ref:<16} {span.kind.value:<9} {span.name:<22} trace={span.trace}{detail}{err}"
+    """One step as the replay report prints it, plus its trace (a test's run has many)."""
+    return f"{_step_line(_step(span))}  [trace {span.trace}]"
 
 
 def format_chain(history: History, span: Span, *, limit: int = 15) -> str:
@@ -264,16 +260,6 @@ def format_chain(history: History, span: Span, *, limit: int = 15) -> str:
 
 def _chain_block(run: GridResult, span: Span, title: str) -> str:
     return f"  {title} {span.ref} — causal chain:\n{format_chain(run.history, span)}"
-
-
-def _order(run: GridResult, a: Span, b: Span) -> Order:
-    if a.ref == b.ref:
-        return Order.EQUAL
-    if run.index.happens_before(a, b):
-        return Order.BEFORE
-    if run.index.happens_before(b, a):
-        return Order.AFTER
-    return Order.CONCURRENT
 
 
 def _order(run: GridResult, a: Span, b: Span) -> Order:
