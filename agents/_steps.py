@@ -41,20 +41,9 @@ class ReasoningSteps:
         }
         try:
             result = await self.run_model(runner, inputs, key)
-        except (ModelError, EdgeTraceError) as exc:
-            self._record(
-                SpanKind.INFER,
-                model,
-                ctx,
-                start=start,
-                end=self.now_ns(),
-                error=str(exc),
-                attrs={**attrs, "error.type": type(exc).__name__},
-                key=key,
-            )
-            raise
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            ours = isinstance(exc, EdgeTraceError)  # our errors already say what failed
+            error = str(exc) if ours else f"{type(exc).__name__}: {exc}"
             self._record(
                 SpanKind.INFER,
                 model,
@@ -65,6 +54,8 @@ class ReasoningSteps:
                 attrs={**attrs, "error.type": type(exc).__name__},
                 key=key,
             )
+            if ours:
+                raise
             raise ModelError(f"model {model!r} failed: {error}", model=model) from exc
         attrs.update(result.attrs)
         attrs["edgetrace.output"] = preview(result.output)
