@@ -31,7 +31,7 @@ from edgetrace._records import Manifest, SpanKind
 from edgetrace._session import Session, SessionWriter
 from edgetrace._version import __version__
 
-__all__ = ["Replayer", "parse_substitutions", "replay_session"]
+__all__ = ["Replayer", "parse_substitutions", "replay_command", "replay_session"]
 
 _S = 1_000_000_000
 
@@ -247,3 +247,21 @@ def replay_session(
         horizon_s=horizon_s, progress=progress,
     )
     return report, replayer, run
+
+
+def replay_command(
+    session: str | Path, *, seed: int | None = None, faults: Sequence[str] = (),
+    fault_files: Sequence[str | Path] = (), models: Sequence[str] = (), policies: Sequence[str] = (),
+    checks: Sequence[str] = (),
+) -> str:
+    """The `edgetrace replay` command line that reproduces a replay, quoted for a shell."""
+    import shlex
+
+    args = ["edgetrace", "replay", str(session)]
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    for flag, values in (("--faults", fault_files), ("--fault", faults), ("--model", models),
+                         ("--policy", policies), ("--check", checks)):
+        for value in values:
+            args += [flag, str(value)]
+    return shlex.join(args)

@@ -153,8 +153,8 @@ def edgetrace_replay(request: pytest.FixtureRequest, edgetrace_seed: int) -> Any
         )
         _track(request, {"kind": "replay", "session": Path(session), "faults": faults,
                          "fault_files": [str(f) for f in fault_files], "models": model_args,
-                         "policies": policy_args, "seed": seed, "report": report, "replayer": replayer,
-                         "run": run})
+                         "policies": policy_args, "checks": list(checks), "seed": seed, "report": report,
+                         "replayer": replayer, "run": run})
         return report
 
     return replay
@@ -190,6 +190,8 @@ def _save_dir(config: pytest.Config) -> Path:
 
 
 def _save_failure(item: pytest.Item, runs: list[dict[str, Any]]) -> str:
+    from edgetrace.replay._replayer import replay_command
+
     seed = item.stash.get(_SEED, None)
     base = item.nodeid.split("[")[0]
     lines = []
@@ -213,17 +215,11 @@ def _save_failure(item: pytest.Item, runs: list[dict[str, Any]]) -> str:
         else:
             out = folder / f"{stem}{suffix}.replayed.ets"
             entry["replayer"].save(entry["run"], entry["report"], out)
-            args = ["edgetrace", "replay", str(entry["session"]), "--seed", str(entry["seed"])]
-            for spec in entry["faults"]:
-                args += ["--fault", spec]
-            for file in entry["fault_files"]:
-                args += ["--faults", file]
-            for sub in entry["models"]:
-                args += ["--model", sub]
-            for sub in entry["policies"]:
-                args += ["--policy", sub]
+            command = replay_command(entry["session"], seed=entry["seed"], faults=entry["faults"],
+                                     fault_files=entry["fault_files"], models=entry["models"],
+                                     policies=entry["policies"], checks=entry["checks"])
             lines.append(f"session: {entry['session']} (replayed run saved as {out})")
-            lines.append(f"replay:  {shlex.join(args)}")
+            lines.append(f"replay:  {command}")
             lines.append(f"explore: edgetrace explore {shlex.quote(str(entry['session']))} "
                          f"--against {shlex.quote(str(out))}")
     return "\n".join(lines)
