@@ -397,17 +397,24 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000) -> t
     path = Path(path)
     if not path.is_file():
         raise SessionNotFoundError(f"{path}: no such session", path=path)
-    with open(path, "rb") as fh:  # sealed? frame types only: nothing is decoded twice
-        read_file_header(fh.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=FORMAT_VERSION,
-                         path=path, what="session")
-        sealed = any(not isinstance(item, ScanResult) and item.type is FrameType.SEAL
-                     for item in scan_frames(fh, FILE_HEADER_SIZE, path=path))
-    if not sealed:
-        raise UsageError(f"{path}: only a sealed session can be compacted (it may still be written)")
     before = path.stat().st_size
     tmp = path.with_name(path.name + ".compacting")
+    try:
+        sealed = _rewrite_xz(path, tmp, records_per_frame)
+        if not sealed:
+            raise UsageError(f"{path}: only a sealed session can be compacted (it may still be written)")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    return before, path.stat().st_size
+
+
+def _rewrite_xz(path: Path, tmp: Path, records_per_frame: int) -> bool:
+    """Copy `path` to `tmp` frame by frame, records regrouped and xz-compressed; True if sealed."""
     pending: list[bytes] = []
     count = 0
+    sealed = False
     with open(path, "rb") as src, open(tmp, "wb") as out:
         read_file_header(src.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=FORMAT_VERSION,
                          path=path, what="session")
@@ -432,6 +439,7 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000) -> t
             elif item.type is FrameType.SEAL:
                 flush()
                 out.write(encode_frame(FrameType.SEAL, b""))
+                sealed = True
             elif item.type is FrameType.BLOB:
                 out.write(encode_frame(FrameType.BLOB, item.body(), compress="lzma"))
             else:
@@ -439,8 +447,7 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000) -> t
         flush()
         out.flush()
         os.fsync(out.fileno())
-    os.replace(tmp, path)
-    return before, path.stat().st_size
+    return sealed
 
 
 def _array_items(body: bytes, path: Path) -> tuple[int, bytes]:
