@@ -227,13 +227,14 @@ def replay_session(
     horizon_s: float = 30.0,
     progress: Callable[[int, int], None] | None = None,
     app: Any = None,
+    replayer: Replayer | None = None,
 ) -> tuple[ReplayReport, Replayer, ReplayRun]:
     """What `edgetrace replay` does, as a function: parse everything, run, report."""
     from edgetrace.replay._faults import FaultPlan
     from edgetrace.replay._invariants import resolve
 
     plan = FaultPlan.parse(list(faults), [Path(f) for f in fault_files])
-    replayer = Replayer(session, app=app)
+    replayer = replayer or Replayer(session, app=app)  # one loaded session can serve many replays
     declared = dict(replayer.app.invariants)
     names = list(checks) if (checks or not default_checks) else sorted(declared)
     if checks and default_checks:

@@ -107,11 +107,31 @@ class SweepReport:
         return "\n".join(out) + "\n"
 
 
+_LOADED: dict[tuple[str, int, int], Any] = {}  # per process, so a worker loads a session once
+
+
+def _replayer(session: str) -> Any:
+    """The loaded session for this file as it is now (a rewritten file is loaded again)."""
+    from edgetrace.replay._replayer import Replayer
+
+    try:
+        stat = os.stat(session)
+    except OSError:
+        return Replayer(session)  # raises the usual one-line error
+    key = (session, stat.st_mtime_ns, stat.st_size)
+    loaded = _LOADED.get(key)
+    if loaded is None:
+        _LOADED.clear()  # one session per sweep: keep only the newest
+        loaded = _LOADED[key] = Replayer(session)
+    return loaded
+
+
 def _run_one(session: str, faults: list[str], fault_files: list[str], seed: int,
              options: dict[str, Any]) -> SeedResult:
     from edgetrace.replay._replayer import replay_session
 
-    report, _, _ = replay_session(session, faults=faults, fault_files=fault_files, seed=seed, **options)
+    report, _, _ = replay_session(session, faults=faults, fault_files=fault_files, seed=seed,
+                                  replayer=_replayer(session), **options)
     first = None
     if report.violations:
         v = report.violations[0]
@@ -134,12 +154,11 @@ def sweep(
 ) -> SweepReport:
     """Replay `session` under every seed; minimise the plan for the first failing one."""
     from edgetrace.replay._faults import FaultPlan
-    from edgetrace.replay._replayer import Replayer
 
     if not seeds:
         raise UsageError("a sweep needs at least one seed")
     FaultPlan.parse(list(faults), [Path(f) for f in fault_files])  # a bad plan fails before any work
-    Replayer(session)  # and so does a session that cannot be replayed
+    _replayer(str(session))  # and so does a session that cannot be replayed (kept for in-process runs)
     options = {"models": list(models), "policies": list(policies), "checks": list(checks)}
     files = [str(f) for f in fault_files]
     jobs = max(1, jobs or os.cpu_count() or 1)
