@@ -103,10 +103,19 @@ class NodeRuntime(ReasoningSteps, abc.ABC):
 
     # --- artifacts --------------------------------------------------------------------------
 
+    def load_artifact(self, kind: str, name: str) -> Any:
+        """Build a model runner (`kind` "model") or rule engine ("policy") for this node.
+
+        The replayer overrides this to share one per artifact across its simulated nodes.
+        """
+        if kind == "model":
+            return self.app.build_model(name, self._model_paths.get(name))
+        return self.app.build_policy(name, self._policy_paths.get(name))
+
     def model(self, name: str) -> ModelRunner:
         runner = self._models.get(name)
         if runner is None:
-            runner = self.app.build_model(name, self._model_paths.get(name))
+            runner = self.load_artifact("model", name)
             self._models[name] = runner
             if self.on_model_loaded:
                 self.on_model_loaded(name, runner)
@@ -115,7 +124,7 @@ class NodeRuntime(ReasoningSteps, abc.ABC):
     def policy(self, name: str) -> RuleEngine:
         engine = self._policies.get(name)
         if engine is None:
-            engine = self.app.build_policy(name, self._policy_paths.get(name))
+            engine = self.load_artifact("policy", name)
             self._policies[name] = engine
             if self.on_policy_loaded:
                 self.on_policy_loaded(name, engine)

@@ -50,25 +50,13 @@ class SimNode(NodeRuntime):
     # One model session and one compiled policy per artifact for the whole grid: a replay runs
     # every node in one process, one step at a time, and runners are stateless between calls,
     # so eight tractors need not load the same ONNX file eight times (0.13 s of a 1 s replay).
-    def model(self, name: str) -> ModelRunner:
-        runner = self._models.get(name)
-        if runner is None:
-            key = ("model", name, str(self._model_paths.get(name, "")))
-            runner = self.grid.shared.get(key)
-            if runner is None:
-                runner = self.grid.shared[key] = self.app.build_model(name, self._model_paths.get(name))
-            self._models[name] = runner
-        return runner
-
-    def policy(self, name: str) -> RuleEngine:
-        engine = self._policies.get(name)
-        if engine is None:
-            key = ("policy", name, str(self._policy_paths.get(name, "")))
-            engine = self.grid.shared.get(key)
-            if engine is None:
-                engine = self.grid.shared[key] = self.app.build_policy(name, self._policy_paths.get(name))
-            self._policies[name] = engine
-        return engine
+    def load_artifact(self, kind: str, name: str) -> Any:
+        paths = self._model_paths if kind == "model" else self._policy_paths
+        key = (kind, name, str(paths.get(name, "")))
+        shared = self.grid.shared.get(key)
+        if shared is None:
+            shared = self.grid.shared[key] = super().load_artifact(kind, name)
+        return shared
 
     def close(self) -> None:
         """Shared runners are closed once, by the grid."""
