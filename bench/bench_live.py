@@ -26,7 +26,6 @@ from edgetrace._records import Span, SpanKind
 AGRI_ATTRS = {"gen_ai.operation.name": "text_completion", "gen_ai.request.model": "event_extractor",
               "gen_ai.usage.output_tokens": 14, "edgetrace.output": {"type": "weed_detected", "confidence": 0.93}}
 SMALL_ATTRS = {"n": 1}  # a log-sized step, close to the ~150 B records of DESIGN.md's decode ceiling
-ATTRS = AGRI_ATTRS
 
 
 def _median_rate(fn: Any, n: int, repeats: int) -> float:
@@ -60,7 +59,7 @@ def bench_record(steps: int, repeats: int) -> dict[str, float]:
     def otel(n: int) -> None:
         for i in range(n):
             with tracer.start_as_current_span("infer event_extractor", kind=otel_trace.SpanKind.INTERNAL) as span:
-                span.set_attributes({k: str(v) for k, v in ATTRS.items()})
+                span.set_attributes({k: str(v) for k, v in AGRI_ATTRS.items()})
                 span.set_attribute("i", i)
 
     tmp = tempfile.TemporaryDirectory()
@@ -73,7 +72,7 @@ def bench_record(steps: int, repeats: int) -> dict[str, float]:
             # every fourth step is a receive that merges another node's clock
             merge = {"hub": i, "tractor-02": i // 2} if i % 4 == 0 else None
             record(SpanKind.INFER, "event_extractor", trace="tractor-01/f0001", parent="tractor-01:1",
-                   start=i * 1000, end=i * 1000 + 400, attrs=ATTRS, merge=merge)
+                   start=i * 1000, end=i * 1000 + 400, attrs=AGRI_ATTRS, merge=merge)
 
     ours(1000)
     otel(1000)
@@ -91,7 +90,7 @@ def bench_record(steps: int, repeats: int) -> dict[str, float]:
 # --- 2. hub ingest -------------------------------------------------------------------------------
 
 
-def _batches(node: str, records: int, batch: int) -> list[bytes]:
+def _batches(node: str, records: int, batch: int, attrs: dict[str, Any] = AGRI_ATTRS) -> list[bytes]:
     from edgetrace._codec import encode_spans
     from edgetrace._wire import Records, encode_hub
 
@@ -99,7 +98,7 @@ def _batches(node: str, records: int, batch: int) -> list[bytes]:
     for lo in range(1, records + 1, batch):
         spans = [Span(node=node, seq=s, kind=SpanKind.INFER, name="event_extractor", trace=f"{node}/f{s // 8:05d}",
                       parent=f"{node}:{s - 1}" if s > 1 else "", start=s * 1000, end=s * 1000 + 400,
-                      vc={"hub": s // 3} if s % 4 == 0 else {}, attrs=ATTRS)
+                      vc={"hub": s // 3} if s % 4 == 0 else {}, attrs=attrs)
                  for s in range(lo, min(lo + batch, records + 1))]
         # as the Shipper sends them: zlib level 1, stored by the hub as they come
         frames.append(encode_hub(Records(spans=zlib.compress(encode_spans(spans), 1), zlib=True)))
@@ -109,9 +108,7 @@ def _batches(node: str, records: int, batch: int) -> list[bytes]:
 def _agent(port: int, node: str, records: int, batch: int, start: Any, done: Any, attrs: dict[str, Any]) -> None:
     from edgetrace._wire import Ack, Hello, decode_hub, encode_hub, read_frame
 
-    global ATTRS
-    ATTRS = attrs
-    frames = _batches(node, records, batch)
+    frames = _batches(node, records, batch, attrs)
 
     async def main() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
