@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgetrace._errors import UsageError
 from edgetrace._records import Manifest, Span, SpanKind, Status
-from edgetrace._vclock import apply_delta
+from edgetrace._vclock import VectorClock, apply_delta
 from edgetrace._version import __version__
 
 if TYPE_CHECKING:
@@ -93,8 +93,8 @@ def otel_span_id(ref: str, *, namespace: str = "") -> int:
 
 
 def compact_clock(clock: Mapping[str, int]) -> str:
-    """`hub=3,tractor-01=7`: the same text `VectorClock.__str__` prints."""
-    return ",".join(f"{k}={v}" for k, v in sorted(clock.items()) if v)
+    """`hub=3,tractor-01=7`: `VectorClock.__str__`, which the index and forwarder already hand us."""
+    return str(clock if isinstance(clock, VectorClock) else VectorClock(clock))
 
 
 def _clip(text: str) -> str:
