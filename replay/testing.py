@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +83,14 @@ class GridResult:
     stopped_by: str = ""
     inputs: list[RecordedInput] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.history = History(self.spans)
-        self.index: CausalIndex = self.history.index
+    @cached_property
+    def history(self) -> History:
+        """Built on first use: a run that is only saved or counted never pays for the index."""
+        return History(self.spans)
+
+    @property
+    def index(self) -> CausalIndex:
+        return self.history.index
 
     # --- finding steps ------------------------------------------------------------------------
 
