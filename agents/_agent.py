@@ -18,14 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgetrace._records import Manifest, Span
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._live import LiveNode
 from edgetrace.agents._scenario import load_app
 from edgetrace.agents._shipper import Shipper
 from edgetrace.agents._sink import SpanSink
 from edgetrace.agents._spool import Spool
-
-from edgetrace._records import Manifest, Span
 
 __all__ = ["AgentConfig", "run_agent"]
 

@@ -25,13 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edgetrace.agents._live import encode_message
-from edgetrace.agents._message import Message, MessageKind
-from edgetrace.agents._scenario import Scenario
-
 from edgetrace._errors import ConfigError, EdgeTraceError, TransportError
 from edgetrace._records import Manifest
 from edgetrace._wire import Hello, Seal, decode_hub, encode_hub, read_frame, write_frame
+from edgetrace.agents._live import encode_message
+from edgetrace.agents._message import Message, MessageKind
+from edgetrace.agents._scenario import Scenario
 
 __all__ = ["RecordResult", "record"]
 

@@ -18,16 +18,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+
+from edgetrace._errors import FrameError
+from edgetrace._records import Span
+from edgetrace._wire import read_frame, write_frame
 from edgetrace.agents._app import App
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._message import Message, MessageKind
 from edgetrace.agents._node import NodeRuntime, StepKey
 from edgetrace.agents._rules import Decision, RuleEngine
 from edgetrace.agents._sink import SpanSink
-
-from edgetrace._errors import FrameError
-from edgetrace._records import Span
-from edgetrace._wire import read_frame, write_frame
 
 __all__ = ["LiveNode", "read_message", "write_message"]
 

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from edgetrace._records import Span, SpanKind
 from edgetrace.agents._app import App
 from edgetrace.agents._context import CallError, CallTimeout, Context, StateUnavailable
 from edgetrace.agents._message import Message, MessageKind
@@ -25,8 +26,6 @@ from edgetrace.agents._recorder import Recorder
 from edgetrace.agents._rules import Decision, RuleEngine
 from edgetrace.agents._sink import SpanSink
 from edgetrace.agents._steps import ReasoningSteps
-
-from edgetrace._records import Span, SpanKind
 
 __all__ = ["NodeRuntime", "StepKey", "preview"]
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from edgetrace.agents._sink import SpanSink
-
 from edgetrace._codec import encode
 from edgetrace._records import Span, SpanKind, Status
 from edgetrace._vclock import VectorClock
+from edgetrace.agents._sink import SpanSink
 
 __all__ = ["Recorder"]
 

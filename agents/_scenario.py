@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgetrace._errors import ConfigError, UsageError
 from edgetrace.agents._app import App
 from edgetrace.agents._grid import GridProfile
-
-from edgetrace._errors import ConfigError, UsageError
 
 __all__ = ["Scenario", "ScheduledInput", "load_app", "load_scenario"]
 

@@ -16,8 +16,6 @@ import time
 import zlib
 from typing import Any
 
-from edgetrace.agents._spool import Spool
-
 from edgetrace._codec import encode_spans
 from edgetrace._errors import EdgeTraceError, FrameError
 from edgetrace._records import Manifest
@@ -34,6 +32,7 @@ from edgetrace._wire import (
     read_frame,
     write_frame,
 )
+from edgetrace.agents._spool import Spool
 
 __all__ = ["Shipper"]
 

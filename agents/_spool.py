@@ -16,8 +16,6 @@ from bisect import bisect_right
 from pathlib import Path
 from typing import Any
 
-from edgetrace.agents._sink import SpanSink
-
 from edgetrace._codec import decode_spans, encode_spans
 from edgetrace._errors import UsageError
 from edgetrace._frames import (
@@ -32,6 +30,7 @@ from edgetrace._frames import (
 )
 from edgetrace._records import FORMAT_VERSION, Span, blob_id
 from edgetrace._vclock import apply_delta
+from edgetrace.agents._sink import SpanSink
 
 __all__ = ["SPOOL_MAGIC", "Spool", "SpoolSync"]
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from edgetrace._errors import EdgeTraceError, ModelError, PolicyError
+from edgetrace._records import SpanKind
 from edgetrace.agents._models import tensor_to_obj
 from edgetrace.agents._preview import json_bytes as _json_bytes
 from edgetrace.agents._preview import preview
 from edgetrace.agents._rules import Decision
-
-from edgetrace._errors import EdgeTraceError, ModelError, PolicyError
-from edgetrace._records import SpanKind
 
 if TYPE_CHECKING:
     from edgetrace.agents._context import Context

@@ -42,11 +42,12 @@ def _median_rate(fn: Any, n: int, repeats: int) -> float:
 
 
 def bench_record(steps: int, repeats: int) -> dict[str, float]:
-    from edgetrace.agents._recorder import Recorder
-    from edgetrace.agents._spool import Spool
     from opentelemetry import trace as otel_trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from edgetrace.agents._recorder import Recorder
+    from edgetrace.agents._spool import Spool
 
     class Discard(SpanExporter):
         def export(self, spans: Any) -> SpanExportResult:

@@ -17,6 +17,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgetrace._errors import ReplayError, UsageError
+from edgetrace._index import CausalIndex
+from edgetrace._records import Manifest, SpanKind
+from edgetrace._session import Session, SessionWriter
+from edgetrace._version import __version__
 from edgetrace.agents._app import App
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._scenario import load_app
@@ -24,12 +29,6 @@ from edgetrace.replay._divergence import compare
 from edgetrace.replay._recording import Recording
 from edgetrace.replay._report import ReplayReport, TraceReport
 from edgetrace.replay._sim import ReplayRun, SimGrid
-
-from edgetrace._errors import ReplayError, UsageError
-from edgetrace._index import CausalIndex
-from edgetrace._records import Manifest, SpanKind
-from edgetrace._session import Session, SessionWriter
-from edgetrace._version import __version__
 
 __all__ = ["Replayer", "parse_substitutions", "replay_command", "replay_session"]
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from edgetrace.replay._divergence import Divergence
 
 from edgetrace._version import __version__
+from edgetrace.replay._divergence import Divergence
 
 __all__ = ["ReplayReport", "TraceReport"]
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgetrace._errors import ModelError
+from edgetrace._records import Span, SpanKind
 from edgetrace.agents._app import App
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._message import Message, MessageKind
@@ -25,9 +27,6 @@ from edgetrace.agents._rules import Decision, RuleEngine
 from edgetrace.agents._sink import MemorySink
 from edgetrace.replay._loop import VirtualLoop
 from edgetrace.replay._recording import RecordedInput, Recording
-
-from edgetrace._errors import ModelError
-from edgetrace._records import Span, SpanKind
 
 __all__ = ["ReplayRun", "SimGrid", "SimNode"]
 

@@ -22,6 +22,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from edgetrace._errors import UsageError
+from edgetrace._index import CausalIndex
+from edgetrace._records import Manifest, Span
+from edgetrace._session import SessionWriter
+from edgetrace._vclock import Order
+from edgetrace._version import __version__
 from edgetrace.agents._app import App
 from edgetrace.agents._grid import GridProfile, parse_duration
 from edgetrace.replay._faults import FaultPlan
@@ -38,13 +44,6 @@ from edgetrace.replay._recording import RecordedInput
 from edgetrace.replay._replayer import _step
 from edgetrace.replay._report import _step_line
 from edgetrace.replay._sim import SimGrid
-
-from edgetrace._errors import UsageError
-from edgetrace._index import CausalIndex
-from edgetrace._records import Manifest, Span
-from edgetrace._session import SessionWriter
-from edgetrace._vclock import Order
-from edgetrace._version import __version__
 
 __all__ = [
     "CausalAssertionError",

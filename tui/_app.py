@@ -13,22 +13,22 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from edgetrace.tui._store import TraceStore, data_dir, find_sessions
-from edgetrace.tui._trace_list import TraceList, TraceListScreen
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from edgetrace.tui._store import TraceStore, data_dir, find_sessions
+from edgetrace.tui._trace_list import TraceList, TraceListScreen
+
 # Only the trace list is needed for the first screen; the other screens (and the modules
 # they pull in) are imported when first opened.
 if TYPE_CHECKING:
+    from edgetrace._session import Session
     from edgetrace.tui._detail import DetailScreen
     from edgetrace.tui._diff import DiffModel
     from edgetrace.tui._graph import TraceGraph
     from edgetrace.tui._picker import PickerScreen
     from edgetrace.tui._trace_view import TraceViewScreen
-
-    from edgetrace._session import Session
 
 __all__ = ["ExplorerApp"]
 

@@ -11,8 +11,6 @@ import json
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from edgetrace.tui._graph import TraceGraph
-from edgetrace.tui._trace_list import format_duration
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -22,6 +20,8 @@ from textual.widgets import Footer, Static
 
 from edgetrace._codec import decode_any
 from edgetrace._records import Span
+from edgetrace.tui._graph import TraceGraph
+from edgetrace.tui._trace_list import format_duration
 
 __all__ = ["DetailScreen", "decode_blob", "describe_span"]
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from edgetrace.tui._query import QUERY_HELP
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from edgetrace.tui._query import QUERY_HELP
 
 __all__ = ["HelpScreen", "help_text"]
 

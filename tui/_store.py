@@ -37,6 +37,7 @@ from edgetrace._session import SESSION_MAGIC, SESSION_SUFFIX
 
 if TYPE_CHECKING:
     import numpy as np
+
     from edgetrace.tui._graph import TraceGraph
 
 __all__ = ["SORTS", "TraceRow", "TraceStore"]

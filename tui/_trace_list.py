@@ -12,8 +12,6 @@ import time
 from array import array
 from typing import TYPE_CHECKING, ClassVar
 
-from edgetrace.tui._query import Query, QueryError, parse_query
-from edgetrace.tui._store import SORTS, TraceRow, TraceStore
 from rich.segment import Segment
 from rich.style import Style
 from textual import on, work
@@ -27,6 +25,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Footer, Input, Static
 from textual.worker import get_current_worker
+
+from edgetrace.tui._query import Query, QueryError, parse_query
+from edgetrace.tui._store import SORTS, TraceRow, TraceStore
 
 if TYPE_CHECKING:
     import numpy as np

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from edgetrace.tui._graph import TraceGraph
-from edgetrace.tui._query import Query, parse_query
-from edgetrace.tui._trace_list import format_duration
 from rich.segment import Segment
 from rich.style import Style
 from textual.app import ComposeResult
@@ -26,6 +23,9 @@ from textual.strip import Strip
 from textual.widgets import Footer, Static
 
 from edgetrace._records import Span, SpanKind
+from edgetrace.tui._graph import TraceGraph
+from edgetrace.tui._query import Query, parse_query
+from edgetrace.tui._trace_list import format_duration
 
 __all__ = ["SpanChart", "TraceViewScreen", "span_line"]
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgetrace.agents import App, Context
 from edgetrace.agents._grid import GridProfile, LinkProfile
 from edgetrace.agents._scenario import Scenario, ScheduledInput

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgetrace.agents import OnnxRunner, PythonPolicy, RegoPolicy
 
 from edgetrace import ModelError, PolicyError
+from edgetrace.agents import OnnxRunner, PythonPolicy, RegoPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "scenarios" / "agri" / "policies"

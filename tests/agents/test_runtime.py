@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from edgetrace.agents import App
-from edgetrace.replay import SimGrid
 
 from edgetrace import CausalIndex, ConfigError, SpanKind
+from edgetrace.agents import App
+from edgetrace.replay import SimGrid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "replay"))
 import toyapp

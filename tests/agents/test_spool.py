@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from edgetrace.agents import Recorder
-from edgetrace.agents._spool import Spool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgetrace import SpanKind, UsageError
+from edgetrace.agents import Recorder
+from edgetrace.agents._spool import Spool
 
 
 def _fill(spool: Spool, n: int, node: str = "a", distinct: int = 7) -> Recorder:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import struct
 
-from edgetrace.agents import Recorder
-from edgetrace.agents._shipper import Shipper
-from edgetrace.agents._spool import Spool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgetrace import FrameError, Session, SpanKind
 from edgetrace._hub import Hub
 from edgetrace._wire import Hello, Records, decode_hub, encode_hub, read_frame
+from edgetrace.agents import Recorder
+from edgetrace.agents._shipper import Shipper
+from edgetrace.agents._spool import Spool
 
 TOKEN = "s3cret"
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from edgetrace.agents import MemorySink, Recorder
 from hypothesis import given
 from hypothesis import strategies as st
 
 from edgetrace import CausalIndex
 from edgetrace._records import SpanKind
+from edgetrace.agents import MemorySink, Recorder
 
 NODES = ["a", "b", "c"]
 

@@ -10,11 +10,10 @@ import asyncio
 import sys
 from pathlib import Path
 
+from edgetrace import SpanKind
 from edgetrace.agents import Recorder
 from edgetrace.agents._shipper import Shipper
 from edgetrace.agents._spool import Spool
-
-from edgetrace import SpanKind
 
 
 async def main() -> int:

@@ -61,10 +61,9 @@ def test_field_recording_on_4g_shows_the_bug_live(tmp_path):
     assert faithful.returncode == 1
     # the violations found by replay are those in the recording itself, on the same traces
     # (replayed seqs may differ where handlers interleave; traces and steps do not)
+    from edgetrace import Session
     from edgetrace.replay._invariants import History, check_all
     from edgetrace.scenarios.agri.scenario import app
-
-    from edgetrace import Session
 
     recorded = check_all(list(app.invariants.values()), History(Session(session).spans))
     assert sorted(v.trace for v in recorded) == sorted(v["trace"] for v in report["violations"])

@@ -5,13 +5,13 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from edgetrace.agents._grid import GridProfile
-from edgetrace.replay._faults import FaultKind, FaultPlan
-from edgetrace.replay._invariants import parse_invariant, parse_selector
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgetrace import ConfigError, FaultSpecError, InvariantError
+from edgetrace.agents._grid import GridProfile
+from edgetrace.replay._faults import FaultKind, FaultPlan
+from edgetrace.replay._invariants import parse_invariant, parse_selector
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+
+from edgetrace import InvariantError
 from edgetrace.agents import App, CallTimeout, StateUnavailable
 from edgetrace.replay._invariants import parse_invariant, parse_selector
 from edgetrace.replay.testing import GridHarness
-
-from edgetrace import InvariantError
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "invariants.md").read_text()
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+from edgetrace import SpanKind, Status
 from edgetrace.agents import App, CallTimeout, Context, StateUnavailable
 from edgetrace.replay.testing import GridHarness, GridResult
 from edgetrace.scenarios.agri.runner import ExtractorRunner
 from edgetrace.scenarios.agri.scenario import MODEL
-
-from edgetrace import SpanKind, Status
 
 app = App("fault-effects", state_host="hub")
 app.model("extractor", MODEL, runner=ExtractorRunner)

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from edgetrace.replay import Replayer
 
 from edgetrace import Session
+from edgetrace.replay import Replayer
 
 HERE = Path(__file__).resolve().parent
 

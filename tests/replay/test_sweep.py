@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from edgetrace.replay import replay_session
 from edgetrace.replay._sweep import minimise, sweep
 
@@ -17,6 +18,7 @@ CHECK = "every act(spray) after input where payload.weed == true"
 def toy_session(tmp_path_factory):
     """The toy fleet on a lossless 10 ms LAN: the recording keeps CHECK, faults can break it."""
     import toyapp
+
     from edgetrace.replay.testing import GridHarness
 
     grid = GridHarness(toyapp.app, toyapp.NODES, profile={"default": {"latency": "10ms"}}, seed=1)

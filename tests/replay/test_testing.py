@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import toyapp
-from edgetrace.replay.testing import CausalAssertionError, GridHarness
 
 from edgetrace import FaultSpecError, Session, UsageError
+from edgetrace.replay.testing import CausalAssertionError, GridHarness
 
 
 def _grid(**kw):

@@ -47,9 +47,8 @@ def inputs(count: int = 30) -> list[ScheduledInput]:
 
 def record(path: Any, *, seed: int = 1, count: int = 30) -> Any:
     """Run the toy fleet on a simulated grid and write it as a session (a recording for tests)."""
-    from edgetrace.replay import SimGrid
-
     from edgetrace import Manifest, SessionWriter
+    from edgetrace.replay import SimGrid
 
     grid = SimGrid(app, NODES, seed=seed, profile=PROFILE)
     run = grid.run(inputs(count), until_ns=60_000_000_000)

@@ -6,10 +6,11 @@ import statistics
 from pathlib import Path
 
 import pytest
-from edgetrace.scenarios.agri.captions import CaptionGenerator, held_out
-from edgetrace.scenarios.agri.extractor import EVENT_TYPES, EventExtractor, validate_event
 from hypothesis import given
 from hypothesis import strategies as st
+
+from edgetrace.scenarios.agri.captions import CaptionGenerator, held_out
+from edgetrace.scenarios.agri.extractor import EVENT_TYPES, EventExtractor, validate_event
 
 MODEL = Path(__file__).resolve().parents[2] / "scenarios" / "agri" / "model" / "event_extractor.onnx"
 

@@ -32,6 +32,7 @@ def toy_session(toy_dir: Path) -> Path:
 def toy_replayed(toy_session: Path, toy_dir: Path) -> Path:
     """The toy session replayed with a 2 s state write: the motivating bug, in small."""
     import toyapp
+
     from edgetrace.replay import replay_session
 
     report, replayer, run = replay_session(toy_session, faults=["latency(op=state.put, delay=2s)"],

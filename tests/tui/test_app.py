@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from edgetrace import Manifest, SessionWriter, SpanKind
 from edgetrace.tui._app import ExplorerApp
 from edgetrace.tui._detail import DetailScreen
 from edgetrace.tui._diff import DiffScreen
@@ -15,8 +16,6 @@ from edgetrace.tui._help import HelpScreen
 from edgetrace.tui._picker import PickerScreen
 from edgetrace.tui._trace_list import TraceListScreen
 from edgetrace.tui._trace_view import TraceViewScreen
-
-from edgetrace import Manifest, SessionWriter, SpanKind
 
 SIZE = (80, 24)
 

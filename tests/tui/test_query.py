@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from edgetrace.tui import TraceGraph
-from edgetrace.tui._query import QueryError, parse_query
-from edgetrace.tui._store import TraceStore
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgetrace import Span, SpanKind
+from edgetrace.tui import TraceGraph
+from edgetrace.tui._query import QueryError, parse_query
+from edgetrace.tui._store import TraceStore
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import random
 from pathlib import Path
 
 import pytest
-from edgetrace.tui import _store
-from edgetrace.tui._store import SORTS, TraceStore
 
 from edgetrace import Manifest, SessionWriter, Span, SpanKind, Status
+from edgetrace.tui import _store
+from edgetrace.tui._store import SORTS, TraceStore
 
 
 def interleaved_session(path: Path, *, traces: int = 400, frames: int = 60, seed: int = 5) -> list[Span]:

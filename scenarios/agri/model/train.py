@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 import torch
-from edgetrace.scenarios.agri.captions import EVENT_TYPES, training_set
 from torch import nn
+
+from edgetrace.scenarios.agri.captions import EVENT_TYPES, training_set
 
 HERE = Path(__file__).resolve().parent
 MAX_CAPTION = 64
