@@ -14,33 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgetrace import _units as units
 from edgetrace._errors import ConfigError
 
 __all__ = ["GridProfile", "LinkProfile", "parse_duration"]
 
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000}
-
-
 def parse_duration(value: Any, *, what: str = "duration") -> int:
-    """'150ms' / '2s' / 0.5 (seconds) → integer nanoseconds."""
-    if isinstance(value, bool):
-        raise ConfigError(f"bad {what} {value!r}: expected a number of seconds or e.g. '150ms'")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ConfigError(f"bad {what} {value!r}: must not be negative")
-        return round(value * 1e9)
-    text = str(value).strip()
-    for unit in sorted(_UNITS, key=len, reverse=True):
-        if text.endswith(unit):
-            number = text[: -len(unit)].strip()
-            try:
-                amount = float(number)
-            except ValueError:
-                break
-            if amount < 0:
-                break
-            return round(amount * _UNITS[unit])
-    raise ConfigError(f"bad {what} {value!r}: expected a number with a unit (ns, us, ms, s, m)")
+    """'150ms' / '2s' / 0.5 (a number is seconds) → integer nanoseconds."""
+    try:
+        return units.parse_duration(value, bare="s")
+    except ValueError as exc:
+        raise ConfigError(f"bad {what} {value!r}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from edgetrace import _attrs as attr
 from edgetrace._records import Span, SpanKind
 from edgetrace.agents._app import App
 from edgetrace.agents._context import CallError, CallTimeout, Context, StateUnavailable
@@ -174,7 +175,7 @@ class NodeRuntime(ReasoningSteps, abc.ABC):
             topic,
             None,
             trace=trace,
-            attrs={"edgetrace.payload": preview(payload)},
+            attrs={attr.PAYLOAD: preview(payload)},
             blobs={"input": self.recorder.blob(tensor_to_obj(payload))},
             key=key,
         )
@@ -200,9 +201,9 @@ class NodeRuntime(ReasoningSteps, abc.ABC):
                 cause=msg.cause,
                 merge=msg.vc,
                 attrs={
-                    "edgetrace.from": msg.src,
-                    "edgetrace.topic": msg.topic,
-                    "edgetrace.payload": preview(msg.payload),
+                    attr.FROM: msg.src,
+                    attr.TOPIC: msg.topic,
+                    attr.PAYLOAD: preview(msg.payload),
                 },
                 key=key,
             )
@@ -217,7 +218,7 @@ class NodeRuntime(ReasoningSteps, abc.ABC):
                 "unhandled",
                 ctx,
                 error=f"no handler for {topic!r} on {self.node}",
-                attrs={"edgetrace.topic": topic},
+                attrs={attr.TOPIC: topic},
                 key=self.step_key(ctx.trace, SpanKind.LOG, "unhandled"),
             )
             if reply_to is not None:
@@ -254,7 +255,7 @@ class NodeRuntime(ReasoningSteps, abc.ABC):
             name,
             ctx,
             error=error,
-            attrs={"edgetrace.to": request.src, "edgetrace.payload": preview(value)},
+            attrs={attr.TO: request.src, attr.PAYLOAD: preview(value)},
             key=key,
         )
         self.transmit(
@@ -305,9 +306,9 @@ class NodeRuntime(ReasoningSteps, abc.ABC):
             topic,
             ctx,
             attrs={
-                "edgetrace.to": dst,
-                "edgetrace.topic": topic,
-                "edgetrace.payload": preview(payload),
+                attr.TO: dst,
+                attr.TOPIC: topic,
+                attr.PAYLOAD: preview(payload),
             },
             key=key,
         )
@@ -337,18 +338,18 @@ class NodeRuntime(ReasoningSteps, abc.ABC):
         key = self.step_key(ctx.trace, span_kind, name)
         start = self.now_ns()
         attrs: dict[str, Any] = {
-            "edgetrace.to": dst,
-            "edgetrace.topic": topic,
-            "edgetrace.call_id": call_id,
+            attr.TO: dst,
+            attr.TOPIC: topic,
+            attr.CALL_ID: call_id,
         }
         if span_kind is SpanKind.SEND:
-            attrs["edgetrace.payload"] = preview(payload)
+            attrs[attr.PAYLOAD] = preview(payload)
         else:
-            attrs["edgetrace.state.key"] = payload["key"]
+            attrs[attr.STATE_KEY] = payload["key"]
             if span_kind is SpanKind.STATE_PUT:
-                attrs["edgetrace.state.value"] = preview(payload.get("value"))
+                attrs[attr.STATE_VALUE] = preview(payload.get("value"))
         if timeout is not None:
-            attrs["edgetrace.timeout_s"] = timeout
+            attrs[attr.TIMEOUT_S] = timeout
         span = self._record(span_kind, name, ctx, start=start, attrs=attrs, key=key)
         pending = _Pending(ctx, loop.create_future(), f"{topic}:reply", start)
         self._pending[call_id] = pending
@@ -371,7 +372,7 @@ class NodeRuntime(ReasoningSteps, abc.ABC):
             start=pending.start,
             end=self.now_ns(),
             error=f"timeout after {timeout:g}s",
-            attrs={"edgetrace.call_id": call_id},
+            attrs={attr.CALL_ID: call_id},
             key=key,
         )
         pending.future.set_exception(CallTimeout(f"{pending.name} timed out after {timeout:g}s"))
@@ -388,7 +389,7 @@ class NodeRuntime(ReasoningSteps, abc.ABC):
                 trace=msg.trace,
                 cause=msg.cause,
                 merge=msg.vc,
-                attrs={"edgetrace.late": True, "edgetrace.call_id": msg.call_id},
+                attrs={attr.LATE: True, attr.CALL_ID: msg.call_id},
                 key=key,
             )
             return
@@ -404,7 +405,7 @@ class NodeRuntime(ReasoningSteps, abc.ABC):
             cause=msg.cause,
             merge=msg.vc,
             error=msg.error,
-            attrs={"edgetrace.call_id": msg.call_id, "edgetrace.payload": preview(msg.payload)},
+            attrs={attr.CALL_ID: msg.call_id, attr.PAYLOAD: preview(msg.payload)},
             key=key,
         )
         if msg.error:
@@ -449,7 +450,7 @@ class NodeRuntime(ReasoningSteps, abc.ABC):
 
     @staticmethod
     def _state_attrs(key: str, value: Any) -> dict[str, Any]:
-        return {"edgetrace.state.key": key, "edgetrace.state.value": preview(value)}
+        return {attr.STATE_KEY: key, attr.STATE_VALUE: preview(value)}
 
     def _serve_state(self, msg: Message) -> None:
         key = str((msg.payload or {}).get("key", ""))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from edgetrace import _attrs as attr
 from edgetrace._errors import EdgeTraceError, ModelError, PolicyError
 from edgetrace._records import SpanKind
 from edgetrace.agents._models import tensor_to_obj
@@ -31,12 +32,12 @@ class ReasoningSteps:
         key = self.step_key(ctx.trace, SpanKind.INFER, model)
         start = self.now_ns()
         attrs: dict[str, Any] = {
-            "gen_ai.operation.name": "text_completion",
-            "gen_ai.provider.name": runner.provider,
-            "gen_ai.request.model": model,
-            "gen_ai.response.model": model,
-            "edgetrace.model.sha256": runner.sha256,
-            "edgetrace.model.options": runner.options(),
+            attr.GEN_AI_OPERATION_NAME: "text_completion",
+            attr.GEN_AI_PROVIDER_NAME: runner.provider,
+            attr.GEN_AI_REQUEST_MODEL: model,
+            attr.GEN_AI_RESPONSE_MODEL: model,
+            attr.MODEL_SHA256: runner.sha256,
+            attr.MODEL_OPTIONS: runner.options(),
         }
         try:
             result = await self.run_model(runner, inputs, key)
@@ -50,14 +51,14 @@ class ReasoningSteps:
                 start=start,
                 end=self.now_ns(),
                 error=error,
-                attrs={**attrs, "error.type": type(exc).__name__},
+                attrs={**attrs, attr.ERROR_TYPE: type(exc).__name__},
                 key=key,
             )
             if ours:
                 raise
             raise ModelError(f"model {model!r} failed: {error}", model=model) from exc
         attrs.update(result.attrs)
-        attrs["edgetrace.output"] = preview(result.output)
+        attrs[attr.OUTPUT] = preview(result.output)
         blobs = {
             "input": self.recorder.blob(
                 result.inputs if result.inputs is not None else tensor_to_obj(inputs)
@@ -66,7 +67,7 @@ class ReasoningSteps:
         if result.outputs is not None:
             blobs["output"] = self.recorder.blob(result.outputs)
         if result.error:
-            attrs["error.type"] = "invalid_output"
+            attrs[attr.ERROR_TYPE] = "invalid_output"
         self._record(
             SpanKind.INFER,
             model,
@@ -87,9 +88,9 @@ class ReasoningSteps:
         key = self.step_key(ctx.trace, SpanKind.DECIDE, policy)
         start = self.now_ns()
         attrs: dict[str, Any] = {
-            "edgetrace.policy": policy,
-            "edgetrace.policy.sha256": engine.sha256,
-            "edgetrace.policy.engine": engine.engine,
+            attr.POLICY: policy,
+            attr.POLICY_SHA256: engine.sha256,
+            attr.POLICY_ENGINE: engine.engine,
         }
         try:
             decision = await self.run_policy(engine, document, timeout, key)
@@ -111,9 +112,9 @@ class ReasoningSteps:
             raise PolicyError(f"policy {policy!r} failed: {error}", policy=policy) from exc
         attrs.update(
             {
-                "edgetrace.decision": preview(decision.value),
-                "edgetrace.rules_fired": list(decision.fired),
-                "edgetrace.timed_out": decision.timed_out,
+                attr.DECISION: preview(decision.value),
+                attr.RULES_FIRED: list(decision.fired),
+                attr.TIMED_OUT: decision.timed_out,
             }
         )
         blobs = {
@@ -145,7 +146,7 @@ class ReasoningSteps:
             SpanKind.ACT,
             action,
             ctx,
-            attrs={"edgetrace.act.args": preview(args), "edgetrace.act.executed": executed},
+            attrs={attr.ACT_ARGS: preview(args), attr.ACT_EXECUTED: executed},
             key=key,
         )
         if executed:
@@ -157,6 +158,6 @@ class ReasoningSteps:
             SpanKind.LOG,
             "log",
             ctx,
-            attrs={"edgetrace.message": message, **{k: preview(v) for k, v in attrs.items()}},
+            attrs={attr.MESSAGE: message, **{k: preview(v) for k, v in attrs.items()}},
             key=key,
         )

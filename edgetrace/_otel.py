@@ -33,6 +33,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from edgetrace import _attrs as attr
 from edgetrace._errors import UsageError
 from edgetrace._records import Manifest, Span, SpanKind, Status
 from edgetrace._vclock import VectorClock, apply_delta
@@ -66,9 +67,9 @@ ATTR_LIMIT = 2048
 PROTOCOLS = ("grpc", "http/protobuf")
 
 # Attributes the OTLP ingest stores on foreign spans, so they export with their own ids.
-OTEL_SPAN_ID = "edgetrace.otel.span_id"
-OTEL_PARENT_ID = "edgetrace.otel.parent_span_id"
-OTEL_KIND = "edgetrace.otel.kind"
+OTEL_SPAN_ID = attr.OTEL_SPAN_ID
+OTEL_PARENT_ID = attr.OTEL_PARENT_SPAN_ID
+OTEL_KIND = attr.OTEL_KIND
 OTEL_NODE_PREFIX = "otel:"
 
 _HEX = frozenset("0123456789abcdef")
@@ -204,19 +205,19 @@ class SpanMapper:
         m = self.manifest
         if node.startswith(OTEL_NODE_PREFIX):
             service = str((attrs or {}).get("service.name") or node[len(OTEL_NODE_PREFIX):])
-            values: dict[str, Any] = {"service.name": service, "edgetrace.node": node}
+            values: dict[str, Any] = {"service.name": service, attr.NODE: node}
         else:
             values = {
                 "service.name": m.app or "edgetrace",
                 "service.instance.id": node,
                 "host.name": node,
                 "service.version": str(m.meta.get("app_version") or m.edgetrace or __version__),
-                "edgetrace.node": node,
+                attr.NODE: node,
             }
         if m.session_id:
-            values["edgetrace.session.id"] = m.session_id
+            values[attr.SESSION_ID] = m.session_id
         if m.scenario:
-            values["edgetrace.scenario"] = m.scenario
+            values[attr.SCENARIO] = m.scenario
         found = self._resources[node] = Resource.create(values)
         return found
 
@@ -252,42 +253,42 @@ class SpanMapper:
 
         attrs = otel_attributes(span.attrs)
         attrs.update({
-            "edgetrace.kind": span.kind.value,
-            "edgetrace.node": span.node,
-            "edgetrace.seq": span.seq,
-            "edgetrace.vclock": _clip(compact_clock(clock)),
+            attr.KIND: span.kind.value,
+            attr.NODE: span.node,
+            attr.SEQ: span.seq,
+            attr.VCLOCK: _clip(compact_clock(clock)),
         })
         if span.trace:
-            attrs["edgetrace.trace"] = _clip(span.trace)
+            attrs[attr.TRACE] = _clip(span.trace)
         if span.parent:
-            attrs["edgetrace.parent"] = span.parent
+            attrs[attr.PARENT] = span.parent
         if span.cause:
-            attrs["edgetrace.cause"] = span.cause
+            attrs[attr.CAUSE] = span.cause
         for name, sha in span.blobs.items():
-            attrs[f"edgetrace.blob.{name}"] = sha
+            attrs[attr.BLOB_PREFIX + name] = sha
         name = span.name
         if foreign:
             kind_name = str(span.attrs.get(OTEL_KIND, "INTERNAL")).upper()
-            attrs.setdefault("edgetrace.untimed", True)
+            attrs.setdefault(attr.UNTIMED, True)
         else:
             kind_name = _KINDS.get(span.kind, "INTERNAL")
             if span.kind in (SpanKind.STATE_GET, SpanKind.STATE_PUT) and span.cause:
                 kind_name = "SERVER"  # the state host serving a request
             name = f"{span.kind.value} {span.name}"
         if span.kind is SpanKind.INFER:
-            op = str(attrs.setdefault("gen_ai.operation.name", "text_completion"))
-            model = str(attrs.setdefault("gen_ai.request.model", span.name))
-            attrs.setdefault("gen_ai.response.model", model)
-            attrs.setdefault("gen_ai.provider.name", "onnxruntime")
+            op = str(attrs.setdefault(attr.GEN_AI_OPERATION_NAME, "text_completion"))
+            model = str(attrs.setdefault(attr.GEN_AI_REQUEST_MODEL, span.name))
+            attrs.setdefault(attr.GEN_AI_RESPONSE_MODEL, model)
+            attrs.setdefault(attr.GEN_AI_PROVIDER_NAME, "onnxruntime")
             name = f"{op} {model}"
         status = OtelStatus(StatusCode.UNSET)
         if span.status is Status.ERROR:
             status = OtelStatus(StatusCode.ERROR, _clip(span.error or "error"))
-            attrs.setdefault("error.type", "_OTHER")
+            attrs.setdefault(attr.ERROR_TYPE, "_OTHER")
         links = []
         if span.cause:
             cause = api.SpanContext(trace_id, self.span_id(span.cause), is_remote=False, trace_flags=flags)
-            links.append(api.Link(cause, {"edgetrace.link": "caused_by", "edgetrace.cause": span.cause}))
+            links.append(api.Link(cause, {attr.LINK: "caused_by", attr.CAUSE: span.cause}))
         base = 0 if foreign else self.time_base_ns
         start = base + span.start
         return ReadableSpan(

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from edgetrace import _attrs as attr
 from edgetrace._otel import (
     ATTR_LIMIT,
     OTEL_KIND,
@@ -224,7 +225,7 @@ def foreign_spans(request: ExportTraceServiceRequest) -> tuple[list[ForeignSpan]
         resource = _attrs(rs.resource.attributes)
         service = str(resource.get("service.name") or "unknown_service")
         node = OTEL_NODE_PREFIX + (_SERVICE.sub("_", service)[:100] or "unknown_service")
-        session = str(resource.get("edgetrace.session.id") or "")
+        session = str(resource.get(attr.SESSION_ID) or "")
         if not _SESSION_ID.match(session):
             session = ""
         base = {"service.name": _clip(service)}
@@ -249,11 +250,11 @@ def foreign_spans(request: ExportTraceServiceRequest) -> tuple[list[ForeignSpan]
                 if scope:
                     attrs["otel.scope.name"] = _clip(scope)
                 if s.events:
-                    attrs["edgetrace.otel.events"] = [_clip(e.name) for e in s.events[:64]]
+                    attrs[attr.OTEL_EVENTS] = [_clip(e.name) for e in s.events[:64]]
                 if s.links:
-                    attrs["edgetrace.otel.links"] = [f"{x.trace_id.hex()}:{x.span_id.hex()}" for x in s.links[:64]]
-                attrs["edgetrace.untimed"] = True
-                attrs["edgetrace.order"] = "timestamp"
+                    attrs[attr.OTEL_LINKS] = [f"{x.trace_id.hex()}:{x.span_id.hex()}" for x in s.links[:64]]
+                attrs[attr.UNTIMED] = True
+                attrs[attr.ORDER] = "timestamp"
                 failed = s.status.code == 2  # STATUS_CODE_ERROR
                 start = s.start_time_unix_nano
                 found.append(ForeignSpan(

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgetrace import _attrs as attr
 from edgetrace._index import CausalIndex
 from edgetrace._records import Span, SpanKind
 
@@ -20,15 +21,15 @@ __all__ = ["Divergence", "compare", "outcome"]
 StepKey = tuple[str, str, str, str, int]
 
 _OUTCOME_ATTRS: dict[SpanKind, tuple[str, ...]] = {
-    SpanKind.INPUT: ("edgetrace.payload",),
-    SpanKind.INFER: ("edgetrace.output", "edgetrace.model.sha256"),
-    SpanKind.DECIDE: ("edgetrace.decision", "edgetrace.rules_fired", "edgetrace.policy.sha256"),
-    SpanKind.ACT: ("edgetrace.act.args",),
-    SpanKind.STATE_GET: ("edgetrace.state.key", "edgetrace.state.value"),
-    SpanKind.STATE_PUT: ("edgetrace.state.key", "edgetrace.state.value"),
-    SpanKind.SEND: ("edgetrace.to", "edgetrace.payload"),
-    SpanKind.RECV: ("edgetrace.payload", "edgetrace.late"),
-    SpanKind.LOG: ("edgetrace.message",),
+    SpanKind.INPUT: (attr.PAYLOAD,),
+    SpanKind.INFER: (attr.OUTPUT, attr.MODEL_SHA256),
+    SpanKind.DECIDE: (attr.DECISION, attr.RULES_FIRED, attr.POLICY_SHA256),
+    SpanKind.ACT: (attr.ACT_ARGS,),
+    SpanKind.STATE_GET: (attr.STATE_KEY, attr.STATE_VALUE),
+    SpanKind.STATE_PUT: (attr.STATE_KEY, attr.STATE_VALUE),
+    SpanKind.SEND: (attr.TO, attr.PAYLOAD),
+    SpanKind.RECV: (attr.PAYLOAD, attr.LATE),
+    SpanKind.LOG: (attr.MESSAGE,),
 }
 
 #: Steps whose difference is not a divergence of the pipeline itself.

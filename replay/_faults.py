@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgetrace import _units as units
 from edgetrace._errors import FaultSpecError
 
 __all__ = ["Fault", "FaultKind", "FaultPlan", "ModelFault", "parse_duration"]
@@ -75,29 +76,19 @@ REQUIRED: dict[FaultKind, tuple[str, ...]] = {
 MODEL_MODES = ("error", "empty_output", "truncated_output", "slow")
 DISTRIBUTIONS = ("uniform", "normal", "exp", "lognormal")
 
-_DURATION = re.compile(r"^(-?\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)$")
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
-          "h": 3_600_000_000_000}
 _RATE = re.compile(r"^(\d+(?:\.\d+)?)(bit|kbit|mbit|gbit|B/s|kB/s|MB/s)$")
 _RATE_BPS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "B/s": 8, "kB/s": 8e3, "MB/s": 8e6}
 
 
 def parse_duration(text: str, *, key: str = "duration", spec: str = "", signed: bool = False) -> int:
-    """'2s', '150ms', '500us', '1.5m' → integer ns."""
-    m = _DURATION.match(str(text).strip())
-    if m is None or (m.group(1).startswith("-") and not signed):
-        sign = "a (possibly negative) number" if signed else "a number"
-        raise FaultSpecError(f"bad duration {text!r} for {key!r} in {spec!r}; expected {sign} with "
-                             "ns/us/ms/s/m/h, e.g. 2s or 150ms", spec=spec, token=str(text))
-    return int(round(float(m.group(1)) * _UNITS[m.group(2)]))
+    """'2s', '150ms', '500us', '1.5m' → integer ns (a unit is required in a spec)."""
+    try:
+        return units.parse_duration(str(text), signed=signed)
+    except ValueError as exc:
+        raise FaultSpecError(f"bad duration {text!r} for {key!r} in {spec!r}: {exc}", spec=spec, token=str(text)) from None
 
 
-def _fmt_ns(ns: int) -> str:
-    for unit, size in (("h", _UNITS["h"]), ("m", _UNITS["m"]), ("s", _UNITS["s"]), ("ms", _UNITS["ms"]),
-                       ("us", _UNITS["us"])):
-        if ns and ns % size == 0:
-            return f"{ns // size}{unit}"
-    return f"{ns}ns"
+_fmt_ns = units.format_duration
 
 
 @dataclass(frozen=True)

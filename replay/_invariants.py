@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgetrace import _attrs as attr
+from edgetrace import _units as units
 from edgetrace._errors import InvariantError
 from edgetrace._index import CausalIndex
 from edgetrace._records import Span, SpanKind
@@ -108,13 +110,7 @@ class Invariant(abc.ABC):
 
 _MISSING = object()
 
-_SHORTHANDS = {
-    "output": "edgetrace.output",
-    "decision": "edgetrace.decision",
-    "fired": "edgetrace.rules_fired",
-    "args": "edgetrace.act.args",
-    "payload": "edgetrace.payload",
-}
+_SHORTHANDS = attr.SHORTHANDS
 
 
 def resolve_path(span: Span, path: Sequence[str]) -> Any:
@@ -128,7 +124,7 @@ def resolve_path(span: Span, path: Sequence[str]) -> Any:
     if head == "duration" and not rest:
         return span.duration
     if head == "state" and rest:
-        value: Any = span.attrs.get(f"edgetrace.state.{rest[0]}", _MISSING)
+        value: Any = span.attrs.get(attr.STATE_PREFIX + rest[0], _MISSING)
         rest = rest[1:]
     elif head in _SHORTHANDS:
         value = span.attrs.get(_SHORTHANDS[head], _MISSING)
@@ -215,7 +211,7 @@ class Precedes(Invariant):
             hint = ""
             if near:
                 p = near[-1]
-                shown = p.attrs.get("edgetrace.output", p.attrs.get("edgetrace.decision", p.name))
+                shown = p.attrs.get(attr.OUTPUT, p.attrs.get(attr.DECISION, p.name))
                 hint = f"; nearest {p.kind.value} {p.ref} said {shown!r}" + (f" ({p.error})" if p.error else "")
             elif self.required.kind:
                 hint = f"; no {self.required.kind} step precedes it in this trace"
@@ -300,7 +296,7 @@ def no_spray_without_weed(threshold: float = 0.8) -> Invariant:
 
 _TOKEN = re.compile(
     r"""\s*(?:
-        (?P<num>-?\d+(?:\.\d+)?(?:ns|us|ms|s)?(?![\w.]))
+        (?P<num>-?\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h)?(?![\w.]))
       | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
       | (?P<op>==|!=|>=|<=|>|<|~|\(|\)|\[|\]|,|\.)
       | (?P<word>[A-Za-z_*?][\w*?\-/]*)
@@ -309,7 +305,6 @@ _TOKEN = re.compile(
 )
 _KEYWORDS = {"every", "never", "after", "at", "where", "on", "and", "or", "not", "in", "true", "false", "null"}
 _KINDS = [k.value for k in SpanKind]
-_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 
 
 @dataclass
@@ -481,11 +476,11 @@ class _Parser:
     def _literal(self) -> Any:
         tok = self.take()
         if tok.kind == "num":
-            m = re.fullmatch(r"(-?\d+(?:\.\d+)?)(ns|us|ms|s)?", tok.text)
+            m = re.fullmatch(r"(-?\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)?", tok.text)
             assert m is not None
-            number = float(m.group(1))
             if m.group(2):
-                return int(number * _UNITS[m.group(2)])
+                return units.parse_duration(tok.text, signed=True)
+            number = float(m.group(1))
             return int(number) if number.is_integer() and "." not in m.group(1) else number
         if tok.kind == "str":
             return _unquote(tok.text)

@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from edgetrace import _attrs as attr
 from edgetrace._codec import decode_any
 from edgetrace._records import Span, SpanKind
 from edgetrace._session import Session
@@ -45,7 +46,7 @@ class RecordedInput:
 
 def _arrival(span: Span) -> int:
     # A reply's receive span starts when the request left; it ends when the reply arrived.
-    if span.kind is SpanKind.RECV and span.name.endswith(":reply") and not span.attrs.get("edgetrace.late"):
+    if span.kind is SpanKind.RECV and span.name.endswith(":reply") and not span.attrs.get(attr.LATE):
         return span.end
     return span.start
 
@@ -95,7 +96,7 @@ class Recording:
             if span.kind is not SpanKind.INPUT:
                 continue
             sha = span.blobs.get("input")
-            payload = decode_any(self.session.blob(sha)) if sha else span.attrs.get("edgetrace.payload")
+            payload = decode_any(self.session.blob(sha)) if sha else span.attrs.get(attr.PAYLOAD)
             found.append(RecordedInput(span.start, span.node, span.name, span.trace, payload))
         found.sort(key=lambda i: (i.at, i.node, i.trace))
         return found

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgetrace import _attrs as attr
 from edgetrace._errors import ReplayError, UsageError
 from edgetrace._index import CausalIndex
 from edgetrace._records import Manifest, SpanKind
@@ -186,17 +187,17 @@ def _step(span: Any) -> dict[str, Any]:
     attrs = span.attrs
     summary: Any = None
     if span.kind is SpanKind.INFER:
-        summary = attrs.get("edgetrace.output")
+        summary = attrs.get(attr.OUTPUT)
     elif span.kind is SpanKind.DECIDE:
-        summary = {"decision": attrs.get("edgetrace.decision"), "fired": attrs.get("edgetrace.rules_fired")}
+        summary = {"decision": attrs.get(attr.DECISION), "fired": attrs.get(attr.RULES_FIRED)}
     elif span.kind is SpanKind.ACT:
-        summary = attrs.get("edgetrace.act.args")
+        summary = attrs.get(attr.ACT_ARGS)
     elif span.kind in (SpanKind.STATE_GET, SpanKind.STATE_PUT):
-        summary = {"key": attrs.get("edgetrace.state.key"), "value": attrs.get("edgetrace.state.value")}
+        summary = {"key": attrs.get(attr.STATE_KEY), "value": attrs.get(attr.STATE_VALUE)}
     elif span.kind in (SpanKind.INPUT, SpanKind.RECV, SpanKind.SEND):
-        summary = attrs.get("edgetrace.payload")
+        summary = attrs.get(attr.PAYLOAD)
     elif span.kind is SpanKind.FAULT:
-        summary = attrs.get("edgetrace.fault")
+        summary = attrs.get(attr.FAULT)
     return {"ref": span.ref, "kind": span.kind.value, "name": span.name, "status": span.status.value,
             "error": span.error, "summary": summary}
 
@@ -206,9 +207,9 @@ def _decisions(spans: list[Any]) -> list[dict[str, Any]]:
     for s in spans:
         if s.kind is SpanKind.DECIDE:
             found.append({"node": s.node, "step": "decide", "name": s.name,
-                          "value": s.attrs.get("edgetrace.decision"), "error": s.error})
+                          "value": s.attrs.get(attr.DECISION), "error": s.error})
         elif s.kind is SpanKind.ACT:
-            found.append({"node": s.node, "step": "act", "name": s.name, "value": s.attrs.get("edgetrace.act.args"),
+            found.append({"node": s.node, "step": "act", "name": s.name, "value": s.attrs.get(attr.ACT_ARGS),
                           "error": s.error})
     return found
 

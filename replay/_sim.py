@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgetrace import _attrs as attr
 from edgetrace._errors import ModelError
 from edgetrace._records import Span, SpanKind
 from edgetrace.agents._app import App
@@ -83,7 +84,7 @@ class SimNode(NodeRuntime):
         fault = self.grid.plan.model(self.node, runner.name, self.grid.loop.time_ns(), self.fault_rng) \
             if self.grid.plan else None
         if fault is not None:
-            self.grid.fault_span(self, "model", fault.spec, key[0], {"edgetrace.fault.mode": fault.mode})
+            self.grid.fault_span(self, "model", fault.spec, key[0], {attr.FAULT_MODE: fault.mode})
             if fault.mode == "slow":
                 duration = int(duration * (fault.factor or 1.0)) + int(fault.extra_ns or 0)
             elif fault.mode == "error":
@@ -182,7 +183,7 @@ class SimGrid:
         self.faults_applied += 1
         node.recorder.record(
             SpanKind.FAULT, fault, trace=trace, start=node.now_ns(),
-            attrs={"edgetrace.fault": spec, **attrs},
+            attrs={attr.FAULT: spec, **attrs},
         )
 
     def _link_rng(self, src: str, dst: str) -> random.Random:
@@ -217,7 +218,7 @@ class SimGrid:
                     f"duplicated ×{len(delays)}" if len(delays) > 1 else f"delayed {(delays[0] - base) / 1e6:+.0f} ms")
                 effect = f"{_op(msg)} {msg.src}→{msg.dst} {effect}"
                 self.fault_span(sender, "network", effect, msg.trace,
-                                {"edgetrace.fault.message": span.ref, "edgetrace.fault.to": msg.dst})
+                                {attr.FAULT_MESSAGE: span.ref, attr.FAULT_TO: msg.dst})
         for delay in delays:
             self.loop.call_at_ns(now + max(0, int(delay)), self._arrive, msg)
 
@@ -249,7 +250,7 @@ class SimGrid:
 
     def _pause(self, name: str, end: int) -> None:
         self._paused_until[name] = max(self._paused_until.get(name, 0), end)
-        self.fault_span(self.nodes[name], "pause", f"pause(node={name})", "", {"edgetrace.fault.until_ns": end})
+        self.fault_span(self.nodes[name], "pause", f"pause(node={name})", "", {attr.FAULT_UNTIL_NS: end})
 
     def _input(self, item: RecordedInput | Any) -> None:
         node = self.nodes.get(item.node)

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from edgetrace import _attrs as attr
 from edgetrace._codec import decode_any
 from edgetrace._records import Span
 from edgetrace.tui._graph import TraceGraph
@@ -26,9 +27,9 @@ from edgetrace.tui._trace_list import format_duration
 __all__ = ["DetailScreen", "decode_blob", "describe_span"]
 
 _SECTIONS = {
-    "rule": ("edgetrace.policy", "edgetrace.policy.sha256", "edgetrace.policy.engine", "edgetrace.decision",
-             "edgetrace.rules_fired", "edgetrace.timed_out"),
-    "model": ("edgetrace.model.sha256", "edgetrace.output", "edgetrace.output.text"),
+    "rule": (attr.POLICY, attr.POLICY_SHA256, attr.POLICY_ENGINE, attr.DECISION,
+             attr.RULES_FIRED, attr.TIMED_OUT),
+    "model": (attr.MODEL_SHA256, attr.OUTPUT, attr.OUTPUT_TEXT),
 }
 
 

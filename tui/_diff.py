@@ -22,6 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Footer, Static
 
+from edgetrace import _attrs as attr
 from edgetrace._records import Span, SpanKind
 from edgetrace._session import Session
 
@@ -95,7 +96,7 @@ class DiffModel:
             slots.append((float(n), DiffRow(s, other, state, key == first_key and key is not None, note)))
         for at, s, state in extra:
             key = self.keys_b.get(s.ref)
-            note = str(s.attrs.get("edgetrace.fault", s.attrs.get("edgetrace.fault.spec", ""))) if state == "fault" else ""
+            note = str(s.attrs.get(attr.FAULT, s.attrs.get(attr.FAULT_SPEC, ""))) if state == "fault" else ""
             slots.append((at, DiffRow(None, s, state, key == first_key and key is not None, note)))
         slots.sort(key=lambda item: item[0])
         return [row for _, row in slots]
@@ -120,7 +121,7 @@ def _cell(span: Span | None, width: int) -> str:
     if span is None:
         return "".ljust(width)
     text = f"{span.ref} {span.kind.value} {span.name}"
-    for key in ("edgetrace.decision", "edgetrace.output"):
+    for key in (attr.DECISION, attr.OUTPUT):
         if key in span.attrs:
             text += f" {_short(span.attrs[key], 24)}"
             break

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from edgetrace import _units as units
 from edgetrace._errors import UsageError
 from edgetrace._records import Span
 
@@ -64,8 +65,6 @@ Filter queries select spans; a trace is listed when one of its spans matches.
   A without B                A and not B: kind=act without after(kind=infer)
                              = actions with no model inference in their causal past"""
 
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
-          "h": 3_600_000_000_000}
 _OPS = ("!=", "!~", ">=", "<=", "=", "~", ">", "<")
 _KEYWORDS = {"and", "or", "not", "without"}
 _CAUSAL = {"before", "after", "concurrent"}
@@ -139,10 +138,7 @@ def _tokenize(text: str) -> list[_Tok]:
 
 def parse_duration(text: str) -> int:
     """`500ms` → 500_000_000 ns; a bare number is nanoseconds."""
-    m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*(ns|us|µs|ms|s|m|h)?", text.strip())
-    if not m:
-        raise ValueError(text)
-    return int(float(m.group(1)) * _UNITS[m.group(2) or "ns"])
+    return units.parse_duration(text, bare="ns", bare_text=True)
 
 
 # --- the compiled form: each node is a predicate over (span, context) ---------------------

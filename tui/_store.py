@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import msgspec
 
+from edgetrace import _attrs as attr
 from edgetrace._codec import decode_manifest, decode_spans
 from edgetrace._errors import SessionNotFoundError
 from edgetrace._frames import FILE_HEADER_SIZE, FrameType, ScanResult, read_file_header, scan_frames
@@ -502,8 +503,8 @@ class TraceStore:
     def _note_step(self, row: int, span: _Slim) -> None:
         attrs = _decoder("attrs").decode(span.attrs) if span.attrs else {}
         if span.kind == "decide":
-            if attrs.get("edgetrace.decision") is not None:
-                self._decision[row] = self._code(str(attrs["edgetrace.decision"]))
+            if attrs.get(attr.DECISION) is not None:
+                self._decision[row] = self._code(str(attrs[attr.DECISION]))
         elif self._acts[row] == 0:
             self._acts[row] = self._code(span.name)
         else:  # act lists are open-ended: keep them out of the interned strings

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from edgetrace import _attrs as attr
 from edgetrace._errors import UsageError
 
 
@@ -128,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
         fixed_report, replayer2, run2 = replay_session(recorded, seed=args.seed, **fault_args, **fix_args)
         replayer2.save(run2, fixed_report, fixed)
         ok_fixed = not fixed_report.violations
-        decisions = sorted({str(d.fields.get("edgetrace.decision", (None, None))[1]) for d in fixed_report.divergences
-                            if d.key[2] == "decide" and "edgetrace.decision" in d.fields})
+        decisions = sorted({str(d.fields.get(attr.DECISION, (None, None))[1]) for d in fixed_report.divergences
+                            if d.key[2] == "decide" and attr.DECISION in d.fields})
         out("")
         out(f"4. FIX     same faults, {story['fix_text']}")
         out("            " + ("no invariant violated ✓" if ok_fixed else

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from edgetrace import _attrs as attr
 from edgetrace._records import Span, Status
 from edgetrace._session import Session
 
@@ -23,7 +24,7 @@ def trace_summary(trace_id: str, spans: list[Span]) -> dict[str, Any]:
     """One line of the trace list: where it started, what it touched, what it decided."""
     root = spans[0]
     acts = [s.name for s in spans if s.kind.value == "act"]
-    decisions = [s.attrs.get("edgetrace.decision") for s in spans if s.kind.value == "decide"]
+    decisions = [s.attrs.get(attr.DECISION) for s in spans if s.kind.value == "decide"]
     by_node: dict[str, tuple[int, int]] = {}
     for s in spans:
         lo, hi = by_node.get(s.node, (s.start, s.end))
