@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import msgspec
 
 from edgetrace._codec import decode_span_heads, decode_spans
 from edgetrace._errors import AuthError, EdgeTraceError, FrameError
-from edgetrace._records import Manifest, Span, blob_id
+from edgetrace._records import Manifest, Span, blob_id, is_session_id
 from edgetrace._session import SESSION_SUFFIX, FsyncPolicy, SessionWriter
 from edgetrace._wire import (
     DEFAULT_MAX_FRAME,
@@ -44,7 +43,6 @@ from edgetrace._wire import (
 __all__ = ["Hub", "HubStats"]
 
 log = logging.getLogger("edgetrace.hub")
-_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass
@@ -141,7 +139,7 @@ class Hub:
             raise FrameError(f"expected hello first, got {type(hello).__name__}")
         if not hmac.compare_digest(hello.token.encode(), self.token.encode()):
             raise AuthError("missing or wrong token")
-        if not _SESSION_ID.match(hello.session) or not hello.node:
+        if not is_session_id(hello.session) or not hello.node:
             raise FrameError(f"bad session id {hello.session[:40]!r} or empty node")
         session = self._writer(hello.session)
         lock = self._locks[hello.session]
@@ -250,7 +248,7 @@ class Hub:
         a foreign node's seqs are contiguous and survive restarts like an agent's; the write
         is synced per the fsync policy and forwarded like agent records.
         """
-        if not _SESSION_ID.match(session):
+        if not is_session_id(session):
             raise FrameError(f"bad session id {session[:40]!r}")
         writer = self._writer(session)
         async with self._locks[session]:

@@ -42,7 +42,7 @@ from edgetrace._otel import (
     otel_span_id,
     otel_trace_id,
 )
-from edgetrace._records import Manifest, Span, SpanKind, Status
+from edgetrace._records import Manifest, Span, SpanKind, Status, is_session_id
 
 if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -64,7 +64,6 @@ log = logging.getLogger("edgetrace.hub.otlp")
 
 DEFAULT_OTLP_PORT = 4318
 TRACES_PATH = "/v1/traces"
-_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SERVICE = re.compile(r"[^A-Za-z0-9._/-]+")
 _MAX_HEADERS = 100
 _MAX_DEPTH = 8
@@ -226,7 +225,7 @@ def foreign_spans(request: ExportTraceServiceRequest) -> tuple[list[ForeignSpan]
         service = str(resource.get("service.name") or "unknown_service")
         node = OTEL_NODE_PREFIX + (_SERVICE.sub("_", service)[:100] or "unknown_service")
         session = str(resource.get(attr.SESSION_ID) or "")
-        if not _SESSION_ID.match(session):
+        if not is_session_id(session):
             session = ""
         base = {"service.name": _clip(service)}
         for key in ("service.instance.id", "service.version", "host.name"):
@@ -331,7 +330,7 @@ class OtlpReceiver:
     def __init__(self, hub: Hub, *, host: str = "127.0.0.1", port: int = DEFAULT_OTLP_PORT,
                  session: str = "otel", token: str | None = None, max_body: int | None = None,
                  grace: float = 2.0) -> None:
-        if not _SESSION_ID.match(session):
+        if not is_session_id(session):
             from edgetrace._errors import UsageError
 
             raise UsageError(f"bad session id {session!r}: letters, digits, '.', '_' and '-' only")

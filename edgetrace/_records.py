@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from typing import Any
 
 import msgspec
@@ -21,6 +22,7 @@ __all__ = [
     "SpanKind",
     "Status",
     "blob_id",
+    "is_session_id",
     "parse_ref",
     "span_ref",
 ]
@@ -58,6 +60,14 @@ class SpanKind(enum.StrEnum):
 class Status(enum.StrEnum):
     OK = "ok"
     ERROR = "error"
+
+
+_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def is_session_id(text: str) -> bool:
+    """A session id names a file in the hub's data folder: no separators, no dot first."""
+    return bool(_SESSION_ID.match(text))
 
 
 def span_ref(node: str, seq: int) -> str:
