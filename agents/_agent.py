@@ -1,7 +1,7 @@
 """One live agent process: an app's node, its spool, its shipper and its peer server.
 
     handlers ─ Context ─ Recorder ─► Spool (disk) ─► Shipper ─TCP─► Hub
-                  └── LiveNode ◄─TCP─► other agents (link emulation per grid profile)
+                  └── LiveWorld ◄─TCP─► other agents (link emulation per grid profile)
 
 A restarted agent resumes its sequence numbers and clock from the spool, so the node's
 stream in the session stays contiguous across crashes.
@@ -20,7 +20,8 @@ from pathlib import Path
 
 from edgetrace._records import Manifest, Span
 from edgetrace.agents._grid import GridProfile
-from edgetrace.agents._live import LiveNode
+from edgetrace.agents._live import LiveWorld
+from edgetrace.agents._node import NodeRuntime
 from edgetrace.agents._scenario import load_app
 from edgetrace.agents._shipper import Shipper
 from edgetrace.agents._sink import SpanSink
@@ -77,24 +78,25 @@ async def run_agent(cfg: AgentConfig) -> int:
                         python=sys.version.split()[0])
     if cfg.manifest is not None:
         manifest = manifest.merged(cfg.manifest)
-    node = LiveNode(app, cfg.node, sink, epoch_ns=cfg.epoch_ns or time.time_ns(), peers=cfg.peers,
-                    profile=cfg.profile, seed=cfg.seed)
+    world = LiveWorld(cfg.node, sink, epoch_ns=cfg.epoch_ns or time.time_ns(), peers=cfg.peers,
+                      profile=cfg.profile, seed=cfg.seed)
+    node = NodeRuntime(app, cfg.node, world, seed=cfg.seed)
     if spool.last_seq:
         node.recorder.resume(spool.last_seq, spool.clock)
         log.warning("agent %s: resuming after seq %d from the spool", cfg.node, spool.last_seq)
     shipper = Shipper(spool, cfg.hub, token=cfg.token, node=cfg.node, session=cfg.session, manifest=manifest,
                       seed=cfg.seed)
     sink.shipper = shipper
-    server = await node.serve(*cfg.listen)
+    server = await world.serve(node.deliver, *cfg.listen)
     shipper.start()
     port = server.sockets[0].getsockname()[1]
     print(f"ready {cfg.node} {cfg.listen[0]}:{port}", flush=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, node.stop_requested.set)
-    await node.stop_requested.wait()
+        loop.add_signal_handler(sig, world.stop_requested.set)
+    await world.stop_requested.wait()
     server.close()
-    await node.drain(cfg.drain_timeout)
+    await world.drain(node, cfg.drain_timeout)
     spool.flush()
     complete = await shipper.flush(cfg.flush_timeout)
     await shipper.stop()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgetrace._artifacts import callable_sha256, file_sha256
 from edgetrace._errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -37,12 +38,13 @@ class _Route:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model the app calls by name; `runner` builds the ModelRunner from the file."""
+    """A model the app calls by name: a file (`runner` builds the ModelRunner from it) or a function."""
 
     name: str
-    path: Path
+    path: Path | None
     runner: Callable[[str, Path], ModelRunner] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    func: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -114,20 +116,23 @@ class App:
                 return route.handler
         return None
 
-    @property
-    def topics(self) -> list[str]:
-        return sorted({r.topic for r in self._routes})
-
     def model(
         self,
         name: str,
-        path: str | Path,
+        path: str | Path | None = None,
         *,
         runner: Callable[[str, Path], ModelRunner] | None = None,
+        func: Callable[[Any], Any] | None = None,
         **options: Any,
     ) -> None:
-        """Declare a model file; `ctx.infer(name, ...)` runs it (ONNX Runtime by default)."""
-        self.models[name] = ModelSpec(name, Path(path), runner, options)
+        """Declare a model; `ctx.infer(name, ...)` runs it.
+
+        A file (ONNX Runtime by default, or whatever `runner(name, path)` builds), or a Python
+        function `func(inputs) -> output` (see `FunctionRunner`): exactly one of the two.
+        """
+        if (path is None) == (func is None):
+            raise ConfigError(f"model {name!r}: give exactly one of a model path or func=")
+        self.models[name] = ModelSpec(name, Path(path) if path is not None else None, runner, options, func)
 
     def policy(
         self, name: str, path: str | Path | None = None, *, func: Callable[[Any], Any] | None = None,
@@ -148,41 +153,43 @@ class App:
         Called before anything is recorded, so a missing artifact stops the run here with
         its path, instead of surfacing later as a decide/infer error on every step.
         """
-        import hashlib
-        import inspect
-
         def file_hash(path: Path) -> str:
             try:
-                return hashlib.sha256(path.read_bytes()).hexdigest()
+                return file_sha256(path)
             except OSError as exc:
                 raise ConfigError(
                     f"app {self.name!r}: cannot read {path} ({exc.strerror or exc}); "
                     "was the package installed without its data files?"
                 ) from None
 
-        models = {name: file_hash(spec.path) for name, spec in sorted(self.models.items())}
-        policies = {}
-        for name, spec in sorted(self.policies.items()):
+        models = {}
+        for name, spec in sorted(self.models.items()):
             if spec.path is not None:
-                policies[name] = file_hash(spec.path)
-            else:
-                try:
-                    source = inspect.getsource(spec.func)  # type: ignore[arg-type]
-                except (OSError, TypeError):
-                    source = repr(spec.func)
-                policies[name] = hashlib.sha256(source.encode()).hexdigest()
+                models[name] = file_hash(spec.path)
+            elif spec.func is not None:
+                models[name] = callable_sha256(spec.func)
+        policies = {}
+        for name, pspec in sorted(self.policies.items()):
+            if pspec.path is not None:
+                policies[name] = file_hash(pspec.path)
+            elif pspec.func is not None:
+                policies[name] = callable_sha256(pspec.func)
         return models, policies
 
     def build_model(self, name: str, path: Path | None = None) -> ModelRunner:
-        from edgetrace.agents._models import OnnxRunner
+        from edgetrace.agents._models import FunctionRunner, OnnxRunner
 
         spec = self.models.get(name)
         if spec is None:
             raise UsageError(
                 f"app {self.name!r} has no model {name!r}; declared: {', '.join(sorted(self.models)) or 'none'}"
             )
+        file = path or spec.path
+        if file is None:
+            assert spec.func is not None
+            return FunctionRunner(name, spec.func)
         factory = spec.runner or OnnxRunner
-        return factory(name, path or spec.path)
+        return factory(name, file)
 
     def build_policy(self, name: str, path: Path | None = None) -> RuleEngine:
         from edgetrace.agents._rules import PythonPolicy, RegoPolicy

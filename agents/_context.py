@@ -38,11 +38,11 @@ class StateClient:
 
     async def get(self, key: str, default: Any = None, *, timeout: float | None = None) -> Any:
         """Read `key`; raises CallTimeout after `timeout` seconds without a reply."""
-        value = await self._ctx._node.state_op(self._ctx, "state.get", key, None, timeout)
+        value = await self._ctx._node.state.op(self._ctx, "state.get", key, None, timeout)
         return default if value is None else value
 
     async def put(self, key: str, value: Any, *, timeout: float | None = None) -> None:
-        await self._ctx._node.state_op(self._ctx, "state.put", key, value, timeout)
+        await self._ctx._node.state.op(self._ctx, "state.put", key, value, timeout)
 
 
 class Context:
@@ -71,33 +71,33 @@ class Context:
 
     def now(self) -> float:
         """Seconds on this node's local clock since the session started."""
-        return self._node.now_ns() / 1e9
+        return self._node.world.now_ns() / 1e9
 
     def now_ns(self) -> int:
-        return self._node.now_ns()
+        return self._node.world.now_ns()
 
     async def sleep(self, seconds: float) -> None:
-        await self._node.sleep(seconds)
+        await self._node.world.sleep(seconds)
 
     async def infer(self, model: str, inputs: Any) -> Any:
         """Run a model; returns what its runner decodes (tensors, or an event object)."""
-        return await self._node.infer(self, model, inputs)
+        return await self._node.steps.infer(self, model, inputs)
 
     async def decide(self, policy: str, document: Any, *, timeout: float | None = None) -> Decision:
         """Evaluate a policy on `document`; a timeout gives a Decision with timed_out=True."""
-        return await self._node.decide(self, policy, document, timeout)
+        return await self._node.steps.decide(self, policy, document, timeout)
 
     async def send(self, node: str, topic: str, payload: Any = None) -> None:
         """Fire-and-forget message to `node`'s handler for `topic`."""
-        await self._node.send(self, node, topic, payload)
+        await self._node.messaging.send(self, node, topic, payload)
 
     async def call(self, node: str, topic: str, payload: Any = None, *, timeout: float | None = None) -> Any:
         """Request/response; raises CallTimeout or CallError."""
-        return await self._node.call(self, node, topic, payload, timeout)
+        return await self._node.messaging.call(self, node, topic, payload, timeout)
 
     async def act(self, action: str, **args: Any) -> None:
         """An actuation (e.g. `spray`): recorded always, executed only live, never in replay."""
-        await self._node.act(self, action, args)
+        await self._node.steps.act(self, action, args)
 
     def log(self, message: str, **attrs: Any) -> None:
-        self._node.log(self, message, attrs)
+        self._node.steps.log(self, message, attrs)

@@ -28,9 +28,10 @@ from pathlib import Path
 from edgetrace._errors import ConfigError, EdgeTraceError, TransportError
 from edgetrace._records import Manifest
 from edgetrace._wire import Hello, Seal, decode_hub, encode_hub, read_frame, write_frame
+from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._live import encode_message
 from edgetrace.agents._message import Message, MessageKind
-from edgetrace.agents._scenario import Scenario
+from edgetrace.agents._scenario import Scenario, ScheduledInput
 
 __all__ = ["RecordResult", "record"]
 
@@ -171,13 +172,13 @@ def record(
     return RecordResult(out, session, nodes, len(inputs), len(stored), time.monotonic() - started, failures)
 
 
-def _settle(grid) -> float:  # type: ignore[no-untyped-def]
+def _settle(grid: GridProfile) -> float:
     worst = max([grid.default.latency_max, grid.default.spike_max]
                 + [max(p.latency_max, p.spike_max) for _, _, p in grid.links])
     return min(8.0, 1.5 + 2 * worst / 1e9)
 
 
-async def _drive(nodes: list[str], ports: dict[str, int], inputs: list, settle: float,
+async def _drive(nodes: list[str], ports: dict[str, int], inputs: list[ScheduledInput], settle: float,
                  progress: Callable[[int, int], None] | None) -> int:
     writers = {}
     for node in nodes:

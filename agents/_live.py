@@ -1,4 +1,4 @@
-"""The live runtime: one node of an app on real time and real TCP.
+"""The live world: one node of an app on real time and real TCP.
 
 Each agent listens for messages from its peers (and inputs from the driver), and sends to
 peers over length-prefixed MessagePack frames. A grid profile can emulate a slow, lossy
@@ -14,22 +14,25 @@ import logging
 import random
 import struct
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from edgetrace._errors import FrameError
 from edgetrace._records import Span
+from edgetrace._stepkey import StepKey
 from edgetrace._wire import read_frame, write_frame
-from edgetrace.agents._app import App
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._message import Message, MessageKind
-from edgetrace.agents._node import NodeRuntime, StepKey
 from edgetrace.agents._rules import Decision, RuleEngine
 from edgetrace.agents._sink import SpanSink
+from edgetrace.agents._world import NodeWorld
 
-__all__ = ["LiveNode", "read_message", "write_message"]
+if TYPE_CHECKING:
+    from edgetrace.agents._node import NodeRuntime
+
+__all__ = ["LiveWorld", "read_message", "write_message"]
 
 log = logging.getLogger("edgetrace.agent")
 
@@ -58,12 +61,11 @@ async def write_message(writer: asyncio.StreamWriter, msg: Message) -> None:
     await write_frame(writer, encode_message(msg))
 
 
-class LiveNode(NodeRuntime):
-    """A node on real time: the wall clock since the session epoch, real sockets."""
+class LiveWorld(NodeWorld):
+    """A node's world on real time: the wall clock since the session epoch, real sockets, real timeouts."""
 
     def __init__(
         self,
-        app: App,
         node: str,
         sink: SpanSink,
         *,
@@ -71,16 +73,19 @@ class LiveNode(NodeRuntime):
         peers: Mapping[str, tuple[str, int]],
         profile: GridProfile | None = None,
         seed: int = 0,
-        **kwargs: Any,
+        actuators: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
-        super().__init__(app, node, sink, seed=seed, **kwargs)
+        self.node = node
+        self.sink = sink
         self.epoch_ns = epoch_ns
         self.peers = dict(peers)
         self.profile = profile or GridProfile("none")
+        self.actuators = dict(actuators or {})
         self._link_rng = random.Random(f"{seed}/live-link/{node}")
         self._writers: dict[str, asyncio.StreamWriter] = {}
         self._queues: dict[str, asyncio.Queue[tuple[float, Message]]] = {}
         self._senders: dict[str, asyncio.Task[None]] = {}
+        self._deliver: Callable[[Message], None] | None = None
         self.sent = 0
         self.lost = 0
         self._inflight = 0
@@ -89,11 +94,16 @@ class LiveNode(NodeRuntime):
     def now_ns(self) -> int:
         return time.time_ns() - self.epoch_ns
 
+    def actuator(self, action: str) -> Callable[..., Any] | None:
+        return self.actuators.get(action)
+
     # --- sending ----------------------------------------------------------------------------
 
     def transmit(self, msg: Message, span: Span) -> None:
         if msg.dst == self.node:
-            asyncio.get_running_loop().call_soon(self.deliver, msg)
+            deliver = self._deliver
+            if deliver is not None:
+                asyncio.get_running_loop().call_soon(deliver, msg)
             return
         delay_ns = self.profile.link(self.node, msg.dst).draw(self._link_rng)
         if delay_ns is None:
@@ -138,7 +148,9 @@ class LiveNode(NodeRuntime):
 
     # --- receiving ---------------------------------------------------------------------------
 
-    async def serve(self, host: str, port: int) -> asyncio.Server:
+    async def serve(self, deliver: Callable[[Message], None], host: str, port: int) -> asyncio.Server:
+        """Listen for peers (and the recording driver); hand each message to `deliver` on the loop."""
+        self._deliver = deliver
         return await asyncio.start_server(self._handle, host, port)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -150,8 +162,8 @@ class LiveNode(NodeRuntime):
                     break
                 if msg.kind is MessageKind.CONTROL:
                     self._control(msg)
-                else:
-                    self.deliver(msg)
+                elif self._deliver is not None:
+                    self._deliver(msg)
         except (FrameError, ConnectionError, asyncio.IncompleteReadError) as exc:
             log.warning("closing connection from %s: %s", peer, exc)
         finally:
@@ -167,7 +179,8 @@ class LiveNode(NodeRuntime):
 
     # --- steps with real timeouts -----------------------------------------------------------
 
-    async def run_policy(self, engine: RuleEngine, document: Any, timeout: float | None, key: StepKey) -> Decision:
+    async def run_policy(self, engine: RuleEngine, document: Any, timeout: float | None,
+                         key: StepKey) -> Decision:
         if timeout is None:
             return engine.evaluate(document)
         loop = asyncio.get_running_loop()
@@ -176,11 +189,11 @@ class LiveNode(NodeRuntime):
         except TimeoutError:
             return Decision(None, None, [], timed_out=True)
 
-    async def drain(self, timeout: float) -> None:
+    async def drain(self, runtime: NodeRuntime, timeout: float) -> None:
         """Wait until handlers finish and queued messages leave (clean shutdown)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            busy = bool(self.tasks) or self._inflight > 0
+            busy = bool(runtime.tasks) or self._inflight > 0
             if not busy:
                 break
             await asyncio.sleep(0.05)

@@ -11,8 +11,7 @@ span so a replay can say when they differ.
 from __future__ import annotations
 
 import abc
-import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -20,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from edgetrace._artifacts import callable_sha256, file_sha256
 from edgetrace._errors import ModelError
 
-__all__ = ["ModelResult", "ModelRunner", "OnnxRunner", "deterministic_session", "tensor_to_obj"]
+__all__ = ["FunctionRunner", "ModelResult", "ModelRunner", "OnnxRunner", "deterministic_session", "tensor_to_obj"]
 
 
 @dataclass
@@ -50,25 +50,23 @@ def tensor_to_obj(value: Any) -> Any:
     return value
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class ModelRunner(abc.ABC):
-    """One loaded model. Subclass and implement `run` for anything that is not plain ONNX."""
+    """One loaded model. Subclass and implement `run` for anything that is not plain ONNX.
+
+    A runner built from a file (`path`) is identified by the file's sha256; one that has no
+    file (a Python function, a remote endpoint) passes its own `sha256`.
+    """
 
     provider = "onnxruntime"
 
-    def __init__(self, name: str, path: str | Path) -> None:
+    def __init__(self, name: str, path: str | Path | None = None, *, sha256: str = "") -> None:
         self.name = name
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"model {name!r}: no file at {self.path}", model=name)
-        self.sha256 = file_sha256(self.path)
+        self.sha256 = sha256
+        if path is not None:
+            self.path = Path(path)
+            if not self.path.is_file():
+                raise ModelError(f"model {name!r}: no file at {self.path}", model=name)
+            self.sha256 = file_sha256(self.path)
 
     @abc.abstractmethod
     def run(self, inputs: Any) -> ModelResult:
@@ -88,6 +86,24 @@ class ModelRunner(abc.ABC):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class FunctionRunner(ModelRunner):
+    """A model that is a Python function: `fn(inputs)` returns the output (or a ModelResult).
+
+    The in-memory twin of a model file — for tests, for stand-ins of models not built yet, and
+    for rules-of-thumb that sit where a model will. Identified by the function's source.
+    """
+
+    provider = "python"
+
+    def __init__(self, name: str, fn: Callable[[Any], Any]) -> None:
+        super().__init__(name, sha256=callable_sha256(fn))
+        self.fn = fn
+
+    def run(self, inputs: Any) -> ModelResult:
+        out = self.fn(inputs)
+        return out if isinstance(out, ModelResult) else ModelResult(output=out)
 
 
 def deterministic_session(path: Path, *, threads: int = 1) -> tuple[Any, dict[str, Any]]:

@@ -9,23 +9,41 @@ entries changed since the last span, so a step costs O(entries changed), not O(g
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from edgetrace._codec import encode
 from edgetrace._records import Span, SpanKind, Status
+from edgetrace._stepkey import StepKey
 from edgetrace._vclock import VectorClock
 from edgetrace.agents._sink import SpanSink
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "StepScope"]
+
+
+class StepScope(Protocol):
+    """Where a handler's step belongs: its trace and the span it continues (a `Context`)."""
+
+    @property
+    def trace(self) -> str: ...
+
+    @property
+    def parent(self) -> str: ...
+
+
+def _no_observer(span: Span, key: StepKey) -> None:
+    pass
 
 
 class Recorder:
     """Records the spans of one node into a sink."""
 
-    def __init__(self, node: str, sink: SpanSink) -> None:
+    def __init__(self, node: str, sink: SpanSink, *, now_ns: Callable[[], int] = lambda: 0,
+                 observe: Callable[[Span, StepKey], None] = _no_observer) -> None:
         self.node = node
         self.sink = sink
+        self._now_ns = now_ns
+        self._observe = observe
         self._clock: dict[str, int] = {}
         self._seq = 0
 
@@ -52,6 +70,21 @@ class Recorder:
         """Store a payload (bytes as is, anything else MessagePack-encoded)."""
         data = value if isinstance(value, bytes) else encode(value)
         return self.sink.put_blob(data)
+
+    def step(self, kind: SpanKind, name: str, key: StepKey, scope: StepScope | None = None,
+             **fields: Any) -> Span:
+        """Record one step of a handler at its causal position, starting now unless told otherwise.
+
+        `scope` (the handler's Context) supplies trace and parent unless `fields` name them.
+        """
+        if scope is not None:
+            fields.setdefault("trace", scope.trace)
+            fields.setdefault("parent", scope.parent)
+        if "start" not in fields:
+            fields["start"] = self._now_ns()
+        span = self.record(kind, name, **fields)
+        self._observe(span, key)
+        return span
 
     def record(
         self,

@@ -10,16 +10,16 @@ decision value is the policy's `decision` rule when it has one, else the whole d
 from __future__ import annotations
 
 import abc
-import hashlib
-import inspect
 import json
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from edgetrace._artifacts import callable_sha256, file_sha256
 from edgetrace._errors import PolicyError
 
 __all__ = ["Decision", "PythonPolicy", "RegoPolicy", "RuleEngine"]
@@ -77,7 +77,14 @@ class RuleEngine(abc.ABC):
 
 
 class RegoPolicy(RuleEngine):
-    """A Rego file evaluated by regopy, compiled once into a bundle (≈ 4× faster per query)."""
+    """A Rego file evaluated by regopy, compiled once into a bundle (≈ 4× faster per query).
+
+    A regopy interpreter holds the input of the query in flight (`set_input`, then
+    `query_bundle`), so two evaluations on one interpreter interleave their inputs. Live, a
+    decide with a timeout runs on a worker thread (and may still be running after the handler
+    gave up on it), so each thread gets its own interpreter and bundle, compiled on its first
+    evaluation; the one built at load time checks that the policy compiles at all.
+    """
 
     engine = "rego"
 
@@ -85,11 +92,15 @@ class RegoPolicy(RuleEngine):
         super().__init__(name)
         self.path = Path(path)
         try:
-            source = self.path.read_text(encoding="utf-8")
+            data = self.path.read_bytes()
         except OSError as exc:
             raise PolicyError(f"policy {name!r}: cannot read {self.path}: {exc.strerror}", policy=name) from None
-        self.sha256 = hashlib.sha256(source.encode()).hexdigest()
-        match = _PACKAGE.search(source)
+        self.sha256 = file_sha256(self.path)
+        try:
+            self._source = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PolicyError(f"policy {name!r}: {self.path} is not UTF-8 text", policy=name) from None
+        match = _PACKAGE.search(self._source)
         if match is None:
             raise PolicyError(f"policy {name!r}: {self.path} has no `package` line", policy=name)
         self.package = match.group(1)
@@ -97,17 +108,28 @@ class RegoPolicy(RuleEngine):
         import regopy
 
         self._regopy = regopy
-        self._interp = regopy.Interpreter()
-        try:
-            self._interp.add_module(self.path.stem, source)
-            self._bundle = self._interp.build(self.query)
-        except regopy.RegoError as exc:
-            first = " ".join(str(exc).split())[:200]
-            raise PolicyError(f"policy {name!r}: {self.path} does not compile: {first}", policy=name) from None
+        self._local = threading.local()
+        self._compiled()  # compile errors surface here, at load, not at the first decide
+
+    def _compiled(self) -> tuple[Any, Any]:
+        """This thread's (interpreter, bundle)."""
+        found: tuple[Any, Any] | None = getattr(self._local, "compiled", None)
+        if found is None:
+            interp = self._regopy.Interpreter()
+            try:
+                interp.add_module(self.path.stem, self._source)
+                bundle = interp.build(self.query)
+            except self._regopy.RegoError as exc:
+                first = " ".join(str(exc).split())[:200]
+                raise PolicyError(f"policy {self.name!r}: {self.path} does not compile: {first}",
+                                  policy=self.name) from None
+            found = self._local.compiled = (interp, bundle)
+        return found
 
     def evaluate(self, document: Any) -> Decision:
-        self._interp.set_input(self._regopy.Input(document))
-        output = self._interp.query_bundle(self._bundle)
+        interp, bundle = self._compiled()
+        interp.set_input(self._regopy.Input(document))
+        output = interp.query_bundle(bundle)
         if not output.ok():
             raise PolicyError(f"policy {self.name!r} failed: {' '.join(str(output).split())[:200]}", policy=self.name)
         parsed = json.loads(str(output))
@@ -123,11 +145,7 @@ class PythonPolicy(RuleEngine):
         super().__init__(name)
         self.func = func
         self.qualname = f"{func.__module__}.{func.__qualname__}"
-        try:
-            source = inspect.getsource(func)
-        except (OSError, TypeError):
-            source = self.qualname
-        self.sha256 = hashlib.sha256(source.encode()).hexdigest()
+        self.sha256 = callable_sha256(func)
 
     def evaluate(self, document: Any) -> Decision:
         result = self.func(document)

@@ -1,36 +1,80 @@
 """The reasoning steps of a node — infer, decide, act, log — recorded one span each.
 
-A mixin of `NodeRuntime`: it relies on the runtime's `model`/`policy` lookups, its
-`run_model`/`run_policy` hooks (where the replayer adds recorded durations and faults) and
-its `_record`. Kept apart so the runtime module holds dispatch, messaging and state.
+A collaborator of `NodeRuntime` built from explicit parts: the node's `Recorder` (spans and
+blobs), its `StepCounter` (causal positions), its `Artifacts` (models and policies, loaded
+once through the world) and the `NodeWorld` (which executes model and policy steps and
+actuations: in real time live, with recorded durations and faults under replay).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgetrace import _attrs as attr
 from edgetrace._errors import EdgeTraceError, ModelError, PolicyError
 from edgetrace._records import SpanKind
-from edgetrace.agents._models import tensor_to_obj
-from edgetrace.agents._preview import json_bytes as _json_bytes
-from edgetrace.agents._preview import preview
-from edgetrace.agents._rules import Decision
+from edgetrace._stepkey import StepCounter
+from edgetrace.agents._models import ModelRunner, tensor_to_obj
+from edgetrace.agents._preview import json_bytes, preview
+from edgetrace.agents._recorder import Recorder, StepScope
+from edgetrace.agents._rules import Decision, RuleEngine
+from edgetrace.agents._world import NodeWorld
 
 if TYPE_CHECKING:
-    from edgetrace.agents._context import Context
+    from edgetrace.agents._app import App
 
-__all__ = ["ReasoningSteps"]
+__all__ = ["Artifacts", "ReasoningSteps"]
+
+
+class Artifacts:
+    """The models and policies one node has loaded, by name; each built once, on first use."""
+
+    def __init__(self, app: App, world: NodeWorld, *, models: Mapping[str, Path] | None = None,
+                 policies: Mapping[str, Path] | None = None) -> None:
+        self._app = app
+        self._world = world
+        self._paths = {"model": dict(models or {}), "policy": dict(policies or {})}
+        self._models: dict[str, ModelRunner] = {}
+        self._policies: dict[str, RuleEngine] = {}
+
+    def model(self, name: str) -> ModelRunner:
+        runner = self._models.get(name)
+        if runner is None:
+            loaded = self._world.load(self._app, "model", name, self._paths["model"].get(name))
+            assert isinstance(loaded, ModelRunner)
+            runner = self._models[name] = loaded
+        return runner
+
+    def policy(self, name: str) -> RuleEngine:
+        engine = self._policies.get(name)
+        if engine is None:
+            loaded = self._world.load(self._app, "policy", name, self._paths["policy"].get(name))
+            assert isinstance(loaded, RuleEngine)
+            engine = self._policies[name] = loaded
+        return engine
+
+    def close(self) -> None:
+        for runner in self._models.values():
+            runner.close()
+        for engine in self._policies.values():
+            engine.close()
 
 
 class ReasoningSteps:
-    """infer / decide / act / log for `NodeRuntime` (see its docstring for the hooks used)."""
+    """infer / decide / act / log for one node."""
 
+    def __init__(self, recorder: Recorder, keys: StepCounter, artifacts: Artifacts, world: NodeWorld) -> None:
+        self._recorder = recorder
+        self._keys = keys
+        self._artifacts = artifacts
+        self._world = world
 
-    async def infer(self, ctx: Context, model: str, inputs: Any) -> Any:
-        runner = self.model(model)
-        key = self.step_key(ctx.trace, SpanKind.INFER, model)
-        start = self.now_ns()
+    async def infer(self, ctx: StepScope, model: str, inputs: Any) -> Any:
+        runner = self._artifacts.model(model)
+        key = self._keys.next(ctx.trace, SpanKind.INFER, model)
+        start = self._world.now_ns()
         attrs: dict[str, Any] = {
             attr.GEN_AI_OPERATION_NAME: "text_completion",
             attr.GEN_AI_PROVIDER_NAME: runner.provider,
@@ -39,125 +83,71 @@ class ReasoningSteps:
             attr.MODEL_SHA256: runner.sha256,
             attr.MODEL_OPTIONS: runner.options(),
         }
+        blobs: dict[str, str] = {}
+        error = ""
         try:
-            result = await self.run_model(runner, inputs, key)
+            result = await self._world.run_model(runner, inputs, key)
         except Exception as exc:
             ours = isinstance(exc, EdgeTraceError)  # our errors already say what failed
             error = str(exc) if ours else f"{type(exc).__name__}: {exc}"
-            self._record(
-                SpanKind.INFER,
-                model,
-                ctx,
-                start=start,
-                end=self.now_ns(),
-                error=error,
-                attrs={**attrs, attr.ERROR_TYPE: type(exc).__name__},
-                key=key,
-            )
+            attrs[attr.ERROR_TYPE] = type(exc).__name__
+            self._recorder.step(SpanKind.INFER, model, key, ctx, start=start, end=self._world.now_ns(),
+                                error=error, attrs=attrs)
             if ours:
                 raise
             raise ModelError(f"model {model!r} failed: {error}", model=model) from exc
         attrs.update(result.attrs)
         attrs[attr.OUTPUT] = preview(result.output)
-        blobs = {
-            "input": self.recorder.blob(
-                result.inputs if result.inputs is not None else tensor_to_obj(inputs)
-            )
-        }
+        blobs["input"] = self._recorder.blob(result.inputs if result.inputs is not None else tensor_to_obj(inputs))
         if result.outputs is not None:
-            blobs["output"] = self.recorder.blob(result.outputs)
+            blobs["output"] = self._recorder.blob(result.outputs)
         if result.error:
             attrs[attr.ERROR_TYPE] = "invalid_output"
-        self._record(
-            SpanKind.INFER,
-            model,
-            ctx,
-            start=start,
-            end=self.now_ns(),
-            error=result.error,
-            attrs=attrs,
-            blobs=blobs,
-            key=key,
-        )
+        self._recorder.step(SpanKind.INFER, model, key, ctx, start=start, end=self._world.now_ns(),
+                            error=result.error, attrs=attrs, blobs=blobs)
         return result.output
 
-    async def decide(
-        self, ctx: Context, policy: str, document: Any, timeout: float | None
-    ) -> Decision:
-        engine = self.policy(policy)
-        key = self.step_key(ctx.trace, SpanKind.DECIDE, policy)
-        start = self.now_ns()
+    async def decide(self, ctx: StepScope, policy: str, document: Any, timeout: float | None) -> Decision:
+        engine = self._artifacts.policy(policy)
+        key = self._keys.next(ctx.trace, SpanKind.DECIDE, policy)
+        start = self._world.now_ns()
         attrs: dict[str, Any] = {
             attr.POLICY: policy,
             attr.POLICY_SHA256: engine.sha256,
             attr.POLICY_ENGINE: engine.engine,
         }
         try:
-            decision = await self.run_policy(engine, document, timeout, key)
+            decision = await self._world.run_policy(engine, document, timeout, key)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            self._record(
-                SpanKind.DECIDE,
-                policy,
-                ctx,
-                start=start,
-                end=self.now_ns(),
-                error=error,
-                attrs=attrs,
-                blobs={"input": self.recorder.blob(_json_bytes(document))},
-                key=key,
-            )
+            self._recorder.step(SpanKind.DECIDE, policy, key, ctx, start=start, end=self._world.now_ns(),
+                                error=error, attrs=attrs,
+                                blobs={"input": self._recorder.blob(json_bytes(document))})
             if isinstance(exc, PolicyError):
                 raise
             raise PolicyError(f"policy {policy!r} failed: {error}", policy=policy) from exc
-        attrs.update(
-            {
-                attr.DECISION: preview(decision.value),
-                attr.RULES_FIRED: list(decision.fired),
-                attr.TIMED_OUT: decision.timed_out,
-            }
-        )
+        attrs[attr.DECISION] = preview(decision.value)
+        attrs[attr.RULES_FIRED] = list(decision.fired)
+        attrs[attr.TIMED_OUT] = decision.timed_out
         blobs = {
-            "input": self.recorder.blob(_json_bytes(document)),
-            "result": self.recorder.blob(_json_bytes(decision.result)),
+            "input": self._recorder.blob(json_bytes(document)),
+            "result": self._recorder.blob(json_bytes(decision.result)),
         }
-        error = (
-            f"rule evaluation timed out after {timeout:g}s"
-            if decision.timed_out and timeout
-            else ""
-        )
-        self._record(
-            SpanKind.DECIDE,
-            policy,
-            ctx,
-            start=start,
-            end=self.now_ns(),
-            error=error,
-            attrs=attrs,
-            blobs=blobs,
-            key=key,
-        )
+        error = f"rule evaluation timed out after {timeout:g}s" if decision.timed_out and timeout else ""
+        self._recorder.step(SpanKind.DECIDE, policy, key, ctx, start=start, end=self._world.now_ns(),
+                            error=error, attrs=attrs, blobs=blobs)
         return decision
 
-    async def act(self, ctx: Context, action: str, args: dict[str, Any]) -> None:
-        key = self.step_key(ctx.trace, SpanKind.ACT, action)
-        executed = self.executes_actions() and action in self.actuators
-        self._record(
-            SpanKind.ACT,
-            action,
-            ctx,
-            attrs={attr.ACT_ARGS: preview(args), attr.ACT_EXECUTED: executed},
-            key=key,
-        )
-        if executed:
-            self.actuators[action](**args)
+    async def act(self, ctx: StepScope, action: str, args: dict[str, Any]) -> None:
+        key = self._keys.next(ctx.trace, SpanKind.ACT, action)
+        actuator = self._world.actuator(action)
+        # recorded first, then carried out: an actuation that fails or crashes still left its record
+        self._recorder.step(SpanKind.ACT, action, key, ctx,
+                            attrs={attr.ACT_ARGS: preview(args), attr.ACT_EXECUTED: actuator is not None})
+        if actuator is not None:
+            actuator(**args)
 
-    def log(self, ctx: Context, message: str, attrs: dict[str, Any]) -> None:
-        key = self.step_key(ctx.trace, SpanKind.LOG, "log")
-        self._record(
-            SpanKind.LOG,
-            "log",
-            ctx,
-            attrs={attr.MESSAGE: message, **{k: preview(v) for k, v in attrs.items()}},
-            key=key,
-        )
+    def log(self, ctx: StepScope, message: str, attrs: dict[str, Any]) -> None:
+        key = self._keys.next(ctx.trace, SpanKind.LOG, "log")
+        self._recorder.step(SpanKind.LOG, "log", key, ctx,
+                            attrs={attr.MESSAGE: message, **{k: preview(v) for k, v in attrs.items()}})

@@ -4,10 +4,8 @@ The public API. Heavy parts (the agent runtime with onnxruntime and regopy, the 
 are imported lazily on first attribute access, so `import edgetrace` stays light.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 from edgetrace._errors import (
     AuthError,
@@ -32,7 +30,7 @@ from edgetrace._session import FsyncPolicy, Session, SessionWriter
 from edgetrace._vclock import Order, VectorClock
 from edgetrace._version import __version__
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from edgetrace.agents import App, Context
 
 _LAZY = {
@@ -73,11 +71,11 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'edgetrace' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
 

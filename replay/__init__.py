@@ -5,23 +5,26 @@ Names are imported on first use: the pytest plugin lives in this package, and im
 pull in numpy, onnxruntime or the agent runtime.
 """
 
-from __future__ import annotations
+import importlib as _importlib
+import typing as _typing
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from edgetrace.replay._divergence import Divergence
-    from edgetrace.replay._faults import FaultPlan
     from edgetrace.replay._invariants import Invariant, Violation
     from edgetrace.replay._loop import VirtualLoop, run_virtual
     from edgetrace.replay._replayer import Replayer, parse_substitutions, replay_session
     from edgetrace.replay._report import ReplayReport, TraceReport
-    from edgetrace.replay._sim import ReplayRun, SimGrid, SimNode
+    from edgetrace.replay._sim import ReplayRun, SimGrid
+    from edgetrace.replay._world import SimWorld
+    from edgetrace.replay.faults import Fault, FaultInjector, FaultKind, FaultPlan, PlanInjector
 
 _LAZY = {
     "Divergence": "edgetrace.replay._divergence",
-    "FaultPlan": "edgetrace.replay._faults",
+    "Fault": "edgetrace.replay.faults",
+    "FaultInjector": "edgetrace.replay.faults",
+    "FaultKind": "edgetrace.replay.faults",
+    "FaultPlan": "edgetrace.replay.faults",
+    "PlanInjector": "edgetrace.replay.faults",
     "Invariant": "edgetrace.replay._invariants",
     "Violation": "edgetrace.replay._invariants",
     "VirtualLoop": "edgetrace.replay._loop",
@@ -33,18 +36,22 @@ _LAZY = {
     "TraceReport": "edgetrace.replay._report",
     "ReplayRun": "edgetrace.replay._sim",
     "SimGrid": "edgetrace.replay._sim",
-    "SimNode": "edgetrace.replay._sim",
+    "SimWorld": "edgetrace.replay._world",
 }
 
 __all__ = [
     "Divergence",
+    "Fault",
+    "FaultInjector",
+    "FaultKind",
     "FaultPlan",
     "Invariant",
+    "PlanInjector",
     "ReplayReport",
     "ReplayRun",
     "Replayer",
     "SimGrid",
-    "SimNode",
+    "SimWorld",
     "TraceReport",
     "Violation",
     "VirtualLoop",
@@ -54,11 +61,11 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'edgetrace.replay' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
 

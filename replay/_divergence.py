@@ -18,7 +18,7 @@ from edgetrace._records import Span, SpanKind
 
 __all__ = ["Divergence", "compare", "outcome"]
 
-StepKey = tuple[str, str, str, str, int]
+from edgetrace._stepkey import StepKey
 
 _OUTCOME_ATTRS: dict[SpanKind, tuple[str, ...]] = {
     SpanKind.INPUT: (attr.PAYLOAD,),

@@ -8,7 +8,7 @@ recorded counterpart without looking at timestamps.
 from __future__ import annotations
 
 import statistics
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,24 +16,9 @@ from edgetrace import _attrs as attr
 from edgetrace._codec import decode_any
 from edgetrace._records import Span, SpanKind
 from edgetrace._session import Session
+from edgetrace._stepkey import StepKey, step_keys
 
-__all__ = ["RecordedInput", "Recording", "step_keys"]
-
-StepKey = tuple[str, str, str, str, int]
-
-
-def step_keys(spans: list[Span]) -> dict[str, StepKey]:
-    """Causal position of every span, by ref (per node in seq order, counted per trace/kind/name)."""
-    keys: dict[str, StepKey] = {}
-    counters: dict[str, Counter[tuple[str, str, str]]] = defaultdict(Counter)
-    for span in sorted(spans, key=lambda s: (s.node, s.seq)):
-        if span.kind is SpanKind.FAULT:
-            continue
-        slot = (span.trace, span.kind.value, span.name)
-        counters[span.node][slot] += 1
-        keys[span.ref] = (span.trace, span.node, span.kind.value, span.name, counters[span.node][slot])
-    return keys
-
+__all__ = ["RecordedInput", "Recording"]
 
 @dataclass(frozen=True)
 class RecordedInput:
@@ -104,6 +89,13 @@ class Recording:
     def duration(self, key: StepKey) -> int | None:
         span = self.by_key.get(key)
         return None if span is None else span.duration
+
+    def step_duration(self, key: StepKey, kind: str, name: str) -> int:
+        """How long a replayed step takes: as recorded, else the median of its kind and name, else 0."""
+        recorded = self.duration(key)
+        if recorded is None:
+            recorded = self.median_duration.get((kind, name), 0)
+        return recorded or 0
 
     def delay(self, key: StepKey) -> tuple[bool, int | None]:
         """(known, delay): known=False when the recording never sent this message."""

@@ -11,13 +11,13 @@ a clock, draws unseeded randomness or iterates a set without sorting it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from edgetrace import _attrs as attr
+from edgetrace._artifacts import file_sha256
 from edgetrace._errors import ReplayError, UsageError
 from edgetrace._index import CausalIndex
 from edgetrace._records import Manifest, SpanKind
@@ -30,6 +30,7 @@ from edgetrace.replay._divergence import compare
 from edgetrace.replay._recording import Recording
 from edgetrace.replay._report import ReplayReport, TraceReport
 from edgetrace.replay._sim import ReplayRun, SimGrid
+from edgetrace.replay.faults import FaultInjector, FaultPlan, PlanInjector
 
 __all__ = ["Replayer", "parse_substitutions", "replay_command", "replay_session"]
 
@@ -49,8 +50,7 @@ def parse_substitutions(items: Sequence[str], *, what: str) -> dict[str, Path]:
     return found
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+_sha = file_sha256
 
 
 class Replayer:
@@ -75,7 +75,7 @@ class Replayer:
     def run(
         self,
         *,
-        plan: Any = None,
+        plan: FaultPlan | None = None,
         seed: int | None = None,
         models: Mapping[str, Path] | None = None,
         policies: Mapping[str, Path] | None = None,
@@ -94,15 +94,12 @@ class Replayer:
                 raise UsageError(f"--policy {name}: the app has no policy {name!r}; it has: "
                                  f"{', '.join(sorted(self.app.policies)) or 'none'}")
         seed = self.session.manifest.seed if seed is None else seed
-        extra = 0
-        if plan:
-            ends = [end for n in self.nodes for _, end in plan.pauses(n)]
-            ends += [r or 0 for n in self.nodes for _, r in plan.crashes(n)]
-            extra = max(ends, default=0)
+        injector = PlanInjector(plan, seed) if plan else FaultInjector()
+        extra = max((event.until or 0 for event in injector.node_events(self.nodes)), default=0)
         until = max(self.recording.end, extra) + int(horizon_s * _S)
         grid = SimGrid(
-            self.app, self.nodes, seed=seed, plan=plan, recording=self.recording, profile=self.profile,
-            model_paths=models, policy_paths=policies,
+            self.app, self.nodes, seed=seed, plan=plan, injector=injector, recording=self.recording,
+            profile=self.profile, model_paths=models, policy_paths=policies,
         )
         run = grid.run(self.recording.inputs(), until_ns=until, progress=progress)
         report = self._report(run, plan=plan, seed=seed, models=models, policies=policies, invariants=invariants)
@@ -230,7 +227,6 @@ def replay_session(
     replayer: Replayer | None = None,
 ) -> tuple[ReplayReport, Replayer, ReplayRun]:
     """What `edgetrace replay` does, as a function: parse everything, run, report."""
-    from edgetrace.replay._faults import FaultPlan
     from edgetrace.replay._invariants import resolve
 
     plan = FaultPlan.parse(list(faults), [Path(f) for f in fault_files])

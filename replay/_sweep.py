@@ -153,7 +153,7 @@ def sweep(
     progress: Callable[[int, int], None] | None = None,
 ) -> SweepReport:
     """Replay `session` under every seed; minimise the plan for the first failing one."""
-    from edgetrace.replay._faults import FaultPlan
+    from edgetrace.replay.faults import FaultPlan
 
     if not seeds:
         raise UsageError("a sweep needs at least one seed")

@@ -30,7 +30,6 @@ from edgetrace._vclock import Order
 from edgetrace._version import __version__
 from edgetrace.agents._app import App
 from edgetrace.agents._grid import GridProfile, parse_duration
-from edgetrace.replay._faults import FaultPlan
 from edgetrace.replay._invariants import (
     History,
     Invariant,
@@ -44,6 +43,7 @@ from edgetrace.replay._recording import RecordedInput
 from edgetrace.replay._replayer import _step
 from edgetrace.replay._report import _step_line
 from edgetrace.replay._sim import SimGrid
+from edgetrace.replay.faults import FaultPlan
 
 __all__ = [
     "CausalAssertionError",

@@ -44,8 +44,8 @@ class DiffModel:
     """Divergences between two sessions, and the aligned rows of any trace."""
 
     def __init__(self, recorded: str | Path, replayed: str | Path) -> None:
+        from edgetrace._stepkey import step_keys
         from edgetrace.replay._divergence import compare
-        from edgetrace.replay._recording import step_keys
 
         self.a, self.b = Session(recorded), Session(replayed)
         self.keys_a, self.keys_b = step_keys(self.a.spans), step_keys(self.b.spans)

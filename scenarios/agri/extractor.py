@@ -29,7 +29,7 @@ def _model_dir() -> Path:
 
 def load_session(path: str | Path | None = None, *, intra_op_threads: int = 1) -> Any:
     """An InferenceSession with the settings that make decoding bit-identical run to run."""
-    from edgetrace.agents._models import deterministic_session
+    from edgetrace.agents import deterministic_session
 
     session, _ = deterministic_session(Path(path or _model_dir() / "event_extractor.onnx"),
                                        threads=intra_op_threads)

@@ -13,9 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from edgetrace.agents import App, CallTimeout, Context, StateUnavailable
-from edgetrace.agents._grid import GridProfile
-from edgetrace.agents._scenario import Scenario, ScheduledInput
+from edgetrace.agents import (
+    App,
+    CallTimeout,
+    Context,
+    GridProfile,
+    Scenario,
+    ScheduledInput,
+    StateUnavailable,
+)
 from edgetrace.replay._invariants import no_spray_without_weed
 from edgetrace.scenarios.agri.captions import CaptionGenerator
 from edgetrace.scenarios.agri.runner import ExtractorRunner

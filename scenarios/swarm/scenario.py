@@ -20,9 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgetrace.agents import App, Context
-from edgetrace.agents._grid import GridProfile, LinkProfile
-from edgetrace.agents._scenario import Scenario, ScheduledInput
+from edgetrace.agents import App, Context, GridProfile, LinkProfile, Scenario, ScheduledInput
 
 FOLDER = Path(__file__).resolve().parent
 CORRIDOR = [f"c{r}-{c}" for r in range(4) for c in range(6)]

@@ -44,8 +44,8 @@ def test_format_round_trips(ns):
 
 def test_every_consumer_takes_every_unit():
     from edgetrace.agents._grid import LinkProfile
-    from edgetrace.replay._faults import FaultPlan
     from edgetrace.replay._invariants import parse_invariant
+    from edgetrace.replay.faults import FaultPlan
     from edgetrace.tui._query import parse_duration as query_duration
 
     assert LinkProfile.from_mapping({"latency": "1h"}).latency_min == 3_600_000_000_000

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from edgetrace import ConfigError, FaultSpecError, InvariantError
 from edgetrace.agents._grid import GridProfile
-from edgetrace.replay._faults import FaultKind, FaultPlan
 from edgetrace.replay._invariants import parse_invariant, parse_selector
+from edgetrace.replay.faults import FaultKind, FaultPlan
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,7 +6,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from edgetrace.replay._faults import FaultKind, FaultPlan
+from edgetrace.replay.faults import FaultKind, FaultPlan
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "faults.md").read_text()
 

@@ -1,0 +1,49 @@
+"""Step keys: the causal position of a step, how a replay finds its recorded counterpart.
+
+A key is (trace, node, kind, name, occurrence): the 3rd `state.put events/tractor-01` of trace
+`tractor-01/f0002` on `tractor-01`. The node runtime numbers steps as it runs them; the
+replayer numbers a recorded session's spans the same way, offline. Both go through
+`StepCounter`, so the two numberings cannot drift apart: a replayed step lines up with its
+recorded twin without looking at any timestamp.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from edgetrace._records import Span, SpanKind
+
+__all__ = ["StepCounter", "StepKey", "step_keys"]
+
+StepKey = tuple[str, str, str, str, int]  # (trace, node, kind, name, occurrence)
+
+
+class StepCounter:
+    """Numbers the steps of one node per (trace, kind, name), in the order they are taken."""
+
+    __slots__ = ("_seen", "node")
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self._seen: Counter[tuple[str, str, str]] = Counter()
+
+    def next(self, trace: str, kind: SpanKind | str, name: str) -> StepKey:
+        kind_text = kind.value if isinstance(kind, SpanKind) else kind
+        slot = (trace, kind_text, name)
+        self._seen[slot] += 1
+        return (trace, self.node, kind_text, name, self._seen[slot])
+
+
+def step_keys(spans: Iterable[Span]) -> dict[str, StepKey]:
+    """The key of every recorded step, by span ref: per node in seq order; faults are not steps."""
+    keys: dict[str, StepKey] = {}
+    counters: dict[str, StepCounter] = {}
+    for span in sorted(spans, key=lambda s: (s.node, s.seq)):
+        if span.kind is SpanKind.FAULT:
+            continue
+        counter = counters.get(span.node)
+        if counter is None:
+            counter = counters[span.node] = StepCounter(span.node)
+        keys[span.ref] = counter.next(span.trace, span.kind, span.name)
+    return keys

@@ -1,0 +1,160 @@
+"""The simulated world of one node: virtual time, simulated links, recorded timings, faults.
+
+Given to an ordinary `NodeRuntime` by the simulator. Its clock is the virtual loop's (as the
+node's local clock reads it under skew and drift); its messages go through the `SimNetwork`;
+a model or policy step really runs (ONNX Runtime, regopy — one loaded artifact shared by the
+whole grid) and then takes the duration it took in the recording; the fault injector may
+break the step instead; actuations are recorded, never carried out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgetrace import _attrs as attr
+from edgetrace._errors import ModelError
+from edgetrace._records import Span, SpanKind
+from edgetrace._stepkey import StepKey
+from edgetrace.agents._app import App
+from edgetrace.agents._message import Message
+from edgetrace.agents._models import ModelResult, ModelRunner
+from edgetrace.agents._recorder import Recorder
+from edgetrace.agents._rules import Decision, RuleEngine
+from edgetrace.agents._sink import MemorySink
+from edgetrace.agents._world import NodeWorld
+from edgetrace.replay._loop import VirtualLoop
+from edgetrace.replay.faults import FaultInjector
+
+if TYPE_CHECKING:
+    from edgetrace.replay._network import SimNetwork
+    from edgetrace.replay._recording import Recording
+
+__all__ = ["FaultLog", "SharedArtifacts", "SimWorld"]
+
+_S = 1_000_000_000
+
+
+class FaultLog:
+    """Records each injected effect as a FAULT span on the node it hit, and counts them."""
+
+    def __init__(self) -> None:
+        self.applied = 0
+
+    def emit(self, recorder: Recorder, now_ns: int, fault: str, spec: str, trace: str,
+             attrs: dict[str, Any]) -> None:
+        self.applied += 1
+        recorder.record(SpanKind.FAULT, fault, trace=trace, start=now_ns, attrs={attr.FAULT: spec, **attrs})
+
+
+class SharedArtifacts:
+    """One model session and one compiled policy per artifact for the whole simulated grid.
+
+    A replay runs every node in one process, one step at a time, and runners are stateless
+    between calls, so eight tractors need not load the same ONNX file eight times (0.13 s of
+    a 1 s replay). Closed once, by the grid.
+    """
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[str, str, str], ModelRunner | RuleEngine] = {}
+
+    def get(self, kind: str, name: str, path: Path | None,
+            build: Callable[[], ModelRunner | RuleEngine]) -> ModelRunner | RuleEngine:
+        key = (kind, name, str(path or ""))
+        found = self._loaded.get(key)
+        if found is None:
+            found = self._loaded[key] = build()
+        return found
+
+    def close(self) -> None:
+        for key in sorted(self._loaded):
+            self._loaded[key].close()
+
+
+class SimWorld(NodeWorld):
+    """One node's view of the simulation."""
+
+    def __init__(self, node: str, *, loop: VirtualLoop, sink: MemorySink, network: SimNetwork,
+                 injector: FaultInjector, faults: FaultLog, artifacts: SharedArtifacts,
+                 positions: dict[str, StepKey], recording: Recording | None) -> None:
+        self.node = node
+        self.sink = sink
+        self._loop = loop
+        self._network = network
+        self._injector = injector
+        self._faults = faults
+        self._artifacts = artifacts
+        self._positions = positions
+        self._recording = recording
+        self.recorder: Recorder | None = None  # the node's, bound once its runtime exists
+
+    def bind(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def now_ns(self) -> int:
+        return self._injector.local_time(self.node, self._loop.time_ns())
+
+    def transmit(self, msg: Message, span: Span) -> None:
+        self._network.route(self.node, msg, span)
+
+    def observe(self, span: Span, key: StepKey) -> None:
+        self._positions[span.ref] = key
+
+    def load(self, app: App, kind: str, name: str, path: Path | None) -> ModelRunner | RuleEngine:
+        return self._artifacts.get(kind, name, path, lambda: super(SimWorld, self).load(app, kind, name, path))
+
+    def _fault(self, fault: str, spec: str, trace: str, attrs: dict[str, Any]) -> None:
+        assert self.recorder is not None
+        self._faults.emit(self.recorder, self.now_ns(), fault, spec, trace, attrs)
+
+    def _duration(self, key: StepKey, kind: str, name: str) -> int:
+        return self._recording.step_duration(key, kind, name) if self._recording is not None else 0
+
+    async def run_model(self, runner: ModelRunner, inputs: Any, key: StepKey) -> ModelResult:
+        duration = self._duration(key, "infer", runner.name)
+        fault = self._injector.model(self.node, runner.name, self._loop.time_ns())
+        if fault is not None:
+            self._fault("model", fault.spec, key[0], {attr.FAULT_MODE: fault.mode})
+            if fault.mode == "slow":
+                duration = int(duration * (fault.factor or 1.0)) + int(fault.extra_ns or 0)
+            elif fault.mode == "error":
+                await asyncio.sleep(duration / _S)
+                raise ModelError(f"model {runner.name!r}: injected fault ({fault.spec})", model=runner.name)
+            else:
+                result = _faulty_result(runner, inputs, fault.mode, fault.tokens)
+                await asyncio.sleep(duration / _S)
+                return result
+        result = runner.run(inputs)
+        await asyncio.sleep(duration / _S)
+        return result
+
+    async def run_policy(self, engine: RuleEngine, document: Any, timeout: float | None,
+                         key: StepKey) -> Decision:
+        duration = self._duration(key, "decide", engine.name)
+        fault = self._injector.rule_timeout(self.node, engine.name, self._loop.time_ns())
+        if fault is not None:
+            self._fault("rule_timeout", str(fault), key[0], {})
+            await asyncio.sleep(timeout if timeout is not None else duration / _S)
+            return Decision(None, None, [], timed_out=True)
+        if timeout is not None and duration > timeout * _S:
+            await asyncio.sleep(timeout)
+            return Decision(None, None, [], timed_out=True)
+        decision = engine.evaluate(document)
+        await asyncio.sleep(duration / _S)
+        return decision
+
+    def state_refusal(self, msg: Message) -> str:
+        key = str((msg.payload or {}).get("key", ""))
+        fault = self._injector.state_refusal(self.node, msg.kind.value, key, self._loop.time_ns())
+        return f"state store unavailable (injected: {fault})" if fault is not None else ""
+
+
+def _faulty_result(runner: ModelRunner, inputs: Any, mode: str, tokens: int) -> ModelResult:
+    """An empty or truncated output; runners that generate text can do it properly."""
+    hook = getattr(runner, "run_faulty", None)
+    if hook is not None:
+        result: ModelResult = hook(inputs, mode, tokens)
+        return result
+    return ModelResult(output=None, error=f"injected {mode}")
