@@ -33,15 +33,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgetrace import _attrs as attr
-from edgetrace._otel import (
-    ATTR_LIMIT,
-    OTEL_KIND,
-    OTEL_NODE_PREFIX,
-    OTEL_PARENT_ID,
-    OTEL_SPAN_ID,
-    otel_span_id,
-    otel_trace_id,
-)
+from edgetrace._otlp.ids import OTEL_NODE_PREFIX, otel_span_id, otel_trace_id
+from edgetrace._otlp.mapping import ATTR_LIMIT
 from edgetrace._records import Manifest, Span, SpanKind, Status, is_session_id
 
 if TYPE_CHECKING:
@@ -242,10 +235,10 @@ def foreign_spans(request: ExportTraceServiceRequest) -> tuple[list[ForeignSpan]
                     continue
                 parent = s.parent_span_id.hex() if len(s.parent_span_id) == 8 and any(s.parent_span_id) else ""
                 attrs = {**base, **_attrs(s.attributes)}
-                attrs[OTEL_SPAN_ID] = s.span_id.hex()
+                attrs[attr.OTEL_SPAN_ID] = s.span_id.hex()
                 if parent:
-                    attrs[OTEL_PARENT_ID] = parent
-                attrs[OTEL_KIND] = _KIND_NAMES.get(s.kind, "INTERNAL")
+                    attrs[attr.OTEL_PARENT_SPAN_ID] = parent
+                attrs[attr.OTEL_KIND] = _KIND_NAMES.get(s.kind, "INTERNAL")
                 if scope:
                     attrs["otel.scope.name"] = _clip(scope)
                 if s.events:

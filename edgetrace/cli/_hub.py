@@ -135,7 +135,7 @@ def _otlp(args: argparse.Namespace, hub: Any) -> tuple[list[Any], Any, Any]:
         receiver = OtlpReceiver(hub, host=ohost, port=oport, session=args.otlp_session)
         hooks.append(receiver.observe)
     if args.otlp_endpoint:
-        from edgetrace._otel import OtlpForwarder, make_exporter
+        from edgetrace._otlp import OtlpForwarder, make_exporter
 
         exporter = make_exporter(args.otlp_protocol, args.otlp_endpoint, headers=parse_headers(args.otlp_header))
         forwarder = OtlpForwarder(exporter, manifest_of=hub.manifest)
