@@ -127,7 +127,7 @@ def _otlp(args: argparse.Namespace, hub: Any) -> tuple[list[Any], Any, Any]:
     hooks: list[Any] = []
     forwarder = receiver = None
     if args.otlp_listen:
-        from edgetrace._otlp_ingest import DEFAULT_OTLP_PORT, OtlpReceiver
+        from edgetrace._otlp import DEFAULT_OTLP_PORT, OtlpReceiver
 
         ohost, oport = parse_address(args.otlp_listen, default_port=DEFAULT_OTLP_PORT)
         if not _loopback(ohost) and not args.token:

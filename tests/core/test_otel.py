@@ -23,8 +23,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgetrace._hub import Hub
-from edgetrace._otlp import OtlpForwarder, make_exporter, otel_span_id, otel_trace_id
-from edgetrace._otlp_ingest import IngestError, OtlpReceiver, decode_request, foreign_spans
+from edgetrace._otlp import (
+    IngestError,
+    OtlpForwarder,
+    OtlpReceiver,
+    decode_request,
+    foreign_spans,
+    make_exporter,
+    otel_span_id,
+    otel_trace_id,
+)
 from edgetrace._records import Manifest, Span, SpanKind, Status
 from edgetrace._session import Session, SessionWriter
 from edgetrace.cli import main
