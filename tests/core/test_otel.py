@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from edgetrace._hub import Hub
 from edgetrace._otlp import (
+    ForeignSpan,
     IngestError,
     OtlpForwarder,
     OtlpReceiver,
@@ -40,6 +41,8 @@ from edgetrace._otlp import (
     otel_span_id,
     otel_trace_id,
 )
+from edgetrace._otlp.buffer import ParentBuffer, parents_first
+from edgetrace._otlp.matching import SessionMatcher
 from edgetrace._records import Manifest, Span, SpanKind, Status
 from edgetrace._session import Session, SessionWriter
 from edgetrace.cli import main
@@ -519,6 +522,41 @@ def test_ingested_spans_export_with_their_own_ids(tmp_path):
     assert child.parent_span_id.hex() == "00000000000000b2" and child.trace_id.hex() == HEX_TRACE
     assert child.kind == 2 and resource["service.name"] == "pay"
     assert child.start_time_unix_nano == 1_700_000_000_000_000_001  # foreign times are already Unix
+
+
+def _foreign(span_id: str, parent: str = "", start: int = 0, trace: str = HEX_TRACE) -> ForeignSpan:
+    return ForeignSpan(node="otel:pay", trace_id=trace, span_id=span_id, parent_id=parent, name=span_id,
+                       start=start, end=start)
+
+
+def test_children_wait_for_their_parents_without_sockets():
+    waiting, matcher = ParentBuffer(), SessionMatcher()
+    child = waiting.add("s", _foreign("00000000000000a1", parent="00000000000000b2", start=1), now=10.0)
+    assert not waiting.complete(child, matcher.parent_ref)
+    assert waiting.due(9.0) == [] and waiting.due(10.0) == [child]
+    assert waiting.add("s", _foreign("00000000000000b2", start=5), now=11.0) == child  # same trace
+    assert waiting.complete(child, matcher.parent_ref)
+    taken = waiting.take([child])
+    assert [s.span_id for s in taken["s"]] == ["00000000000000b2", "00000000000000a1"] and not len(waiting)
+    looped = [_foreign("00000000000000c1", parent="00000000000000c2"),
+              _foreign("00000000000000c2", parent="00000000000000c1")]
+    assert sorted(s.span_id for s in parents_first(looped)) == ["00000000000000c1", "00000000000000c2"]
+
+
+def test_foreign_spans_are_matched_and_numbered_without_sockets(tmp_path):
+    matcher = SessionMatcher()
+    matcher.observe("agri", [Span(node="t", seq=1, kind=SpanKind.SEND, name="ask", trace="frame-1")])
+    child = _foreign("00000000000000d1", parent=f"{otel_span_id('t:1'):016x}",
+                     trace=f"{otel_trace_id('frame-1'):032x}")
+    stray = _foreign("00000000000000d2")
+    assert matcher.session_of(child, "otel") == "agri" and matcher.session_of(stray, "otel") == "otel"
+    with SessionWriter(tmp_path / "agri.ets", Manifest(session_id="agri", nodes=["t"])) as writer:
+        writer.append([Span(node="otel:pay", seq=4, kind=SpanKind.OTEL, name="before a restart")])
+        spans = matcher.number(writer, "agri", [child])
+        assert matcher.number(writer, "agri", [child]) == []  # a client retry
+        assert "otel:pay" in writer.manifest.nodes
+    assert [(s.ref, s.parent, s.trace) for s in spans] == [("otel:pay:5", "t:1", "frame-1")]
+    assert matcher.stored("agri", child) and not matcher.stored("otel", child)
 
 
 def test_bad_requests_get_400_and_a_reason(hub_thread):
