@@ -4,7 +4,8 @@ Recorded by the node runtime, compared by the replayer, matched by invariants an
 queries, mapped to OpenTelemetry by the exporter. Like OTel's semantic-convention constants,
 a name that crosses modules is a constant here, so a rename is one edit and a typo is an
 `AttributeError`, not a silently empty column. Names under `edgetrace.` are ours; the
-`gen_ai.*` and `error.type` names are OpenTelemetry's (GenAI semantic conventions).
+`gen_ai.*`, `error.type`, `service.*`, `host.name` and `otel.scope.name` names are
+OpenTelemetry's (GenAI and resource semantic conventions).
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ OTEL_EVENTS: Final = "edgetrace.otel.events"
 OTEL_LINKS: Final = "edgetrace.otel.links"
 
 # --- OpenTelemetry's own names ----------------------------------------------------------------
+SERVICE_NAME: Final = "service.name"
+SERVICE_INSTANCE_ID: Final = "service.instance.id"
+SERVICE_VERSION: Final = "service.version"
+HOST_NAME: Final = "host.name"
+OTEL_SCOPE_NAME: Final = "otel.scope.name"
 ERROR_TYPE: Final = "error.type"
 GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
 GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"

@@ -42,7 +42,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgetrace._otel import export_session, make_exporter
+    from edgetrace._otlp import export_session, make_exporter
     from edgetrace.cli._hub import parse_headers
     from edgetrace.cli._progress import progress_bar
 

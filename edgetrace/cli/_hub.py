@@ -127,7 +127,7 @@ def _otlp(args: argparse.Namespace, hub: Any) -> tuple[list[Any], Any, Any]:
     hooks: list[Any] = []
     forwarder = receiver = None
     if args.otlp_listen:
-        from edgetrace._otlp_ingest import DEFAULT_OTLP_PORT, OtlpReceiver
+        from edgetrace._otlp import DEFAULT_OTLP_PORT, OtlpReceiver
 
         ohost, oport = parse_address(args.otlp_listen, default_port=DEFAULT_OTLP_PORT)
         if not _loopback(ohost) and not args.token:
@@ -135,7 +135,7 @@ def _otlp(args: argparse.Namespace, hub: Any) -> tuple[list[Any], Any, Any]:
         receiver = OtlpReceiver(hub, host=ohost, port=oport, session=args.otlp_session)
         hooks.append(receiver.observe)
     if args.otlp_endpoint:
-        from edgetrace._otel import OtlpForwarder, make_exporter
+        from edgetrace._otlp import OtlpForwarder, make_exporter
 
         exporter = make_exporter(args.otlp_protocol, args.otlp_endpoint, headers=parse_headers(args.otlp_header))
         forwarder = OtlpForwarder(exporter, manifest_of=hub.manifest)

@@ -1,4 +1,9 @@
-"""The OTLP bridge: sessions exported to real OTLP receivers, OTel spans ingested by the hub."""
+"""The OTLP bridge: sessions exported to real OTLP receivers, OTel spans ingested by the hub.
+
+Tests that only check what would be exported (ids, parents, clocks, links, GenAI attributes)
+export to the SDK's `InMemorySpanExporter` and read the spans back as the OTLP request the
+SDK's own encoder would send; one test per transport (gRPC, HTTP, an SDK client into the hub
+subprocess) stays against a real receiver."""
 
 from __future__ import annotations
 
@@ -21,10 +26,23 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from edgetrace._hub import Hub
-from edgetrace._otel import OtlpForwarder, make_exporter, otel_span_id, otel_trace_id
-from edgetrace._otlp_ingest import IngestError, OtlpReceiver, decode_request, foreign_spans
+from edgetrace._otlp import (
+    ForeignSpan,
+    IngestError,
+    OtlpForwarder,
+    OtlpReceiver,
+    decode_request,
+    export_session,
+    foreign_spans,
+    make_exporter,
+    otel_span_id,
+    otel_trace_id,
+)
+from edgetrace._otlp.buffer import ParentBuffer, parents_first
+from edgetrace._otlp.matching import SessionMatcher
 from edgetrace._records import Manifest, Span, SpanKind, Status
 from edgetrace._session import Session, SessionWriter
 from edgetrace.cli import main
@@ -101,6 +119,15 @@ class _Collected:
                     for s in ss.spans:
                         found[s.span_id.hex()] = (s, res)
         return found
+
+
+def _in_memory(exporter: InMemorySpanExporter) -> _Collected:
+    """What `exporter` holds, as the OTLP request the SDK's own encoder would have sent."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    collected = _Collected()
+    collected.add(encode_spans(exporter.get_finished_spans()))
+    return collected
 
 
 def _any(v: Any) -> Any:
@@ -225,13 +252,21 @@ def test_export_reaches_a_real_receiver_intact(protocol, session_path, grpc_coll
     _check_export(session_path, collected)
 
 
-def test_export_twice_gives_the_same_ids(session_path, http_collector, capsys):
-    url, collected = http_collector
+def test_export_maps_every_kind_of_step(session_path):
+    exporter = InMemorySpanExporter()
+    summary = export_session(Session(session_path), exporter, batch_size=4)
+    assert summary.ok and summary.exported == summary.spans == 9 and summary.batches == 3
+    _check_export(session_path, _in_memory(exporter))
+
+
+def test_export_twice_gives_the_same_ids(session_path):
+    requests = []
     for _ in range(2):
-        assert main(["export", str(session_path), "--otlp", url, "--json"]) == 0
-    first, second = collected.requests
+        exporter = InMemorySpanExporter()
+        assert export_session(Session(session_path), exporter).ok
+        requests.extend(_in_memory(exporter).requests)
+    first, second = requests
     assert first == second
-    capsys.readouterr()
 
 
 def test_export_reads_otel_env_vars(session_path, http_collector, monkeypatch, capsys):
@@ -256,11 +291,10 @@ def test_export_refuses_bad_input(tmp_path, capsys):
     capsys.readouterr()
 
 
-def test_forwarder_rebuilds_clocks_and_never_raises(session_path, http_collector):
-    url, collected = http_collector
+def test_forwarder_rebuilds_clocks_and_never_raises(session_path):
+    exporter = InMemorySpanExporter()
     session = Session(session_path)
-    forwarder = OtlpForwarder(make_exporter("http/protobuf", url), manifest_of=lambda s: session.manifest,
-                              schedule_delay_millis=50)
+    forwarder = OtlpForwarder(exporter, manifest_of=lambda s: session.manifest, schedule_delay_millis=50)
     with forwarder:
         by_node: dict[str, list[Span]] = {}
         for span in session:
@@ -269,7 +303,7 @@ def test_forwarder_rebuilds_clocks_and_never_raises(session_path, http_collector
             forwarder("small", by_node[node])
         assert forwarder.flush()
     forwarder("small", session.spans)  # after close: ignored, not raised
-    got = collected.spans()
+    got = _in_memory(exporter).spans()
     assert len(got) == len(session)
     for span in session:
         attrs = {kv.key: _any(kv.value) for kv in got[f"{otel_span_id(span.ref):016x}"][0].attributes}
@@ -473,22 +507,56 @@ def test_ingest_json_gzip_dedup_and_persistent_seqs(tmp_path):
     assert all(s.trace == HEX_TRACE and s.kind is SpanKind.OTEL for s in session)
 
 
-def test_ingested_spans_export_with_their_own_ids(tmp_path, http_collector, capsys):
+def test_ingested_spans_export_with_their_own_ids(tmp_path):
     running = _HubThread(tmp_path / "data")
     try:
         body = _request_json(["00000000000000b2", "00000000000000a1"], parent="00000000000000b2")
         assert _post(running.port, body, "application/json")[0] == 200
     finally:
         running.close()
-    url, collected = http_collector
-    assert main(["export", str(tmp_path / "data" / "otel.ets"), "--otlp", url, "--json"]) == 0
-    got = collected.spans()
+    exporter = InMemorySpanExporter()
+    assert export_session(Session(tmp_path / "data" / "otel.ets"), exporter).ok
+    got = _in_memory(exporter).spans()
     assert set(got) == {"00000000000000b2", "00000000000000a1"}
     child, resource = got["00000000000000a1"]
     assert child.parent_span_id.hex() == "00000000000000b2" and child.trace_id.hex() == HEX_TRACE
     assert child.kind == 2 and resource["service.name"] == "pay"
     assert child.start_time_unix_nano == 1_700_000_000_000_000_001  # foreign times are already Unix
-    capsys.readouterr()
+
+
+def _foreign(span_id: str, parent: str = "", start: int = 0, trace: str = HEX_TRACE) -> ForeignSpan:
+    return ForeignSpan(node="otel:pay", trace_id=trace, span_id=span_id, parent_id=parent, name=span_id,
+                       start=start, end=start)
+
+
+def test_children_wait_for_their_parents_without_sockets():
+    waiting, matcher = ParentBuffer(), SessionMatcher()
+    child = waiting.add("s", _foreign("00000000000000a1", parent="00000000000000b2", start=1), now=10.0)
+    assert not waiting.complete(child, matcher.parent_ref)
+    assert waiting.due(9.0) == [] and waiting.due(10.0) == [child]
+    assert waiting.add("s", _foreign("00000000000000b2", start=5), now=11.0) == child  # same trace
+    assert waiting.complete(child, matcher.parent_ref)
+    taken = waiting.take([child])
+    assert [s.span_id for s in taken["s"]] == ["00000000000000b2", "00000000000000a1"] and not len(waiting)
+    looped = [_foreign("00000000000000c1", parent="00000000000000c2"),
+              _foreign("00000000000000c2", parent="00000000000000c1")]
+    assert sorted(s.span_id for s in parents_first(looped)) == ["00000000000000c1", "00000000000000c2"]
+
+
+def test_foreign_spans_are_matched_and_numbered_without_sockets(tmp_path):
+    matcher = SessionMatcher()
+    matcher.observe("agri", [Span(node="t", seq=1, kind=SpanKind.SEND, name="ask", trace="frame-1")])
+    child = _foreign("00000000000000d1", parent=f"{otel_span_id('t:1'):016x}",
+                     trace=f"{otel_trace_id('frame-1'):032x}")
+    stray = _foreign("00000000000000d2")
+    assert matcher.session_of(child, "otel") == "agri" and matcher.session_of(stray, "otel") == "otel"
+    with SessionWriter(tmp_path / "agri.ets", Manifest(session_id="agri", nodes=["t"])) as writer:
+        writer.append([Span(node="otel:pay", seq=4, kind=SpanKind.OTEL, name="before a restart")])
+        spans = matcher.number(writer, "agri", [child])
+        assert matcher.number(writer, "agri", [child]) == []  # a client retry
+        assert "otel:pay" in writer.manifest.nodes
+    assert [(s.ref, s.parent, s.trace) for s in spans] == [("otel:pay:5", "t:1", "frame-1")]
+    assert matcher.stored("agri", child) and not matcher.stored("otel", child)
 
 
 def test_bad_requests_get_400_and_a_reason(hub_thread):
@@ -578,13 +646,13 @@ def test_the_docs_example_sends_spans_to_the_hub(hub_thread, tmp_path):
     assert spans["GET /forecast"].node == "otel:weather-api"
 
 
-def test_hub_forwards_what_agents_ship(tmp_path, http_collector):
+def test_hub_forwards_what_agents_ship(tmp_path):
     from edgetrace.agents import Recorder
     from edgetrace.agents._shipper import Shipper
     from edgetrace.agents._spool import Spool
 
-    url, collected = http_collector
-    forwarder = OtlpForwarder(make_exporter("http/protobuf", url), schedule_delay_millis=50)
+    exporter = InMemorySpanExporter()
+    forwarder = OtlpForwarder(exporter, schedule_delay_millis=50)
     spools = {node: Spool(tmp_path / f"{node}.spool") for node in ("n0", "n1")}
     for node, spool in spools.items():
         rec = Recorder(node, spool)
@@ -611,7 +679,7 @@ def test_hub_forwards_what_agents_ship(tmp_path, http_collector):
     finally:
         for spool in spools.values():
             spool.close()
-    got = collected.spans()
+    got = _in_memory(exporter).spans()
     assert set(got) == {f"{otel_span_id(f'{n}:{i}'):016x}" for n in ("n0", "n1") for i in range(1, 41)}
     proto, resource = got[f"{otel_span_id('n1:7'):016x}"]
     attrs = {kv.key: _any(kv.value) for kv in proto.attributes}
