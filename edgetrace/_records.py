@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -26,6 +26,8 @@ __all__ = [
     "parse_ref",
     "span_ref",
 ]
+
+T = TypeVar("T")
 
 #: Integer version of the session and spool formats (see docs/format.md).
 FORMAT_VERSION = 1
@@ -142,7 +144,9 @@ class Manifest(msgspec.Struct, kw_only=True):
 
     def merged(self, other: Manifest) -> Manifest:
         """Combine with a later manifest frame: later scalars win, collections union."""
-        pick = lambda a, b: b if b not in ("", 0, None) else a  # noqa: E731
+        def pick(a: T, b: T) -> T:
+            return b if b not in ("", 0, None) else a
+
         return Manifest(
             session_id=pick(self.session_id, other.session_id),
             app=pick(self.app, other.app),

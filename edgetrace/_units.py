@@ -41,6 +41,7 @@ def parse_duration(value: object, *, bare: Bare = None, bare_text: bool = False,
     A number (int or float) is in `bare` units; text without a unit is too, but only with
     `bare_text` (explorer queries, where `duration>500` is typed by hand and means ns).
     """
+    unit_name: str
     if isinstance(value, bool):
         raise ValueError("expected a duration, not a boolean")
     if isinstance(value, int | float):
@@ -48,7 +49,7 @@ def parse_duration(value: object, *, bare: Bare = None, bare_text: bool = False,
             raise ValueError(f"no unit; expected a number with {UNIT_NAMES}, e.g. 2s or 150ms")
         if not math.isfinite(value):
             raise ValueError("not a finite duration")
-        number, unit = Fraction(value), bare
+        number, unit_name = Fraction(value), bare
     elif isinstance(value, str):
         m = _TEXT.match(value)
         if m is None:
@@ -59,12 +60,12 @@ def parse_duration(value: object, *, bare: Bare = None, bare_text: bool = False,
             if bare is None or not bare_text:
                 raise ValueError(f"no unit; expected a number with {UNIT_NAMES}, e.g. 2s or 150ms")
             unit_text = bare
-        unit = unit_text
+        unit_name = unit_text
     else:
         raise ValueError(f"expected a duration such as 2s, got {type(value).__name__}")
     if number < 0 and not signed:
         raise ValueError("negative; expected a duration of 0 or more")
-    ns = round(number * UNITS[unit])
+    ns = round(number * UNITS[unit_name])
     if abs(ns) >= 1 << 63:
         raise ValueError("too long a duration (over 292 years)")
     return ns

@@ -125,7 +125,8 @@ class SimGrid:
         self.lifecycle.down.discard(name)
         self._fault(name, "restart", f"restart(node={name})", "", {})
 
-    def _pause(self, name: str, end: int) -> None:
+    def _pause(self, name: str, end: int | None) -> None:
+        end = end if end is not None else self.loop.time_ns()
         paused = self.lifecycle.paused_until
         paused[name] = max(paused.get(name, 0), end)
         self._fault(name, "pause", f"pause(node={name})", "", {attr.FAULT_UNTIL_NS: end})

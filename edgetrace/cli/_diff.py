@@ -21,8 +21,8 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgetrace._stepkey import step_keys
     from edgetrace.replay._divergence import compare
-    from edgetrace.replay._recording import step_keys
 
     a, b = Session.open(args.a), Session.open(args.b)
     spans_a, spans_b = a.spans, b.spans

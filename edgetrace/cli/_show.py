@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             data = {"trace": args.trace, "spans": [span_row(s, session) for s in spans]}
             out.write(msgspec.json.encode(data, order="deterministic").decode() + "\n")
             return 0
-        origin = {}
+        origin: dict[str, int] = {}
         for s in spans:
             origin.setdefault(s.node, s.start)
         out.write(f"trace {args.trace}: {len(spans)} spans in causal order\n")

@@ -39,7 +39,9 @@ def build_fault(kind_text: str, raw: Mapping[str, Any], *, spec: str) -> Fault:
 
 def _split_top(text: str, sep: str) -> list[str]:
     """Split on `sep` outside parentheses."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "(":
             depth += 1

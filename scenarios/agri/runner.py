@@ -75,4 +75,5 @@ def _vocab_for(model_path: Path) -> dict[str, Any]:
     import json
 
     vocab = model_path.with_name("vocab.json")
-    return json.loads(vocab.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads(vocab.read_text(encoding="utf-8"))
+    return loaded
