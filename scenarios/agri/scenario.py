@@ -16,8 +16,8 @@ from typing import Any
 from edgetrace.agents import App, CallTimeout, Context, StateUnavailable
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._scenario import Scenario, ScheduledInput
-from edgetrace.replay._invariants import no_spray_without_weed
 from edgetrace.scenarios.agri.captions import CaptionGenerator
+from edgetrace.scenarios.agri.invariants import no_spray_without_weed
 from edgetrace.scenarios.agri.runner import ExtractorRunner
 
 FOLDER = Path(__file__).resolve().parent
