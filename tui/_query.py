@@ -58,16 +58,16 @@ FIELDS: dict[str, str] = {
 
 QUERY_HELP = """\
 Filter queries select spans; a trace is listed when one of its spans matches.
-  kind=infer                 field comparison; fields: kind node name trace ref seq status
-                             error duration parent cause spans nodes, attr.KEY
+  kind=infer                 field comparison, = or ==; fields: kind node name trace ref seq
+                             status error duration parent cause spans nodes, attr.KEY
   decision=spray             shorthands as in invariants: output.KEY decision fired args.KEY
                              payload.KEY state.KEY (output.type=weed_detected)
   node~tractor-0*            ~ glob, !~ its negation; with no * ? [ it is a substring
-                             (node~tractor = node~*tractor*); = (or ==) != > >= < <=
+                             (node~tractor = node~*tractor*); also != > >= < <=
   duration>500ms             durations take ns us ms s m h (a bare number is ns)
   attr.edgetrace.decision=spray   any attribute by key (dotted names need no attr.)
+                             comparisons ignore case; an absent field equals none
   weed  "no weed"            bare or quoted text: search names, nodes, errors, attributes
-                             text compares ignore case; an absent field reads as empty
   a and b, a b, a or b, not a, (a or b)
   before(t-0:5)              spans that happened before span t-0:5 (same trace)
   after(kind=infer)          spans some infer span of their trace happened before
