@@ -80,11 +80,6 @@ class Field:
     path: tuple[str, ...]
     known: bool
     get: Getter
-    span_field: bool = False
-
-    @property
-    def text(self) -> str:
-        return ".".join(self.path)
 
 
 def _prefixes(parts: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
@@ -128,7 +123,7 @@ def field(path: str | Sequence[str]) -> Field:
         raise ValueError("empty field name")
     head, rest = parts[0], parts[1:]
     if not rest and head in _SPAN_GETTERS:
-        return Field(parts, True, _SPAN_GETTERS[head], span_field=True)
+        return Field(parts, True, _SPAN_GETTERS[head])
     candidates: list[tuple[str, tuple[str, ...]]] = []
     if head == _STATE and rest:
         candidates.append((attr.STATE_PREFIX + rest[0], rest[1:]))
