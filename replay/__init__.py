@@ -10,7 +10,13 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from edgetrace.replay._divergence import Divergence
-    from edgetrace.replay._invariants import Invariant, Violation
+    from edgetrace.replay._invariants import (
+        FunctionInvariant,
+        History,
+        Invariant,
+        Violation,
+        parse_invariant,
+    )
     from edgetrace.replay._loop import VirtualLoop, run_virtual
     from edgetrace.replay._replayer import Replayer, parse_substitutions, replay_session
     from edgetrace.replay._report import ReplayReport, TraceReport
@@ -25,7 +31,10 @@ _LAZY = {
     "FaultKind": "edgetrace.replay.faults",
     "FaultPlan": "edgetrace.replay.faults",
     "PlanInjector": "edgetrace.replay.faults",
+    "FunctionInvariant": "edgetrace.replay._invariants",
+    "History": "edgetrace.replay._invariants",
     "Invariant": "edgetrace.replay._invariants",
+    "parse_invariant": "edgetrace.replay._invariants",
     "Violation": "edgetrace.replay._invariants",
     "VirtualLoop": "edgetrace.replay._loop",
     "run_virtual": "edgetrace.replay._loop",
@@ -45,6 +54,8 @@ __all__ = [
     "FaultInjector",
     "FaultKind",
     "FaultPlan",
+    "FunctionInvariant",
+    "History",
     "Invariant",
     "PlanInjector",
     "ReplayReport",
@@ -55,6 +66,7 @@ __all__ = [
     "TraceReport",
     "Violation",
     "VirtualLoop",
+    "parse_invariant",
     "parse_substitutions",
     "replay_session",
     "run_virtual",

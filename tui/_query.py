@@ -8,8 +8,22 @@ Pure Python (no Textual) so it is easy to test and fuzz. Grammar, loosest bindin
     unary      := 'not' unary | primary
     primary    := '(' query ')' | causal | comparison | text
     causal     := ('before' | 'after' | 'concurrent') '(' (REF | query) ')'
-    comparison := FIELD OP VALUE     OP: = != ~ !~ > >= < <=
+    comparison := FIELD OP VALUE     OP: = == != ~ !~ > >= < <=
     text       := WORD | "quoted text"
+
+Fields, operators and comparisons come from the selector core (`edgetrace._selector`), which
+the invariant language shares: the same names (`output.type`, `decision`, `attr.KEY`), `=` and
+`==` alike, `~` a glob, durations through `edgetrace._units`. What the search box adds:
+
+- a value is a word with no type of its own (quotes only let it hold spaces): against a
+  number, a word that reads as one compares as a number (`seq>3`; `duration>500ms`, where a
+  bare number is ns), and `<` `<=` `>` `>=` with such a word hold for numbers only; every
+  other comparison is between the text the explorer shows for the value (a flag shows as
+  `true`/`false`) and the word;
+- text compares case-folded (the core's `fold_case`), in every operator;
+- a `~` pattern with no glob character is a substring: `node~tractor` is `node~*tractor*`;
+- an absent field equals `""`, `none` and `null` (so `!=` and `!~` hold for it) and is never
+  ordered.
 
 A query selects spans; a trace matches when one of its spans does. Causal operators are
 relative to the span being tested and look within its trace: `after(kind=infer)` holds for a
@@ -21,42 +35,38 @@ Every malformed query raises one `QueryError` whose message says what was expect
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from edgetrace import _attrs as attr
+from edgetrace import _selector as sel
 from edgetrace import _units as units
 from edgetrace._errors import UsageError
 from edgetrace._records import Span
 
 __all__ = ["FIELDS", "QUERY_HELP", "Query", "QueryError", "TraceContext", "parse_query"]
 
-#: Span fields a comparison may name; `attr.KEY` (or any dotted name) reads an attribute.
+#: Fields a comparison may name: the span's own (the selector core's) and two of its trace.
+#: Shorthands (`decision`, `output.type`, `state.key`), `attr.KEY` and dotted names read attributes.
 FIELDS: dict[str, str] = {
-    "kind": "span kind (input infer decide send recv state.get state.put act log fault otel)",
-    "node": "node id",
-    "name": "step name (model, policy, topic, action)",
-    "trace": "trace id",
-    "ref": "span reference NODE:SEQ",
-    "seq": "per-node sequence number",
-    "status": "ok or error",
-    "error": "error message",
-    "duration": "span duration (units ns us ms s m h)",
-    "parent": "parent span ref",
-    "cause": "ref of the send that caused a recv",
+    **sel.SPAN_FIELDS,
     "spans": "number of spans in the span's trace",
     "nodes": "number of nodes the span's trace touched",
 }
 
 QUERY_HELP = """\
 Filter queries select spans; a trace is listed when one of its spans matches.
-  kind=infer                 field comparison; fields: kind node name trace ref seq status
-                             error duration parent cause spans nodes, attr.KEY
-  node~tractor-0*            ~ glob (or substring), !~ its negation; = != > >= < <=
+  kind=infer                 field comparison, = or ==; fields: kind node name trace ref seq
+                             status error duration parent cause spans nodes, attr.KEY
+  decision=spray             shorthands as in invariants: output.KEY decision fired args.KEY
+                             payload.KEY state.KEY (output.type=weed_detected)
+  node~tractor-0*            ~ glob, !~ its negation; with no * ? [ it is a substring
+                             (node~tractor = node~*tractor*); also != > >= < <=
   duration>500ms             durations take ns us ms s m h (a bare number is ns)
   attr.edgetrace.decision=spray   any attribute by key (dotted names need no attr.)
+                             comparisons ignore case; an absent field equals none
   weed  "no weed"            bare or quoted text: search names, nodes, errors, attributes
   a and b, a b, a or b, not a, (a or b)
   before(t-0:5)              spans that happened before span t-0:5 (same trace)
@@ -65,7 +75,6 @@ Filter queries select spans; a trace is listed when one of its spans matches.
   A without B                A and not B: kind=act without after(kind=infer)
                              = actions with no model inference in their causal past"""
 
-_OPS = ("!=", "!~", ">=", "<=", "=", "~", ">", "<")
 _KEYWORDS = {"and", "or", "not", "without"}
 _CAUSAL = {"before", "after", "concurrent"}
 _WORD = re.compile(r"[^\s()=!~<>\"']+")
@@ -119,10 +128,10 @@ def _tokenize(text: str) -> list[_Tok]:
             toks.append(_Tok("str", text[i + 1 : j], i))
             i = j + 1
         elif c in "=!~<>":
-            op = next((o for o in _OPS if text.startswith(o, i)), None)
+            op = sel.scan_op(text, i)
             if op is None:
                 raise QueryError(
-                    f"unknown operator {c!r} at column {i + 1}; expected one of {' '.join(_OPS)}",
+                    f"unknown operator {c!r} at column {i + 1}; expected one of {' '.join(sel.OP_SYMBOLS)}",
                     query=text, position=i,
                 )
             toks.append(_Tok("op", op, i))
@@ -144,83 +153,75 @@ def parse_duration(text: str) -> int:
 # --- the compiled form: each node is a predicate over (span, context) ---------------------
 
 Pred = Callable[[Span, TraceContext], bool]
+_Value = Callable[[Span, TraceContext], Any]
+
+_TRACE_FIELDS: dict[str, _Value] = {
+    "spans": lambda s, c: len(c.spans),
+    "nodes": lambda s, c: len({x.node for x in c.spans}),
+}
+_NUMERIC = frozenset({"duration", "seq", "spans", "nodes"})
+_NULL_WORDS = frozenset({"", "none", "null"})
+_NAMES = frozenset(FIELDS) | frozenset(attr.SHORTHANDS)
 
 
-def _field_value(span: Span, name: str, ctx: TraceContext) -> Any:
-    if name == "kind":
-        return span.kind.value
-    if name == "status":
-        return span.status.value
-    if name == "ref":
-        return span.ref
-    if name == "duration":
-        return span.duration
-    if name == "spans":
-        return len(ctx.spans)
-    if name == "nodes":
-        return len({s.node for s in ctx.spans})
-    if name in FIELDS:
-        return getattr(span, name)
-    key = name[5:] if name.startswith("attr.") else name
-    return span.attrs.get(key)
+def _never(value: Any) -> bool:
+    return False
 
 
-def _compare(field_name: str, op: str, raw: str, query: str, pos: int) -> Pred:
-    numeric = field_name in ("duration", "seq", "spans", "nodes")
-    number: float | None = None
-    if numeric:
+def _word_number(raw: str) -> float | None:
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def _comparison(name: str, found: sel.Field | None, op: sel.Op, raw: str, query: str, pos: int) -> Pred:
+    """`FIELD OP WORD`: the word meets the field's value as a number or as folded text."""
+    number: float | None
+    if name in _NUMERIC:
         try:
-            number = parse_duration(raw) if field_name == "duration" else float(raw)
+            number = parse_duration(raw) if name == "duration" else float(raw)
         except ValueError:
-            what = "a duration such as 500ms" if field_name == "duration" else "a number"
+            what = "a duration such as 500ms" if name == "duration" else "a number"
             raise QueryError(
-                f"{field_name} needs {what}, found {raw!r} at column {pos + 1}", query=query, position=pos
+                f"{name} needs {what}, found {raw!r} at column {pos + 1}", query=query, position=pos
             ) from None
-    elif op in (">", ">=", "<", "<="):
-        try:
-            number = float(raw)
-        except ValueError:
-            number = None
-    low = raw.lower()
-    glob = any(ch in raw for ch in "*?[")
+    else:
+        number = _word_number(raw)
+    globbing = op in (sel.Op.MATCH, sel.Op.NOT_MATCH)
+    if globbing and not sel.is_glob(raw):
+        raw = f"*{raw}*"  # the search box's convenience: plain text is a substring
+    ordering = op in sel.ORDERING
+    num = sel.comparison(op, number) if number is not None and not globbing else None
+    # `x>10` orders numbers only: "5" > "10" as text is true, and no one typing it means that
+    text = _never if ordering and num is not None else sel.comparison(op, raw, fold_case=True)
+    if globbing:
+        absent = text("")
+    else:
+        absent = not ordering and (sel.fold(raw) in _NULL_WORDS) == (op is sel.Op.EQ)
 
-    def text_match(value: Any) -> bool:
-        s = str(value).lower() if value is not None else ""
-        return fnmatch.fnmatchcase(s, low) if glob else low in s
+    def test(value: Any) -> bool:
+        kind = type(value)
+        if kind is str:
+            return text(value)
+        if value is None or value is sel.MISSING:
+            return absent
+        if num is not None and (kind is int or kind is float):
+            return num(value)
+        return text(str(value))  # flags, lists, maps: the text the explorer shows for them
 
-    def pred(span: Span, ctx: TraceContext) -> bool:
-        value = _field_value(span, field_name, ctx)
-        if op in ("~", "!~"):
-            return text_match(value) == (op == "~")
-        if op in ("=", "!="):
-            if number is not None and isinstance(value, int | float) and not isinstance(value, bool):
-                equal = value == number
-            elif value is None:
-                equal = low in ("", "none", "null")
-            else:
-                equal = str(value).lower() == low or (isinstance(value, bool) and str(value).lower() == low)
-            return equal == (op == "=")
-        if number is None:  # ordering on text compares strings
-            if value is None:
-                return False
-            left, right = str(value), raw
-        else:
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                return False
-            left, right = value, number  # type: ignore[assignment]
-        if op == ">":
-            return left > right  # type: ignore[operator]
-        if op == ">=":
-            return left >= right  # type: ignore[operator]
-        if op == "<":
-            return left < right  # type: ignore[operator]
-        return left <= right  # type: ignore[operator]
-
-    return pred
+    of_trace = _TRACE_FIELDS.get(name)
+    if of_trace is not None:
+        return lambda s, c: test(of_trace(s, c))
+    assert found is not None  # the parser resolved every name that is not a trace field
+    of_span = found.get
+    if name in sel.TEXT_FIELDS:  # always text: skip the dispatch on the value's type
+        return lambda s, c: text(of_span(s))
+    return lambda s, c: test(of_span(s))
 
 
 def _text(word: str) -> Pred:
-    low = word.lower()
+    low = sel.fold(word)
 
     def pred(span: Span, ctx: TraceContext) -> bool:
         if any(low in str(v).lower() for v in (span.name, span.node, span.trace, span.kind.value,
@@ -348,15 +349,20 @@ class _Parser:
             value = self.take()
             if value.kind not in ("word", "str"):
                 raise self.fail(value, f"a value after {word}{op.text}")
-            name = word.lower()
-            if name not in FIELDS and "." not in name:
-                raise QueryError(
-                    f"unknown field {word!r} at column {tok.pos + 1}; expected one of "
-                    f"{', '.join(FIELDS)} or attr.KEY",
-                    query=self.text, position=tok.pos,
-                )
-            return _compare(name if name in FIELDS else word, op.text, value.text, self.text, value.pos)
+            name = word.lower() if word.lower() in _NAMES else word
+            found = None if name in _TRACE_FIELDS else self.field(name, tok)
+            return _comparison(name, found, sel.SPELLINGS[op.text], value.text, self.text, value.pos)
         return _text(word)
+
+    def field(self, name: str, tok: _Tok) -> sel.Field:
+        found = sel.field(name)
+        if not found.known:
+            raise QueryError(
+                f"unknown field {tok.text!r} at column {tok.pos + 1}; expected one of "
+                f"{', '.join(FIELDS)}, a shorthand ({', '.join(attr.SHORTHANDS)}) or attr.KEY",
+                query=self.text, position=tok.pos,
+            )
+        return found
 
     def causal(self, op: str) -> Pred:
         open_tok = self.take()

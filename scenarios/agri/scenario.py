@@ -22,8 +22,8 @@ from edgetrace.agents import (
     ScheduledInput,
     StateUnavailable,
 )
-from edgetrace.replay._invariants import no_spray_without_weed
 from edgetrace.scenarios.agri.captions import CaptionGenerator
+from edgetrace.scenarios.agri.invariants import no_spray_without_weed
 from edgetrace.scenarios.agri.runner import ExtractorRunner
 
 FOLDER = Path(__file__).resolve().parent

@@ -95,7 +95,7 @@ def inputs(seed: int, size: int, *, period_s: float = 1.0) -> list[ScheduledInpu
 
 
 def _no_move_after_hazard() -> Any:
-    from edgetrace.replay._invariants import parse_invariant
+    from edgetrace.replay import parse_invariant
 
     return parse_invariant(
         "never act(move) after recv(hazard) on args.cell == payload.cell", name="no-move-into-reported-hazard"

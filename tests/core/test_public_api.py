@@ -7,7 +7,9 @@ in by accident (a helper, a typing import) becomes one without anyone deciding i
 from __future__ import annotations
 
 import importlib
+import re
 import types
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,7 @@ def _isort(name: str) -> tuple[int, str]:
     return (0 if name.isupper() else 1 if name[:1].isupper() else 2, name)
 
 
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ["edgetrace", "edgetrace.agents", "edgetrace.replay", "edgetrace.replay.faults"]
 
 
@@ -40,3 +43,16 @@ def test_nothing_public_leaks_beyond_all(name):
 
 def test_scenario_types_are_public():
     from edgetrace.agents import GridProfile, LinkProfile, Scenario, ScheduledInput  # noqa: F401
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+def test_docs_and_shipped_scenarios_import_no_private_module():
+    private = re.compile(r"^\s*(?:from|import)\s+(edgetrace(?:\.\w+)*\._\w+)", re.M)
+    found = []
+    for doc in [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]:
+        for block in _python_blocks(doc.read_text(encoding="utf-8")):
+            found += [f"{doc.name}: {m}" for m in private.findall(block)]
+    for source in sorted((ROOT / "scenarios").rglob("*.py")):
+        found += [f"{source.relative_to(ROOT)}: {m}" for m in private.findall(source.read_text(encoding="utf-8"))]
+    assert not found, "private imports in user-facing code:\n" + "\n".join(found)

@@ -20,7 +20,7 @@ def _lines(lang: str) -> list[str]:
 
 
 def test_expressions_and_selectors_parse():
-    assert len(_lines("invariant")) == 3 and len(_lines("selector")) == 7
+    assert len(_lines("invariant")) == 3 and len(_lines("selector")) == 10
     for text in _lines("invariant"):
         parse_invariant(text)
     for text in _lines("selector"):
@@ -75,3 +75,32 @@ def test_value_in_field_matches_rules_fired():
     assert sel.matches(fired) and not sel.matches(other)
     with pytest.raises(InvariantError, match="expected 'in' after the value"):
         parse_selector('decide where "x" == decision')
+
+
+def test_spellings_shared_with_the_explorer():
+    """The "Shared with the explorer's filter" section: one spelling, the same steps selected."""
+    from edgetrace import Span, SpanKind
+    from edgetrace.tui import TraceGraph
+    from edgetrace.tui._query import parse_query
+
+    spans = [
+        Span(node="t", seq=1, kind=SpanKind.DECIDE, name="p", trace="f", attrs={"edgetrace.decision": "spray"}),
+        Span(node="t", seq=2, kind=SpanKind.DECIDE, name="p", trace="f", attrs={"edgetrace.decision": "hold"}),
+        Span(node="t", seq=3, kind=SpanKind.INFER, name="m", trace="f", error="state timeout after 1s",
+             attrs={"edgetrace.output": {"type": "weed_detected"}, "gen_ai.usage.output_tokens": 21}),
+    ]
+    graph = TraceGraph("f", spans)
+
+    def invariant(text: str) -> list[str]:
+        return [s.ref for s in spans if parse_selector(text).matches(s)]
+
+    def explorer(text: str) -> list[str]:
+        return [s.ref for s in parse_query(text).matching(graph)]
+
+    assert invariant('decide where decision == "spray"') == explorer("kind=decide decision=spray") == ["t:1"]
+    assert invariant('decide where decision = "spray"') == invariant('decide where decision == "spray"')
+    assert invariant('infer where error !~ "*timeout*"') == [] and invariant('infer where error ~ "*timeout*"') == ["t:3"]
+    assert invariant("infer where attrs.gen_ai.usage.output_tokens > 20") == ["t:3"]
+    assert invariant('infer where attrs."gen_ai.usage.output_tokens" > 20') == ["t:3"]
+    assert invariant('infer where edgetrace.output.type == "weed_detected"') == ["t:3"]
+    assert invariant('decide where attrs.zz != "x"') == [] and invariant("decide where ref == \"t:2\"") == ["t:2"]

@@ -64,7 +64,7 @@ def test_causal_operators(graphs):
 
 @pytest.mark.parametrize("text", [
     "kind=", "=x", "(kind=act", "kind=act)", "before(", "before()", "after(x", "duration>fast",
-    "bogus=1", "kind==act", "and", "a or", "not", '"unclosed', "kind=act without", "seq>x", "!x",
+    "bogus=1", "kind===act", "and", "a or", "not", '"unclosed', "kind=act without", "seq>x", "!x",
 ])
 def test_malformed_queries_give_one_clear_error(text):
     with pytest.raises(QueryError) as info:
@@ -124,3 +124,26 @@ def test_a_new_query_never_reads_an_old_querys_memo(graphs):
         parse_query("kind=input and before(kind=log)").matching(g)
         gc.collect()
         assert parse_query("kind=decide without before(kind=act)").matching(g) == first
+
+
+def test_one_spelling_shared_with_invariants(graphs):
+    # `==` is `=`; the invariant language's shorthands name the same attributes here
+    assert matching(graphs, "kind==act") == matching(graphs, "kind=act")
+    assert matching(graphs, "kind=decide decision=spray") == matching(graphs, "attr.edgetrace.decision=spray")
+    assert matching(graphs, "attrs.edgetrace.decision=spray") == matching(graphs, "attr.edgetrace.decision=spray")
+    with pytest.raises(QueryError, match="shorthand"):
+        parse_query("decisoin=spray")
+
+
+def test_search_box_rules():
+    g = _graph()
+    recv = g.spans[2]
+
+    def hit(text: str) -> bool:
+        return parse_query(text).matches_span(recv, g)
+
+    assert hit("name=GO") and hit("NAME=go") and hit("node~B")  # case-folded text, any field name case
+    assert hit("name~o") and not hit("name~o*") and hit("name~*o")  # plain text is a substring, a glob is whole
+    assert hit("attr.x=1") and hit("attr.x=1.0") and hit("attr.x>0.5")  # numbers compare as numbers
+    assert hit("attr.nested~*k*") and hit("attr.missing=none") and hit("attr.missing!=1")  # shown text; absent
+    assert not hit("attr.missing>0") and not hit("name>1")  # absent values and text never order against numbers
