@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     from edgetrace.agents._models import ModelRunner
     from edgetrace.agents._rules import RuleEngine
 
-__all__ = ["App", "Handler", "ModelSpec", "PolicySpec"]
+__all__ = ["START_TOPIC", "App", "Handler", "ModelSpec", "PolicySpec"]
+
+#: The input a node's start-up handlers receive (see `App.on_start`).
+START_TOPIC = "edgetrace.start"
 
 Handler = Callable[["Context", Any], Awaitable[Any]]
 
@@ -109,6 +112,16 @@ class App:
             return handler
 
         return register
+
+    def on_start(self, *, nodes: str = "*") -> Callable[[Handler], Handler]:
+        """Register `handler(ctx, None)` to run when a matching node starts — and again each
+        time it restarts after a crash, with empty `ctx.local`: where a node rebuilds what it
+        keeps in memory. Live it runs when the session's clock starts; it is recorded as the
+        input `START_TOPIC`, so a replay runs it at the same instant."""
+        return self.on(START_TOPIC, nodes=nodes)
+
+    def starts_on(self, node: str) -> bool:
+        return self.handler_for(node, START_TOPIC) is not None
 
     def handler_for(self, node: str, topic: str) -> Handler | None:
         for route in self._routes:

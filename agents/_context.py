@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from edgetrace.agents._rules import Decision
 
 if TYPE_CHECKING:
+    from edgetrace._stepkey import StepKey
     from edgetrace.agents._node import NodeRuntime
 
 __all__ = ["CallError", "CallTimeout", "Context", "StateClient", "StateUnavailable"]
@@ -48,11 +49,18 @@ class StateClient:
 class Context:
     """Handed to each handler invocation; bound to one node, one trace and one parent span."""
 
-    def __init__(self, node: NodeRuntime, trace: str, parent: str) -> None:
+    def __init__(self, node: NodeRuntime, trace: str, parent: str, *, origin: tuple[StepKey, int] | None = None) -> None:
         self._node = node
         self.trace = trace
         self.parent = parent
         self.state = StateClient(self)
+        # (key, local end ns) of the last step this invocation took, starting with what triggered
+        # it: the replay measures the time a handler spends between two steps from here
+        self.last_step = origin
+
+    def note(self, key: StepKey, end_ns: int) -> None:
+        """Called by the recorder with each step this invocation records."""
+        self.last_step = (key, end_ns)
 
     @property
     def node(self) -> str:
@@ -70,11 +78,16 @@ class Context:
         return self._node.rng
 
     def now(self) -> float:
-        """Seconds on this node's local clock since the session started."""
-        return self._node.world.now_ns() / 1e9
+        """Seconds on this node's local clock since the session started.
+
+        A clock read is recorded as a step (`log clock`), so a replay hands the handler the
+        very value it read live, wherever in the handler the read happens.
+        """
+        return self._node.steps.clock(self) / 1e9
 
     def now_ns(self) -> int:
-        return self._node.world.now_ns()
+        """`now()` in integer nanoseconds."""
+        return self._node.steps.clock(self)
 
     async def sleep(self, seconds: float) -> None:
         await self._node.world.sleep(seconds)

@@ -56,6 +56,7 @@ class Messaging:
 
     async def send(self, ctx: StepScope, dst: str, topic: str, payload: Any) -> None:
         key = self._keys.next(ctx.trace, SpanKind.SEND, topic)
+        await self._world.pace(ctx, key)
         span = self._recorder.step(SpanKind.SEND, topic, key, ctx, attrs={
             attr.TO: dst, attr.TOPIC: topic, attr.PAYLOAD: preview(payload)})
         self._world.transmit(self.message(MessageKind.SEND, dst, topic, ctx.trace, payload, span), span)
@@ -70,6 +71,7 @@ class Messaging:
         self._next_call += 1
         call_id = self._next_call
         key = self._keys.next(ctx.trace, span_kind, name)
+        await self._world.pace(ctx, key)
         start = self._world.now_ns()
         attrs: dict[str, Any] = {attr.TO: dst, attr.TOPIC: topic, attr.CALL_ID: call_id}
         if span_kind is SpanKind.SEND:
@@ -84,7 +86,7 @@ class Messaging:
         pending = _Pending(ctx, loop.create_future(), f"{topic}:reply", start)
         self._pending[call_id] = pending
         if timeout is not None:
-            pending.timer = loop.call_later(timeout, self._on_timeout, call_id, timeout)
+            pending.timer = self._world.call_later(timeout, self._on_timeout, call_id, timeout)
         self._world.transmit(self.message(kind, dst, topic, ctx.trace, payload, span, call_id=call_id), span)
         return await pending.future
 
@@ -127,3 +129,9 @@ class Messaging:
         else:
             pending.future.set_result(msg.payload)
 
+    def forget(self) -> None:
+        """A crash: every call in flight is gone, with its timer; replies that come later are late."""
+        for pending in self._pending.values():
+            if pending.timer is not None:
+                pending.timer.cancel()
+        self._pending.clear()

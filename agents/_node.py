@@ -18,7 +18,7 @@ from typing import Any
 from edgetrace import _attrs as attr
 from edgetrace._records import Span, SpanKind
 from edgetrace._stepkey import StepCounter
-from edgetrace.agents._app import App, Handler
+from edgetrace.agents._app import START_TOPIC, App, Handler
 from edgetrace.agents._context import Context
 from edgetrace.agents._message import Message, MessageKind
 from edgetrace.agents._messaging import Messaging
@@ -40,7 +40,8 @@ class NodeRuntime:
         self.app = app
         self.node = node
         self.world = world
-        self.recorder = Recorder(node, world.sink, now_ns=world.now_ns, observe=world.observe)
+        self.recorder = Recorder(node, world.sink, now_ns=world.now_ns, observe=world.observe,
+                                 start_at=world.start_at)
         self.keys = StepCounter(node)
         self.rng = random.Random(f"{seed}/{node}")
         self.local: dict[str, Any] = {}
@@ -54,6 +55,27 @@ class NodeRuntime:
     def close(self) -> None:
         self.artifacts.close()
 
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self, trace: str) -> Span | None:
+        """The node starts (or restarts): run its start-up handlers, if the app has any."""
+        if not self.app.starts_on(self.node):
+            return None
+        return self.inject(START_TOPIC, None, trace)
+
+    def crash(self) -> None:
+        """The node dies: handlers in flight, their calls and timers, and `ctx.local` are gone.
+
+        What survives is what a real node keeps on disk: its recorded stream (sequence numbers
+        and vector clock, from the spool) and, on the state host, the state store. Steps are
+        numbered afresh, as a restarted process does.
+        """
+        for task in sorted(self.tasks, key=lambda t: t.get_name()):
+            task.cancel()
+        self.messaging.forget()
+        self.local.clear()
+        self.keys.restart()
+
     # --- entry points -------------------------------------------------------------------------
 
     def inject(self, topic: str, payload: Any, trace: str) -> Span:
@@ -61,7 +83,7 @@ class NodeRuntime:
         key = self.keys.next(trace, SpanKind.INPUT, topic)
         span = self.recorder.step(SpanKind.INPUT, topic, key, trace=trace, attrs={attr.PAYLOAD: preview(payload)},
                                   blobs={"input": self.recorder.blob(tensor_to_obj(payload))})
-        self._spawn(topic, payload, Context(self, trace, span.ref), None)
+        self._spawn(topic, payload, Context(self, trace, span.ref, origin=(key, span.end)), None)
         return span
 
     def deliver(self, msg: Message) -> None:
@@ -79,7 +101,7 @@ class NodeRuntime:
                                           attr.FROM: msg.src, attr.TOPIC: msg.topic,
                                           attr.PAYLOAD: preview(msg.payload)})
             reply_to = msg if msg.kind is MessageKind.CALL else None
-            self._spawn(msg.topic, msg.payload, Context(self, msg.trace, span.ref), reply_to)
+            self._spawn(msg.topic, msg.payload, Context(self, msg.trace, span.ref, origin=(key, span.end)), reply_to)
 
     # --- handlers -----------------------------------------------------------------------------
 

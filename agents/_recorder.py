@@ -22,7 +22,7 @@ __all__ = ["Recorder", "StepScope"]
 
 
 class StepScope(Protocol):
-    """Where a handler's step belongs: its trace and the span it continues (a `Context`)."""
+    """Where a handler's step belongs: its trace, the span it continues, its last step (a `Context`)."""
 
     @property
     def trace(self) -> str: ...
@@ -30,20 +30,31 @@ class StepScope(Protocol):
     @property
     def parent(self) -> str: ...
 
+    @property
+    def last_step(self) -> tuple[StepKey, int] | None: ...
+
+    def note(self, key: StepKey, end_ns: int) -> None: ...
+
 
 def _no_observer(span: Span, key: StepKey) -> None:
     pass
 
 
+def _zero() -> int:
+    return 0
+
+
 class Recorder:
     """Records the spans of one node into a sink."""
 
-    def __init__(self, node: str, sink: SpanSink, *, now_ns: Callable[[], int] = lambda: 0,
-                 observe: Callable[[Span, StepKey], None] = _no_observer) -> None:
+    def __init__(self, node: str, sink: SpanSink, *, now_ns: Callable[[], int] = _zero,
+                 observe: Callable[[Span, StepKey], None] = _no_observer,
+                 start_at: Callable[[StepScope, StepKey], int] | None = None) -> None:
         self.node = node
         self.sink = sink
         self._now_ns = now_ns
         self._observe = observe
+        self._start_at = start_at
         self._clock: dict[str, int] = {}
         self._seq = 0
 
@@ -75,15 +86,20 @@ class Recorder:
              **fields: Any) -> Span:
         """Record one step of a handler at its causal position, starting now unless told otherwise.
 
-        `scope` (the handler's Context) supplies trace and parent unless `fields` name them.
+        `scope` (the handler's Context) supplies trace and parent unless `fields` name them, and
+        is told about the step; in a replay, when the step starts comes from the world
+        (`start_at`: the time the handler spent since its previous step, as recorded).
         """
         if scope is not None:
             fields.setdefault("trace", scope.trace)
             fields.setdefault("parent", scope.parent)
         if "start" not in fields:
-            fields["start"] = self._now_ns()
+            fields["start"] = (self._start_at(scope, key) if scope is not None and self._start_at is not None
+                               else self._now_ns())
         span = self.record(kind, name, **fields)
         self._observe(span, key)
+        if scope is not None:
+            scope.note(key, span.end)
         return span
 
     def record(

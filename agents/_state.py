@@ -43,6 +43,7 @@ class StateService:
         kind = SpanKind(op)
         if self.node == self.host:
             step = self._keys.next(ctx.trace, kind, key)
+            await self._world.pace(ctx, step)
             result = self._apply(op, key, value)
             self._recorder.step(kind, key, step, ctx, attrs=_attrs(key, value if op == "state.put" else result))
             return result

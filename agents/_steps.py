@@ -74,6 +74,7 @@ class ReasoningSteps:
     async def infer(self, ctx: StepScope, model: str, inputs: Any) -> Any:
         runner = self._artifacts.model(model)
         key = self._keys.next(ctx.trace, SpanKind.INFER, model)
+        await self._world.pace(ctx, key)
         start = self._world.now_ns()
         attrs: dict[str, Any] = {
             attr.GEN_AI_OPERATION_NAME: "text_completion",
@@ -110,6 +111,7 @@ class ReasoningSteps:
     async def decide(self, ctx: StepScope, policy: str, document: Any, timeout: float | None) -> Decision:
         engine = self._artifacts.policy(policy)
         key = self._keys.next(ctx.trace, SpanKind.DECIDE, policy)
+        await self._world.pace(ctx, key)
         start = self._world.now_ns()
         attrs: dict[str, Any] = {
             attr.POLICY: policy,
@@ -140,12 +142,18 @@ class ReasoningSteps:
 
     async def act(self, ctx: StepScope, action: str, args: dict[str, Any]) -> None:
         key = self._keys.next(ctx.trace, SpanKind.ACT, action)
+        await self._world.pace(ctx, key)
         actuator = self._world.actuator(action)
         # recorded first, then carried out: an actuation that fails or crashes still left its record
         self._recorder.step(SpanKind.ACT, action, key, ctx,
                             attrs={attr.ACT_ARGS: preview(args), attr.ACT_EXECUTED: actuator is not None})
         if actuator is not None:
             actuator(**args)
+
+    def clock(self, ctx: StepScope) -> int:
+        """`ctx.now()`: a recorded read of the node's clock, so a replay returns the same value."""
+        key = self._keys.next(ctx.trace, SpanKind.LOG, "clock")
+        return self._recorder.step(SpanKind.LOG, "clock", key, ctx).start
 
     def log(self, ctx: StepScope, message: str, attrs: dict[str, Any]) -> None:
         key = self._keys.next(ctx.trace, SpanKind.LOG, "log")

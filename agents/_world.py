@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from edgetrace.agents._app import App
     from edgetrace.agents._message import Message
     from edgetrace.agents._models import ModelResult, ModelRunner
+    from edgetrace.agents._recorder import StepScope
     from edgetrace.agents._rules import Decision, RuleEngine
     from edgetrace.agents._sink import SpanSink
 
@@ -48,6 +49,20 @@ class NodeWorld(abc.ABC):
     async def sleep(self, seconds: float) -> None:
         """`ctx.sleep`: the running loop's sleep is real time live and virtual time in replay."""
         await asyncio.sleep(seconds)
+
+    def call_later(self, seconds: float, callback: Callable[..., object], *args: Any) -> asyncio.TimerHandle:
+        """A timer of this node (a call's timeout): the replay freezes it while the node is paused."""
+        return asyncio.get_running_loop().call_later(seconds, callback, *args)
+
+    async def pace(self, scope: StepScope, key: StepKey) -> None:  # noqa: B027 - live: nothing to charge
+        """Before a handler's step: let the time pass that the handler spent since its last step.
+
+        Live, that time has passed already (it was spent); the replay charges it as recorded.
+        """
+
+    def start_at(self, scope: StepScope, key: StepKey) -> int:
+        """When a handler's step that cannot wait (a log, a clock read, a reply) starts."""
+        return self.now_ns()
 
     @abc.abstractmethod
     def transmit(self, msg: Message, span: Span) -> None:

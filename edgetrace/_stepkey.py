@@ -34,6 +34,10 @@ class StepCounter:
         self._seen[slot] += 1
         return (trace, self.node, kind_text, name, self._seen[slot])
 
+    def restart(self) -> None:
+        """A restarted node counts its steps from the beginning (a new process does)."""
+        self._seen.clear()
+
 
 def step_keys(spans: Iterable[Span]) -> dict[str, StepKey]:
     """The key of every recorded step, by span ref: per node in seq order; faults are not steps."""

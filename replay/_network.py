@@ -65,7 +65,8 @@ class SimNetwork:
             rng = self._link_rngs[(src, dst)] = random.Random(f"{self._seed}/link/{src}->{dst}")
         return rng
 
-    def route(self, sender: str, msg: Message, span: Span) -> None:
+    def route(self, sender: str, msg: Message, span: Span, *, hold_ns: int = 0) -> None:
+        """Send `msg` (recorded as `span`) from `sender`, leaving `hold_ns` from now."""
         if msg.dst not in self._deliver:
             self._fault(sender, "unroutable", f"no node {msg.dst!r}", msg.trace, {})
             return
@@ -79,7 +80,7 @@ class SimNetwork:
                 base = recording.link_median.get((msg.src, msg.dst))
         if base is None:
             return  # lost in the recording (or by the profile): lost again
-        now = self._loop.time_ns()
+        now = self._loop.time_ns() + hold_ns
         op = msg.kind.value
         delays = self._injector.message(MessageFacts(msg.src, msg.dst, op, msg.topic, msg.payload, now, base))
         if delays != [base]:

@@ -88,6 +88,7 @@ class SimGrid:
         self.stopped_by = ""
         self.faults = FaultLog()
         self.lifecycle = Lifecycle()
+        self._restarts: dict[str, int] = {}
         self.artifacts = SharedArtifacts()
         self.network = SimNetwork(self.loop, seed=seed, profile=self.profile, injector=self.injector,
                                   lifecycle=self.lifecycle, positions=self.keys, recording=recording,
@@ -95,7 +96,8 @@ class SimGrid:
         self.worlds: dict[str, SimWorld] = {}
         self.nodes: dict[str, NodeRuntime] = {}
         for name in sorted(nodes):
-            world = SimWorld(name, loop=self.loop, sink=self.sink, network=self.network, injector=self.injector,
+            world = SimWorld(name, loop=self.loop, sink=self.sink, network=self.network,
+                             lifecycle=self.lifecycle, injector=self.injector,
                              faults=self.faults, artifacts=self.artifacts, positions=self.keys, recording=recording)
             runtime = NodeRuntime(app, name, world, seed=seed, models=model_paths, policies=policy_paths)
             world.bind(runtime.recorder)
@@ -113,17 +115,21 @@ class SimGrid:
     # --- node lifecycle -----------------------------------------------------------------------
 
     def _crash(self, name: str, restart: int | None) -> None:
-        node = self.nodes[name]
         self.lifecycle.down.add(name)
-        for task in sorted(node.tasks, key=lambda t: t.get_name()):
-            task.cancel()
+        self.nodes[name].crash()
         self._fault(name, "crash", f"crash(node={name})", "", {})
         if restart is not None:
             self.loop.call_at_ns(restart, self._restart, name)
 
     def _restart(self, name: str) -> None:
         self.lifecycle.down.discard(name)
+        self._restarts[name] = self._restarts.get(name, 0) + 1
         self._fault(name, "restart", f"restart(node={name})", "", {})
+        self.nodes[name].start(f"{name}/restart-{self._restarts[name]}")
+
+    def _start(self, name: str) -> None:
+        if name not in self.lifecycle.down:
+            self.nodes[name].start(f"{name}/start")
 
     def _pause(self, name: str, end: int | None) -> None:
         end = end if end is not None else self.loop.time_ns()
@@ -161,6 +167,9 @@ class SimGrid:
     ) -> ReplayRun:
         """Feed inputs at their times and run until `until_ns`, until nothing is left to do,
         or until `stop_when(spans so far)` holds (checked every `check_every_ns` of virtual time)."""
+        if self.recording is None:  # a replay gets its start-ups from the recording, as inputs
+            for name in sorted(self.nodes):
+                self.loop.call_at_ns(0, self._start, name)
         for event in self.injector.node_events(sorted(self.nodes)):
             self._schedule(event)
         self.schedule_inputs(inputs)

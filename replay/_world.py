@@ -21,7 +21,7 @@ from edgetrace._stepkey import StepKey
 from edgetrace.agents._app import App
 from edgetrace.agents._message import Message
 from edgetrace.agents._models import ModelResult, ModelRunner
-from edgetrace.agents._recorder import Recorder
+from edgetrace.agents._recorder import Recorder, StepScope
 from edgetrace.agents._rules import Decision, RuleEngine
 from edgetrace.agents._sink import MemorySink
 from edgetrace.agents._world import NodeWorld
@@ -29,7 +29,7 @@ from edgetrace.replay._loop import VirtualLoop
 from edgetrace.replay.faults import FaultInjector
 
 if TYPE_CHECKING:
-    from edgetrace.replay._network import SimNetwork
+    from edgetrace.replay._network import Lifecycle, SimNetwork
     from edgetrace.replay._recording import Recording
 
 __all__ = ["FaultLog", "SharedArtifacts", "SimWorld"]
@@ -77,9 +77,10 @@ class SimWorld(NodeWorld):
     """One node's view of the simulation."""
 
     def __init__(self, node: str, *, loop: VirtualLoop, sink: MemorySink, network: SimNetwork,
-                 injector: FaultInjector, faults: FaultLog, artifacts: SharedArtifacts,
+                 lifecycle: Lifecycle, injector: FaultInjector, faults: FaultLog, artifacts: SharedArtifacts,
                  positions: dict[str, StepKey], recording: Recording | None) -> None:
         self.node = node
+        self._lifecycle = lifecycle
         self.sink = sink
         self._loop = loop
         self._network = network
@@ -97,7 +98,63 @@ class SimWorld(NodeWorld):
         return self._injector.local_time(self.node, self._loop.time_ns())
 
     def transmit(self, msg: Message, span: Span) -> None:
-        self._network.route(self.node, msg, span)
+        # a reply or a send recorded at a paced start leaves then, not before
+        self._network.route(self.node, msg, span, hold_ns=max(0, span.start - self.now_ns()))
+
+    # --- the recorded timeline ---------------------------------------------------------------
+
+    def _paced(self, scope: StepScope, key: StepKey) -> int | None:
+        """When this step started in the recording, relative to the handler's previous step:
+        the previous step's end here plus the recorded time between the two; None off the
+        recorded path."""
+        recording, last = self._recording, scope.last_step
+        if recording is None or last is None:
+            return None
+        now_rec, prev_rec = recording.by_key.get(key), recording.by_key.get(last[0])
+        if now_rec is None or prev_rec is None:
+            return None
+        return last[1] + max(0, now_rec.start - prev_rec.end)
+
+    async def pace(self, scope: StepScope, key: StepKey) -> None:
+        target = self._paced(scope, key)
+        if target is not None:
+            await self._sleep_ns(target - self.now_ns())
+
+    def start_at(self, scope: StepScope, key: StepKey) -> int:
+        now = self.now_ns()
+        target = self._paced(scope, key)
+        return now if target is None else max(now, target)
+
+    async def _duration_sleep(self, ns: int) -> None:
+        """A step's recorded duration passes (a zero duration still yields, as a step would)."""
+        if ns <= 0:
+            await asyncio.sleep(0)
+        else:
+            await self._sleep_ns(ns)
+
+    async def _sleep_ns(self, ns: int) -> None:
+        """Sleep exactly `ns` of virtual time (no float rounding: a replayed timestamp is exact)."""
+        if ns <= 0:
+            return
+        future = self._loop.create_future()
+        self._loop.call_at_ns(self._loop.time_ns() + ns, self._fire, _resolve, (future,))
+        await future
+
+    async def sleep(self, seconds: float) -> None:
+        await self._sleep_ns(round(seconds * _S))
+
+    def call_later(self, seconds: float, callback: Callable[..., object], *args: Any) -> asyncio.TimerHandle:
+        return self._loop.call_at_ns(self._loop.time_ns() + round(seconds * _S), self._fire, callback, args)
+
+    def _fire(self, callback: Callable[..., object], args: tuple[Any, ...]) -> None:
+        """A timer of this node is due: a paused node feels it when it resumes, a crashed one never."""
+        if self.node in self._lifecycle.down:
+            return
+        held = self._lifecycle.held_until(self.node)
+        if held > self._loop.time_ns():
+            self._loop.call_at_ns(held, self._fire, callback, args)
+            return
+        callback(*args)
 
     def observe(self, span: Span, key: StepKey) -> None:
         self._positions[span.ref] = key
@@ -120,14 +177,14 @@ class SimWorld(NodeWorld):
             if fault.mode == "slow":
                 duration = int(duration * (fault.factor or 1.0)) + int(fault.extra_ns or 0)
             elif fault.mode == "error":
-                await asyncio.sleep(duration / _S)
+                await self._duration_sleep(duration)
                 raise ModelError(f"model {runner.name!r}: injected fault ({fault.spec})", model=runner.name)
             else:
                 result = _faulty_result(runner, inputs, fault.mode, fault.tokens)
-                await asyncio.sleep(duration / _S)
+                await self._duration_sleep(duration)
                 return result
         result = runner.run(inputs)
-        await asyncio.sleep(duration / _S)
+        await self._duration_sleep(duration)
         return result
 
     async def run_policy(self, engine: RuleEngine, document: Any, timeout: float | None,
@@ -136,19 +193,24 @@ class SimWorld(NodeWorld):
         fault = self._injector.rule_timeout(self.node, engine.name, self._loop.time_ns())
         if fault is not None:
             self._fault("rule_timeout", str(fault), key[0], {})
-            await asyncio.sleep(timeout if timeout is not None else duration / _S)
+            await self._duration_sleep(round(timeout * _S) if timeout is not None else duration)
             return Decision(None, None, [], timed_out=True)
         if timeout is not None and duration > timeout * _S:
-            await asyncio.sleep(timeout)
+            await self._duration_sleep(round(timeout * _S))
             return Decision(None, None, [], timed_out=True)
         decision = engine.evaluate(document)
-        await asyncio.sleep(duration / _S)
+        await self._duration_sleep(duration)
         return decision
 
     def state_refusal(self, msg: Message) -> str:
         key = str((msg.payload or {}).get("key", ""))
         fault = self._injector.state_refusal(self.node, msg.kind.value, key, self._loop.time_ns())
         return f"state store unavailable (injected: {fault})" if fault is not None else ""
+
+
+def _resolve(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _faulty_result(runner: ModelRunner, inputs: Any, mode: str, tokens: int) -> ModelResult:

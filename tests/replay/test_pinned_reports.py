@@ -22,10 +22,10 @@ SCENARIO = Path(__import__("edgetrace.scenarios.agri", fromlist=["x"]).__file__)
 PINNED = {
     "faithful": ([], 0, "050abd1445c5d133ee5caeffbc7caa4c607bd9411de4ae7a9004bedd6b489b10"),
     "state-latency": (["--faults", str(SCENARIO / "faults" / "state-latency.toml")], 1,
-                      "5751bc81e5708e03874a01b58eac291588c092e214f4d9474c7b81f7e6e5c98d"),
+                      "8b4cbcbd6844c4166b6ce274f146e66c0198b9697d7756eaef27aab80904fc34"),
     "fixed-policy": (["--faults", str(SCENARIO / "faults" / "state-latency.toml"),
                       "--policy", f"spray_policy={SCENARIO / 'policies' / 'spray_policy_fixed.rego'}"], 0,
-                     "42891eb65b3d441f32ed4da769f8f9d49a6ed852853bb10274424ebe8ee6f898"),
+                     "a65ec17d50e043217537e82fedf05735b24d6b9c0235e438fbc940307917098a"),
 }
 
 
