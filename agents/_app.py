@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     from edgetrace.agents._models import ModelRunner
     from edgetrace.agents._rules import RuleEngine
 
-__all__ = ["START_TOPIC", "App", "Handler", "ModelSpec", "PolicySpec"]
+__all__ = ["START_TOPIC", "App", "Artifact", "Handler", "ModelSpec", "PolicySpec"]
+
+#: What stands in for a model or policy: a file, or a Python function (see `App.model`/`App.policy`).
+Artifact = Path | Callable[[Any], Any]
 
 #: The input a node's start-up handlers receive (see `App.on_start`).
 START_TOPIC = "edgetrace.start"
@@ -123,6 +126,10 @@ class App:
     def starts_on(self, node: str) -> bool:
         return self.handler_for(node, START_TOPIC) is not None
 
+    def handled_topics(self) -> list[str]:
+        """Every topic some handler serves (what fault plans and checks may name)."""
+        return sorted({r.topic for r in self._routes})
+
     def handler_for(self, node: str, topic: str) -> Handler | None:
         for route in self._routes:
             if route.topic == topic and fnmatch.fnmatchcase(node, route.nodes):
@@ -148,12 +155,21 @@ class App:
         self.models[name] = ModelSpec(name, Path(path) if path is not None else None, runner, options, func)
 
     def policy(
-        self, name: str, path: str | Path | None = None, *, func: Callable[[Any], Any] | None = None,
-        **options: Any,
+        self, name: str, path: str | Path | Callable[[Any], Any] | None = None, *,
+        func: Callable[[Any], Any] | None = None, **options: Any,
     ) -> None:
-        """Declare a Rego policy file (or a Python callable); `ctx.decide(name, doc)` runs it."""
+        """Declare a policy; `ctx.decide(name, document)` runs it and returns a `Decision`.
+
+        A Rego file, or a Python callable (positionally or as `func=`): `func(document)` gets
+        the document the handler passed and returns the result — a dict whose `decision` key
+        is the Decision's `value` and whose `fired` list names the rules that fired (without
+        one, the truthy top-level keys count as fired); any other value is the decision itself.
+        """
+        if callable(path) and func is None:
+            path, func = None, path
         if (path is None) == (func is None):
-            raise ConfigError(f"policy {name!r}: give exactly one of a Rego path or func=")
+            raise ConfigError(f"policy {name!r}: give exactly one of a Rego path or a function")
+        assert not callable(path)
         self.policies[name] = PolicySpec(name, Path(path) if path else None, func, options)
 
     def invariant(self, name: str, check: Any) -> None:
@@ -189,7 +205,8 @@ class App:
                 policies[name] = callable_sha256(pspec.func)
         return models, policies
 
-    def build_model(self, name: str, path: Path | None = None) -> ModelRunner:
+    def build_model(self, name: str, path: Artifact | None = None) -> ModelRunner:
+        """The runner for model `name`: the app's own, or `path` in its place (a file or a function)."""
         from edgetrace.agents._models import FunctionRunner, OnnxRunner
 
         spec = self.models.get(name)
@@ -197,6 +214,8 @@ class App:
             raise UsageError(
                 f"app {self.name!r} has no model {name!r}; declared: {', '.join(sorted(self.models)) or 'none'}"
             )
+        if callable(path):
+            return FunctionRunner(name, path)
         file = path or spec.path
         if file is None:
             assert spec.func is not None
@@ -204,7 +223,8 @@ class App:
         factory = spec.runner or OnnxRunner
         return factory(name, file)
 
-    def build_policy(self, name: str, path: Path | None = None) -> RuleEngine:
+    def build_policy(self, name: str, path: Artifact | None = None) -> RuleEngine:
+        """The engine for policy `name`: the app's own, or `path` in its place (a file or a function)."""
         from edgetrace.agents._rules import PythonPolicy, RegoPolicy
 
         spec = self.policies.get(name)
@@ -212,8 +232,11 @@ class App:
             raise UsageError(
                 f"app {self.name!r} has no policy {name!r}; declared: {', '.join(sorted(self.policies)) or 'none'}"
             )
-        if path is not None or spec.path is not None:
-            return RegoPolicy(name, path or spec.path, **dict(spec.options))  # type: ignore[arg-type]
+        if callable(path):
+            return PythonPolicy(name, path)
+        file = path or spec.path
+        if file is not None:
+            return RegoPolicy(name, file, **dict(spec.options))
         assert spec.func is not None
         return PythonPolicy(name, spec.func)
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from edgetrace import _attrs as attr
 from edgetrace._records import Span, SpanKind
 from edgetrace._stepkey import StepCounter
-from edgetrace.agents._app import START_TOPIC, App, Handler
+from edgetrace.agents._app import START_TOPIC, App, Artifact, Handler
 from edgetrace.agents._context import Context
 from edgetrace.agents._message import Message, MessageKind
 from edgetrace.agents._messaging import Messaging
@@ -36,7 +35,7 @@ class NodeRuntime:
     """Runs one node of an app on the current asyncio loop, in the world it is given."""
 
     def __init__(self, app: App, node: str, world: NodeWorld, *, seed: int = 0,
-                 models: Mapping[str, Path] | None = None, policies: Mapping[str, Path] | None = None) -> None:
+                 models: Mapping[str, Artifact] | None = None, policies: Mapping[str, Artifact] | None = None) -> None:
         self.app = app
         self.node = node
         self.world = world

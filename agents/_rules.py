@@ -10,10 +10,15 @@ decision value is the policy's `decision` rule when it has one, else the whole d
 from __future__ import annotations
 
 import abc
+import contextlib
+import ctypes
 import json
+import os
 import re
+import sys
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -76,6 +81,36 @@ class RuleEngine(abc.ABC):
         self.close()
 
 
+class _Said:
+    text = ""
+
+
+@contextlib.contextmanager
+def _native_stdout() -> Iterator[_Said]:
+    """Capture what native code writes to file descriptor 1 (not `sys.stdout`) while inside."""
+    said = _Said()
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 1)
+        try:
+            yield said
+        finally:
+            _fflush()
+            os.dup2(saved, 1)
+            os.close(saved)
+            tmp.seek(0)
+            said.text = tmp.read().decode("utf-8", "replace")
+
+
+def _fflush() -> None:
+    """Flush C stdio buffers, so native output lands before fd 1 is restored."""
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # pragma: no cover - no libc symbols (not Linux/macOS)
+        pass
+
+
 class RegoPolicy(RuleEngine):
     """A Rego file evaluated by regopy, compiled once into a bundle (≈ 4× faster per query).
 
@@ -116,12 +151,18 @@ class RegoPolicy(RuleEngine):
         found: tuple[Any, Any] | None = getattr(self._local, "compiled", None)
         if found is None:
             interp = self._regopy.Interpreter()
-            try:
-                interp.add_module(self.path.stem, self._source)
-                bundle = interp.build(self.query)
-            except self._regopy.RegoError as exc:
-                first = " ".join(str(exc).split())[:200]
-                raise PolicyError(f"policy {self.name!r}: {self.path} does not compile: {first}",
+            with _native_stdout() as said:  # regopy prints its diagnostics on fd 1: keep stdout clean
+                try:
+                    interp.add_module(self.path.stem, self._source)
+                    bundle = interp.build(self.query)
+                    failed = None
+                except self._regopy.RegoError as exc:
+                    failed = exc
+            if failed is not None:
+                # regopy's own words: the message and where ("Invalid arithmetic operator -- bad:3:21")
+                lines = [line.strip() for line in said.text.splitlines() if line.strip() and line.strip() != "Errors:"]
+                why = " ".join(lines[:2]) or " ".join(str(failed).split())
+                raise PolicyError(f"policy {self.name!r}: {self.path} does not compile: {why[:300]}",
                                   policy=self.name) from None
             found = self._local.compiled = (interp, bundle)
         return found

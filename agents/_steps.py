@@ -9,7 +9,6 @@ actuations: in real time live, with recorded durations and faults under replay).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgetrace import _attrs as attr
@@ -23,7 +22,7 @@ from edgetrace.agents._rules import Decision, RuleEngine
 from edgetrace.agents._world import NodeWorld
 
 if TYPE_CHECKING:
-    from edgetrace.agents._app import App
+    from edgetrace.agents._app import App, Artifact
 
 __all__ = ["Artifacts", "ReasoningSteps"]
 
@@ -31,8 +30,8 @@ __all__ = ["Artifacts", "ReasoningSteps"]
 class Artifacts:
     """The models and policies one node has loaded, by name; each built once, on first use."""
 
-    def __init__(self, app: App, world: NodeWorld, *, models: Mapping[str, Path] | None = None,
-                 policies: Mapping[str, Path] | None = None) -> None:
+    def __init__(self, app: App, world: NodeWorld, *, models: Mapping[str, Artifact] | None = None,
+                 policies: Mapping[str, Artifact] | None = None) -> None:
         self._app = app
         self._world = world
         self._paths = {"model": dict(models or {}), "policy": dict(policies or {})}
@@ -54,6 +53,14 @@ class Artifacts:
             assert isinstance(loaded, RuleEngine)
             engine = self._policies[name] = loaded
         return engine
+
+    def load_all(self) -> None:
+        """Load every model and compile every policy the app declares, now: a broken artifact
+        fails the start of a run (one line naming the file), not every step of it."""
+        for name in sorted(self._app.models):
+            self.model(name)
+        for name in sorted(self._app.policies):
+            self.policy(name)
 
     def close(self) -> None:
         for runner in self._models.values():

@@ -19,14 +19,13 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgetrace._records import Span
 from edgetrace._stepkey import StepKey
 
 if TYPE_CHECKING:
-    from edgetrace.agents._app import App
+    from edgetrace.agents._app import App, Artifact
     from edgetrace.agents._message import Message
     from edgetrace.agents._models import ModelResult, ModelRunner
     from edgetrace.agents._recorder import StepScope
@@ -68,7 +67,7 @@ class NodeWorld(abc.ABC):
     def transmit(self, msg: Message, span: Span) -> None:
         """Send `msg` (recorded as `span`) towards `msg.dst`; must not block the caller."""
 
-    def load(self, app: App, kind: str, name: str, path: Path | None) -> ModelRunner | RuleEngine:
+    def load(self, app: App, kind: str, name: str, path: Artifact | None) -> ModelRunner | RuleEngine:
         """Build the model runner (`kind` "model") or rule engine ("policy") a step asks for.
 
         `path` is a substituted artifact (`--model`/`--policy`) or None for the app's own.

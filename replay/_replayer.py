@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from edgetrace.replay._divergence import compare
 from edgetrace.replay._recording import Recording
 from edgetrace.replay._report import ReplayReport, TraceReport
 from edgetrace.replay._sim import ReplayRun, SimGrid
+from edgetrace.replay._validate import Universe, check_faults, check_invariants
 from edgetrace.replay.faults import FaultInjector, FaultPlan, PlanInjector
 
 __all__ = ["Replayer", "parse_substitutions", "replay_command", "replay_session"]
@@ -94,6 +96,9 @@ class Replayer:
                 raise UsageError(f"--policy {name}: the app has no policy {name!r}; it has: "
                                  f"{', '.join(sorted(self.app.policies)) or 'none'}")
         seed = self.session.manifest.seed if seed is None else seed
+        if plan:
+            check_faults(plan, self.universe)
+        check_invariants(list(invariants), self.universe)
         injector = PlanInjector(plan, seed) if plan else FaultInjector()
         extra = max((event.until or 0 for event in injector.node_events(self.nodes)), default=0)
         until = max(self.recording.end, extra) + int(horizon_s * _S)
@@ -104,6 +109,11 @@ class Replayer:
         run = grid.run(self.recording.inputs(), until_ns=until, progress=progress)
         report = self._report(run, plan=plan, seed=seed, models=models, policies=policies, invariants=invariants)
         return report, run
+
+    @cached_property
+    def universe(self) -> Universe:
+        """The names a plan or check may use: this session's and its app's (computed once)."""
+        return Universe.of(self.app, self.nodes, self.session.spans, where=f"session {self.session.path.name}")
 
     def _report(self, run: ReplayRun, *, plan: Any, seed: int, models: Mapping[str, Path],
                 policies: Mapping[str, Path], invariants: Sequence[Any]) -> ReplayReport:
@@ -154,6 +164,7 @@ class Replayer:
             violations=violations,
             violation_chains=violation_chains,
             invariants=[(inv.name, inv.description) for inv in invariants],
+            fault_counts=run.fault_counts,
         )
 
     def save(self, run: ReplayRun, report: ReplayReport, out: str | os.PathLike[str]) -> Path:

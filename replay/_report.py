@@ -57,6 +57,7 @@ class ReplayReport:
     violations: list[Any]
     violation_chains: dict[str, list[dict[str, Any]]]
     invariants: list[tuple[str, str]] = field(default_factory=list)  # (name, description) checked
+    fault_counts: list[tuple[str, int]] = field(default_factory=list)  # (spec, times applied), plan order
 
     @property
     def faithful(self) -> bool:
@@ -96,6 +97,7 @@ class ReplayReport:
                       "matched": self.steps_matched},
             "fidelity": round(self.fidelity, 6),
             "faults_applied": self.faults_applied,
+            "fault_counts": [{"fault": spec, "applied": n} for spec, n in self.fault_counts],
             "virtual_seconds": round(self.virtual_ns / 1e9, 6),
             "verdict": self.verdict,
             "divergence_count": len(self.divergences),
@@ -119,8 +121,11 @@ class ReplayReport:
         out: list[str] = []
         mode = "faithful replay" if self.faithful else "what-if replay"
         out.append(f"{mode} of {self.session} (app {self.app}, seed {self.seed})")
+        applied = dict(self.fault_counts)
         for spec in self.faults:
-            out.append(f"  fault   {spec}")
+            n = applied.get(spec)
+            note = "" if n is None else (f"  applied {n}×" if n else "  applied 0 times: it touched nothing in this run")
+            out.append(f"  fault   {spec}{note}")
         for name, sha in self.models.items():
             out.append(f"  model   {name} ← {sha[:12]}")
         for name, sha in self.policies.items():

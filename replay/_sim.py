@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from edgetrace import _attrs as attr
 from edgetrace._records import Span
 from edgetrace._stepkey import StepKey
-from edgetrace.agents._app import App
+from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._node import NodeRuntime
 from edgetrace.agents._sink import MemorySink
@@ -58,6 +57,7 @@ class ReplayRun:
     faults_applied: int
     virtual_ns: int
     nodes: list[str] = field(default_factory=list)
+    fault_counts: list[tuple[str, int]] = field(default_factory=list)  # (spec, applied) in plan order
 
 
 class SimGrid:
@@ -73,8 +73,8 @@ class SimGrid:
         injector: FaultInjector | None = None,
         recording: Recording | None = None,
         profile: GridProfile | None = None,
-        model_paths: Mapping[str, Path] | None = None,
-        policy_paths: Mapping[str, Path] | None = None,
+        model_paths: Mapping[str, Artifact] | None = None,
+        policy_paths: Mapping[str, Artifact] | None = None,
     ) -> None:
         self.app = app
         self.seed = seed
@@ -138,10 +138,14 @@ class SimGrid:
         self._fault(name, "pause", f"pause(node={name})", "", {attr.FAULT_UNTIL_NS: end})
 
     def _schedule(self, event: NodeEvent) -> None:
+        self.loop.call_at_ns(event.at, self._happen, event)
+
+    def _happen(self, event: NodeEvent) -> None:
+        self.injector.happened(event)
         if event.action == "crash":
-            self.loop.call_at_ns(event.at, self._crash, event.node, event.until)
+            self._crash(event.node, event.until)
         elif event.action == "pause":
-            self.loop.call_at_ns(event.at, self._pause, event.node, event.until)
+            self._pause(event.node, event.until)
 
     def _input(self, item: _Input) -> None:
         node = self.nodes.get(item.node)
@@ -167,6 +171,8 @@ class SimGrid:
     ) -> ReplayRun:
         """Feed inputs at their times and run until `until_ns`, until nothing is left to do,
         or until `stop_when(spans so far)` holds (checked every `check_every_ns` of virtual time)."""
+        for name in sorted(self.nodes):  # artifacts are shared by the grid: this loads each once
+            self.nodes[name].artifacts.load_all()
         if self.recording is None:  # a replay gets its start-ups from the recording, as inputs
             for name in sorted(self.nodes):
                 self.loop.call_at_ns(0, self._start, name)
@@ -199,4 +205,5 @@ class SimGrid:
         return ReplayRun(
             spans=list(self.sink.spans), keys=dict(self.keys), blobs=dict(self.sink.blobs),
             faults_applied=self.faults.applied, virtual_ns=self.loop.time_ns(), nodes=sorted(self.nodes),
+            fault_counts=self.injector.counts(),
         )

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgetrace import _attrs as attr
+from edgetrace._artifacts import callable_sha256
 from edgetrace._errors import ModelError
 from edgetrace._records import Span, SpanKind
 from edgetrace._stepkey import StepKey
-from edgetrace.agents._app import App
+from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._message import Message
 from edgetrace.agents._models import ModelResult, ModelRunner
 from edgetrace.agents._recorder import Recorder, StepScope
@@ -60,9 +60,9 @@ class SharedArtifacts:
     def __init__(self) -> None:
         self._loaded: dict[tuple[str, str, str], ModelRunner | RuleEngine] = {}
 
-    def get(self, kind: str, name: str, path: Path | None,
+    def get(self, kind: str, name: str, path: Artifact | None,
             build: Callable[[], ModelRunner | RuleEngine]) -> ModelRunner | RuleEngine:
-        key = (kind, name, str(path or ""))
+        key = (kind, name, f"py:{callable_sha256(path)}" if callable(path) else str(path or ""))
         found = self._loaded.get(key)
         if found is None:
             found = self._loaded[key] = build()
@@ -159,7 +159,7 @@ class SimWorld(NodeWorld):
     def observe(self, span: Span, key: StepKey) -> None:
         self._positions[span.ref] = key
 
-    def load(self, app: App, kind: str, name: str, path: Path | None) -> ModelRunner | RuleEngine:
+    def load(self, app: App, kind: str, name: str, path: Artifact | None) -> ModelRunner | RuleEngine:
         return self._artifacts.get(kind, name, path, lambda: super(SimWorld, self).load(app, kind, name, path))
 
     def _fault(self, fault: str, spec: str, trace: str, attrs: dict[str, Any]) -> None:

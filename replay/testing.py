@@ -43,6 +43,7 @@ from edgetrace.replay._recording import RecordedInput
 from edgetrace.replay._replayer import _step
 from edgetrace.replay._report import _step_line
 from edgetrace.replay._sim import SimGrid
+from edgetrace.replay._validate import Universe, check_faults, check_invariants
 from edgetrace.replay.faults import FaultPlan
 
 __all__ = [
@@ -123,7 +124,9 @@ class GridResult:
 
     def violations(self, *names: str | Invariant) -> list[Violation]:
         """Violations of the named invariants (the app's declared ones when none are named)."""
-        return check_all(_resolve(self.app, names), self.history)
+        invariants = _resolve(self.app, names)
+        check_invariants(invariants, Universe.of(self.app, self.nodes, self.spans, where="the grid"))
+        return check_all(invariants, self.history)
 
     def assert_invariants(self, *names: str | Invariant) -> None:
         __tracebackhide__ = True
@@ -233,6 +236,9 @@ class GridHarness:
         "stop once a step like this has happened" (e.g. `act(spray)`).
         """
         plan = FaultPlan.parse(self.fault_specs, self.fault_files)
+        universe = Universe.of(self.app, self.nodes, where="the grid")
+        universe.topics |= {i.topic for i in self._inputs}
+        check_faults(plan, universe)
         predicate = stop_when
         if isinstance(stop_when, str):
             sel = parse_selector(stop_when)

@@ -74,6 +74,10 @@ class Invariant(abc.ABC):
     def check(self, history: History) -> list[Violation]:
         """Every violation in the history."""
 
+    def selectors(self) -> list[Selector]:
+        """The selectors this invariant is made of (what a plan check validates against a session)."""
+        return [v for v in vars(self).values() if isinstance(v, Selector)]
+
     def violation(self, history: History, span: Span, message: str) -> Violation:
         return Violation(self.name, span.ref, span.trace, span.node, message,
                          tuple(s.ref for s in history.chain(span)))

@@ -10,6 +10,7 @@ and the same seed draws the same faults.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import random
 
@@ -42,6 +43,13 @@ class FaultInjector:
         """Crashes and pauses to schedule, in time order."""
         return []
 
+    def happened(self, event: NodeEvent) -> None:
+        """A scheduled node event took place (counted as an application of its fault)."""
+
+    def counts(self) -> list[tuple[str, int]]:
+        """(fault spec, how many times it applied), in plan order."""
+        return []
+
     def model(self, node: str, model: str, at: int) -> ModelFaultEffect | None:
         return None
 
@@ -59,8 +67,21 @@ class PlanInjector(FaultInjector):
         self.plan = plan
         self.seed = seed
         self._rngs: dict[str, random.Random] = {}
+        self._index = {id(f): i for i, f in enumerate(plan.faults)}
+        self._applied = [0] * len(plan.faults)
+        self._clocked: set[tuple[int, str]] = set()
         self._messages = sorted(plan.of(MessageFault), key=lambda f: f.stage)  # stable: plan order within a stage
         self._clocks = sorted(plan.of(ClockFault), key=lambda f: f.stage)
+
+    def _count(self, fault: Fault) -> None:
+        self._applied[self._index[id(fault)]] += 1
+
+    def counts(self) -> list[tuple[str, int]]:
+        return [(str(f), n) for f, n in zip(self.plan.faults, self._applied, strict=True)]
+
+    def happened(self, event: NodeEvent) -> None:
+        if event.source >= 0:
+            self._applied[event.source] += 1
 
     def rng(self, node: str) -> random.Random:
         rng = self._rngs.get(node)
@@ -74,6 +95,7 @@ class PlanInjector(FaultInjector):
         for fault in self._messages:
             if fault.hits(msg) and fault.fires(rng):
                 fault.affect(fate, msg, rng)
+                self._count(fault)
                 if fate.dropped:
                     break
         return fate.delays()
@@ -83,27 +105,35 @@ class PlanInjector(FaultInjector):
         for fault in self._clocks:
             if fnmatch.fnmatchcase(node, fault.node):
                 t = fault.adjust(true_ns, t)
+                mark = (self._index[id(fault)], node)
+                if mark not in self._clocked:  # a clock fault applies once per node it skews
+                    self._clocked.add(mark)
+                    self._count(fault)
         return t
 
     def node_events(self, nodes: list[str]) -> list[NodeEvent]:
-        found = [event for node in nodes for fault in self.plan.of(NodeFault)
+        found = [dataclasses.replace(event, source=self._index[id(fault)])
+                 for node in nodes for fault in self.plan.of(NodeFault)
                  if fnmatch.fnmatchcase(node, fault.node) for event in fault.events(node)]
         return sorted(found, key=lambda e: (e.node, e.action, e.at, e.until or 0))
 
     def model(self, node: str, model: str, at: int) -> ModelFaultEffect | None:
         for fault in self.plan.of(ModelFault):
             if fault.matches(node, model, at) and fault.fires(self.rng(node)):
+                self._count(fault)
                 return fault.effect()
         return None
 
     def rule_timeout(self, node: str, policy: str, at: int) -> Fault | None:
         for fault in self.plan.of(RuleTimeout):
             if fault.matches(node, policy, at) and fault.fires(self.rng(node)):
+                self._count(fault)
                 return fault
         return None
 
     def state_refusal(self, node: str, op: str, key: str, at: int) -> Fault | None:
         for fault in self.plan.of(StateUnavailable):
             if fault.matches(node, op, key, at) and fault.fires(self.rng(node)):
+                self._count(fault)
                 return fault
         return None

@@ -22,6 +22,7 @@ class NodeEvent:
     node: str
     action: str  # "crash" or "pause"
     until: int | None
+    source: int = -1  # which fault of the plan it comes from (its index)
 
 
 @dataclass(frozen=True, kw_only=True)

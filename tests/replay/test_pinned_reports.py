@@ -20,12 +20,12 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 SCENARIO = Path(__import__("edgetrace.scenarios.agri", fromlist=["x"]).__file__).resolve().parent
 
 PINNED = {
-    "faithful": ([], 0, "050abd1445c5d133ee5caeffbc7caa4c607bd9411de4ae7a9004bedd6b489b10"),
+    "faithful": ([], 0, "86a5e6ca683371d9274f20409ae382c51446ecd758bba1265751ad1a76479721"),
     "state-latency": (["--faults", str(SCENARIO / "faults" / "state-latency.toml")], 1,
-                      "8b4cbcbd6844c4166b6ce274f146e66c0198b9697d7756eaef27aab80904fc34"),
+                      "da0406c5780d6bdd08da5ac098dc05be1039e27f77d9f8c5c4a0a208c7b3174d"),
     "fixed-policy": (["--faults", str(SCENARIO / "faults" / "state-latency.toml"),
                       "--policy", f"spray_policy={SCENARIO / 'policies' / 'spray_policy_fixed.rego'}"], 0,
-                     "a65ec17d50e043217537e82fedf05735b24d6b9c0235e438fbc940307917098a"),
+                     "cc115da48604adfeae0627c23b314f11c57612f331c7fdadb3f7c18d5647e456"),
 }
 
 
