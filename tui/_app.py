@@ -17,7 +17,8 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from edgetrace.tui._store import TraceStore, data_dir, find_sessions
+from edgetrace._discovery import data_dir, find_sessions
+from edgetrace.tui._store import TraceStore
 from edgetrace.tui._trace_list import TraceList, TraceListScreen
 
 # Only the trace list is needed for the first screen; the other screens (and the modules

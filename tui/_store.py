@@ -605,21 +605,3 @@ class TraceStore:
             if row < known:
                 yield row, TraceGraph(trace, spans)
 
-
-def find_sessions(*dirs: Path) -> list[Path]:
-    """Session files in the given folders, newest first (the picker's list)."""
-    found: dict[Path, float] = {}
-    for folder in dirs:
-        try:
-            for p in folder.glob(f"*{SESSION_SUFFIX}"):
-                if p.is_file():
-                    found[p.resolve()] = p.stat().st_mtime
-        except OSError:
-            continue
-    return sorted(found, key=lambda p: (-found[p], str(p)))
-
-
-def data_dir() -> Path:
-    """Where sessions live by default: `$EDGETRACE_DATA`, else ~/.local/share/edgetrace."""
-    env = os.environ.get("EDGETRACE_DATA")
-    return Path(env) if env else Path.home() / ".local" / "share" / "edgetrace"
