@@ -11,18 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from edgetrace.tui._store import TraceStore, data_dir, find_sessions
+from edgetrace._discovery import data_dir, find_sessions
+from edgetrace.tui._store import TraceStore
 from edgetrace.tui._trace_list import TraceList, TraceListScreen
 
 # Only the trace list is needed for the first screen; the other screens (and the modules
 # they pull in) are imported when first opened.
 if TYPE_CHECKING:
+    from edgetrace._index import CausalIndex
+    from edgetrace._records import Span
     from edgetrace._session import Session
     from edgetrace.tui._detail import DetailScreen
     from edgetrace.tui._diff import DiffModel
@@ -113,7 +116,7 @@ class ExplorerApp(App[None]):
         assert store is not None
         return DetailScreen(graph, index, describe_span(span, graph, self.full_clock(span), store.blob))
 
-    def full_clock(self, span: object) -> dict[str, int] | None:
+    def full_clock(self, span: Span) -> dict[str, int] | None:
         """Exact vector clock of a span from the session's causal index (small sessions)."""
         store = self.store
         if store is None or store.span_count > FULL_CLOCK_SPANS or not store.at_end:
@@ -125,7 +128,8 @@ class ExplorerApp(App[None]):
                 self._session = Session(store.path)
             else:
                 self._session.refresh()
-            return self._session.index.clock(span).as_dict()  # type: ignore[arg-type]
+            index: CausalIndex = self._session.index  # (`Session.index` is untyped: built lazily)
+            return index.clock(span).as_dict()
         except Exception:  # the detail view must open even if the index cannot answer
             return None
 
@@ -148,7 +152,7 @@ class ExplorerApp(App[None]):
     def _run_on_screen(self, action: str) -> None:
         self.call_later(self.screen.run_action, action)
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         from edgetrace.tui._trace_view import TraceViewScreen
 
         yield from super().get_system_commands(screen)

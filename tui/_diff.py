@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
@@ -25,6 +25,10 @@ from textual.widgets import Footer, Static
 from edgetrace import _attrs as attr
 from edgetrace._records import Span, SpanKind
 from edgetrace._session import Session
+
+if TYPE_CHECKING:
+    from edgetrace._stepkey import StepKey
+    from edgetrace.replay._divergence import Divergence
 
 __all__ = ["DiffModel", "DiffRow", "DiffScreen"]
 
@@ -51,7 +55,7 @@ class DiffModel:
         self.keys_a, self.keys_b = step_keys(self.a.spans), step_keys(self.b.spans)
         found = compare(self.a.spans, self.keys_a, self.a.index, self.b.spans, self.keys_b, self.b.index)
         self.by_key = {d.key: d for d in found}
-        self.first: dict[str, object] = {}
+        self.first: dict[str, Divergence] = {}
         for d in found:
             self.first.setdefault(d.trace, d)
         self.by_trace_a, self.by_trace_b = self.a.traces(), self.b.traces()
@@ -60,20 +64,20 @@ class DiffModel:
 
     def describe_first(self, trace: str) -> str:
         d = self.first.get(trace)
-        return d.describe() if d is not None else "no divergence: every step matches"  # type: ignore[attr-defined]
+        return d.describe() if d is not None else "no divergence: every step matches"
 
     def rows(self, trace: str) -> list[DiffRow]:
         rec = self.by_trace_a.get(trace, [])
         rep = self.by_trace_b.get(trace, [])
         first = self.first.get(trace)
-        first_key = getattr(first, "key", None)
+        first_key = first.key if first is not None else None
         slots: list[tuple[float, DiffRow]] = []
-        pos_of_key: dict[tuple, float] = {}
+        pos_of_key: dict[StepKey, float] = {}
         for n, s in enumerate(rec):
             key = self.keys_a.get(s.ref)
             if key is not None:
                 pos_of_key[key] = float(n)
-        matched: dict[tuple, Span] = {}
+        matched: dict[StepKey, Span] = {}
         extra: list[tuple[float, Span, str]] = []
         last = -1.0
         bump = 0.0

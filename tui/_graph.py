@@ -10,6 +10,7 @@ this DAG — the steps that, made faster, would make the trace faster.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from edgetrace._records import Span, SpanKind
@@ -20,7 +21,7 @@ __all__ = ["TraceGraph"]
 class TraceGraph:
     """Spans of one trace in a causal order, with reachability and the critical path."""
 
-    def __init__(self, trace: str, spans: list[Span]) -> None:
+    def __init__(self, trace: str, spans: Iterable[Span]) -> None:
         self.trace = trace
         self.cache: dict[Any, Any] = {}
         by_ref: dict[str, Span] = {}
@@ -40,9 +41,9 @@ class TraceGraph:
         depth: dict[str, int] = {}
         succs: dict[str, list[str]] = {s.ref: [] for s in unique}
         missing = {ref: len(p) for ref, p in preds.items()}
-        for ref, ps in preds.items():
-            for p in ps:
-                succs[p].append(ref)
+        for ref, before_refs in preds.items():
+            for before_ref in before_refs:
+                succs[before_ref].append(ref)
         ready = [s for s in unique if missing[s.ref] == 0]
         order: list[Span] = []
         heap = [(0, s.node, s.seq, s.ref) for s in ready]
@@ -61,7 +62,8 @@ class TraceGraph:
             order.extend(s for s in unique if s.ref not in seen)
             for s in unique:
                 depth.setdefault(s.ref, 0)
-        self.spans: list[Span] = order
+        #: Read-only for its users: a `Sequence`, as the query language's `TraceContext` has it.
+        self.spans: Sequence[Span] = order
         self.pos: dict[str, int] = {s.ref: i for i, s in enumerate(order)}
         self.depth = depth
         self.preds: list[list[int]] = [

@@ -27,7 +27,8 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import get_current_worker
 
 from edgetrace.tui._query import Query, QueryError, parse_query
-from edgetrace.tui._store import SORTS, TraceRow, TraceStore
+from edgetrace.tui._store import TraceStore
+from edgetrace.tui._trace_table import SORTS, TraceRow
 
 if TYPE_CHECKING:
     import numpy as np

@@ -13,6 +13,7 @@ import signal
 import sys
 from typing import Any
 
+from edgetrace._discovery import DATA_ENV, DEFAULT_DATA_DIR, data_dir
 from edgetrace._errors import UsageError
 from edgetrace._session import FsyncPolicy
 
@@ -38,8 +39,8 @@ def _loopback(host: str) -> bool:
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", default="127.0.0.1:7411", metavar="HOST:PORT",
                    help="address to listen on (default 127.0.0.1:7411; port 0 picks a free one)")
-    p.add_argument("--data", default=os.environ.get("EDGETRACE_DATA", "sessions"), metavar="DIR",
-                   help="folder for session files (default $EDGETRACE_DATA or ./sessions)")
+    p.add_argument("--data", default=str(data_dir()), metavar="DIR",
+                   help=f"folder for session files (default ${DATA_ENV}, else {DEFAULT_DATA_DIR})")
     p.add_argument("--token", default=os.environ.get("EDGETRACE_TOKEN", ""),
                    help="shared token agents must present (default $EDGETRACE_TOKEN)")
     p.add_argument("--fsync", default="frame", choices=[f.value for f in FsyncPolicy],

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from edgetrace import Manifest, SessionWriter, Span, SpanKind, Status
-from edgetrace.tui import _store
-from edgetrace.tui._store import SORTS, TraceStore
+from edgetrace.tui._store import TraceStore
+from edgetrace.tui._trace_index import TraceIndex
+from edgetrace.tui._trace_table import SORTS, TraceRow, TraceTable
 
 
 def interleaved_session(path: Path, *, traces: int = 400, frames: int = 60, seed: int = 5) -> list[Span]:
@@ -45,7 +46,7 @@ def by_trace(spans: list[Span]) -> dict[str, list[Span]]:
 
 @pytest.mark.parametrize("recent", [8, 100_000])  # hash arrays in play, or the dict alone
 def test_rows_match_a_full_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recent: int):
-    monkeypatch.setattr(_store._TraceIndex, "RECENT", recent)
+    monkeypatch.setattr(TraceIndex, "RECENT", recent)
     path = tmp_path / "mix.ets"
     traces = by_trace(interleaved_session(path))
     store = TraceStore(path)
@@ -98,7 +99,10 @@ def test_columns_grow_past_the_first_guess(tmp_path: Path):
     path = tmp_path / "mix.ets"
     traces = by_trace(interleaved_session(path, traces=3000, frames=10))
     store = TraceStore(path)
-    for name in (*_store._ROW_COLUMNS, *_store._CHAIN_COLUMNS, "tr_blob"):  # start tiny
-        setattr(store, f"_{name}", _store._zeros(getattr(store, f"_{name}").format, 2))
+    store.table = TraceTable(2)  # start tiny
     store.scan()
     assert [r.trace for r in store.rows] == list(traces)
+    roomy = TraceStore(path)
+    roomy.scan()
+    fields = list(TraceRow.__slots__)
+    assert [[getattr(r, f) for f in fields] for r in store.rows] == [[getattr(r, f) for f in fields] for r in roomy.rows]

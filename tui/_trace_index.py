@@ -1,0 +1,90 @@
+"""Trace id → row of the explorer's trace table, in a few bytes a trace.
+
+The scan meets each trace id once per frame that holds its spans and must find the trace's
+row again; the UI looks rows up by id (a diff's diverged traces). A dict of 700,000 ids
+costs ~100 MB, so only traces seen lately stay in a dict and the rest move, by hash, into a
+sorted array (12 bytes a trace).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["TraceIndex"]
+
+
+class TraceIndex:
+    """Trace id → row: a dict of traces seen lately, the rest by hash in a sorted array.
+
+    Every hit on the arrays is checked against the stored id (`trace_at`), so a hash
+    collision cannot merge two traces. Only the scanning thread writes; `lookup` may run
+    on any thread.
+    """
+
+    RECENT: ClassVar[int] = 32_768
+
+    def __init__(self, trace_at: Callable[[int], str]) -> None:
+        self.recent: dict[str, int] = {}
+        self._trace_at = trace_at
+        # (hashes sorted, their rows), swapped whole so a reader never sees half of an update
+        self._sorted: tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]] | None = None
+        self._settled = 0  # rows below this are in the arrays
+
+    def _search(self, traces: list[str]) -> Iterator[tuple[str, int]]:
+        table = self._sorted
+        if table is None or not traces:
+            return
+        import numpy as np
+
+        keys, rows = table
+        hashes = np.fromiter((hash(t) for t in traces), np.int64, len(traces))
+        pos = np.searchsorted(keys, hashes)
+        inside = pos < len(keys)
+        hit = np.zeros(len(traces), bool)
+        hit[inside] = keys[pos[inside]] == hashes[inside]
+        for k in np.flatnonzero(hit).tolist():
+            p, h = int(pos[k]), hashes[k]
+            while p < len(keys) and keys[p] == h:
+                row = int(rows[p])
+                if self._trace_at(row) == traces[k]:
+                    yield traces[k], row
+                    break
+                p += 1
+
+    def recall(self, traces: set[str]) -> None:
+        """Scanner: bring the given traces that are in the arrays back into `recent`."""
+        recent = self.recent
+        for trace, row in self._search([t for t in traces if t not in recent]):
+            recent[trace] = row
+
+    def lookup(self, trace: str) -> int | None:
+        row = self.recent.get(trace)
+        if row is None:
+            row = next((r for _t, r in self._search([trace])), None)
+        return row
+
+    def settle(self, count: int) -> None:
+        """Scanner: move `recent` into the sorted arrays once it holds `RECENT` traces."""
+        if len(self.recent) < self.RECENT:
+            return
+        import numpy as np
+
+        recent = self.recent
+        hashes = np.fromiter((hash(t) for t in recent), np.int64, len(recent))
+        rows = np.fromiter(recent.values(), np.int32, len(recent))
+        fresh = rows >= self._settled  # the others were recalled from the arrays
+        hashes, rows = hashes[fresh], rows[fresh]
+        order = np.argsort(hashes, kind="stable")
+        hashes, rows = hashes[order], rows[order]
+        if self._sorted is not None:
+            keys, old = self._sorted
+            at = np.searchsorted(keys, hashes)
+            hashes, rows = np.insert(keys, at, hashes), np.insert(old, at, rows)
+        self._sorted = (hashes, rows)  # readers see the arrays before the dict is emptied
+        self.recent = {}
+        self._settled = count
