@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any
 
+from edgetrace.agents._code import call_site
 from edgetrace.agents._rules import Decision
 
 if TYPE_CHECKING:
@@ -39,10 +40,12 @@ class StateClient:
 
     async def get(self, key: str, default: Any = None, *, timeout: float | None = None) -> Any:
         """Read `key`; raises CallTimeout after `timeout` seconds without a reply."""
+        self._ctx.site = call_site()
         value = await self._ctx._node.state.op(self._ctx, "state.get", key, None, timeout)
         return default if value is None else value
 
     async def put(self, key: str, value: Any, *, timeout: float | None = None) -> None:
+        self._ctx.site = call_site()
         await self._ctx._node.state.op(self._ctx, "state.put", key, value, timeout)
 
 
@@ -57,6 +60,7 @@ class Context:
         # (key, local end ns) of the last step this invocation took, starting with what triggered
         # it: the replay measures the time a handler spends between two steps from here
         self.last_step = origin
+        self.site = ""  # file.py:line of the app code issuing the current step
 
     def note(self, key: StepKey, end_ns: int) -> None:
         """Called by the recorder with each step this invocation records."""
@@ -83,10 +87,12 @@ class Context:
         A clock read is recorded as a step (`log clock`), so a replay hands the handler the
         very value it read live, wherever in the handler the read happens.
         """
+        self.site = call_site()
         return self._node.steps.clock(self) / 1e9
 
     def now_ns(self) -> int:
         """`now()` in integer nanoseconds."""
+        self.site = call_site()
         return self._node.steps.clock(self)
 
     async def sleep(self, seconds: float) -> None:
@@ -94,23 +100,29 @@ class Context:
 
     async def infer(self, model: str, inputs: Any) -> Any:
         """Run a model; returns what its runner decodes (tensors, or an event object)."""
+        self.site = call_site()
         return await self._node.steps.infer(self, model, inputs)
 
     async def decide(self, policy: str, document: Any, *, timeout: float | None = None) -> Decision:
         """Evaluate a policy on `document`; a timeout gives a Decision with timed_out=True."""
+        self.site = call_site()
         return await self._node.steps.decide(self, policy, document, timeout)
 
     async def send(self, node: str, topic: str, payload: Any = None) -> None:
         """Fire-and-forget message to `node`'s handler for `topic`."""
+        self.site = call_site()
         await self._node.messaging.send(self, node, topic, payload)
 
     async def call(self, node: str, topic: str, payload: Any = None, *, timeout: float | None = None) -> Any:
         """Request/response; raises CallTimeout or CallError."""
+        self.site = call_site()
         return await self._node.messaging.call(self, node, topic, payload, timeout)
 
     async def act(self, action: str, **args: Any) -> None:
         """An actuation (e.g. `spray`): recorded always, executed only live, never in replay."""
+        self.site = call_site()
         await self._node.steps.act(self, action, args)
 
     def log(self, message: str, **attrs: Any) -> None:
+        self.site = call_site()
         self._node.steps.log(self, message, attrs)

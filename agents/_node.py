@@ -18,6 +18,7 @@ from edgetrace import _attrs as attr
 from edgetrace._records import Span, SpanKind
 from edgetrace._stepkey import StepCounter
 from edgetrace.agents._app import START_TOPIC, App, Artifact, Handler
+from edgetrace.agents._code import exception_attrs
 from edgetrace.agents._context import Context
 from edgetrace.agents._message import Message, MessageKind
 from edgetrace.agents._messaging import Messaging
@@ -127,7 +128,9 @@ class NodeRuntime:
         except Exception as exc:  # the app's bug: record it, keep the node alive
             error = f"{type(exc).__name__}: {exc}"
             key = self.keys.next(ctx.trace, SpanKind.LOG, "handler.error")
-            self.recorder.step(SpanKind.LOG, "handler.error", key, ctx, error=error)
+            found = exception_attrs(exc)
+            ctx.site = found[attr.CODE]  # the line that raised, not the last step's
+            self.recorder.step(SpanKind.LOG, "handler.error", key, ctx, error=error, attrs=found)
             if reply_to is not None:
                 self.messaging.reply(ctx, reply_to, None, error)
             return

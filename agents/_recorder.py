@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from edgetrace import _attrs as attr
 from edgetrace._codec import encode
 from edgetrace._records import Span, SpanKind, Status
 from edgetrace._stepkey import StepKey
@@ -32,6 +33,9 @@ class StepScope(Protocol):
 
     @property
     def last_step(self) -> tuple[StepKey, int] | None: ...
+
+    @property
+    def site(self) -> str: ...
 
     def note(self, key: StepKey, end_ns: int) -> None: ...
 
@@ -93,6 +97,8 @@ class Recorder:
         if scope is not None:
             fields.setdefault("trace", scope.trace)
             fields.setdefault("parent", scope.parent)
+            if scope.site:
+                fields["attrs"] = {**fields.get("attrs", {}), attr.CODE: scope.site}
         if "start" not in fields:
             fields["start"] = (self._start_at(scope, key) if scope is not None and self._start_at is not None
                                else self._now_ns())

@@ -19,7 +19,7 @@ from edgetrace._errors import ConfigError, UsageError
 from edgetrace.agents._app import App
 from edgetrace.agents._grid import GridProfile
 
-__all__ = ["Scenario", "ScheduledInput", "load_app", "load_scenario"]
+__all__ = ["Scenario", "ScheduledInput", "import_ref", "load_app", "load_scenario"]
 
 
 @dataclass(frozen=True)
@@ -70,13 +70,20 @@ class Scenario:
         return path
 
 
-def _import(ref: str) -> Any:
-    """`module:attr`, or `path/to/file.py:attr` for apps that live in a test file, not a package."""
+def import_ref(ref: str, *, what: str = "app reference") -> Any:
+    """`module:attr`, or `path/to/file.py:attr` for code that lives in a test file, not a package.
+
+    Importing runs the module's code: call this only for references the user gave (an `--app`,
+    a `--policy`), never for one read from a session file.
+    """
     module_name, sep, attr = ref.rpartition(":")
     if not sep or not module_name or not attr:
-        raise UsageError(f"bad app reference {ref!r}: expected MODULE:ATTRIBUTE, e.g. mypkg.pipeline:app")
+        raise UsageError(f"bad {what} {ref!r}: expected MODULE:ATTRIBUTE, e.g. mypkg.pipeline:app")
     if module_name.endswith(".py"):
-        module = _import_file(Path(module_name), ref)
+        file = Path(module_name)
+        if not file.is_file():
+            raise UsageError(f"{what} {ref!r}: no file at {file}")
+        module = _exec_file(file, f"_edgetrace_ref_{file.stem}", f"{what} {ref!r}")
     else:
         try:
             module = importlib.import_module(module_name)
@@ -86,12 +93,6 @@ def _import(ref: str) -> Any:
         return getattr(module, attr)
     except AttributeError:
         raise UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
-
-
-def _import_file(file: Path, ref: str) -> Any:
-    if not file.is_file():
-        raise UsageError(f"app reference {ref!r}: no file at {file}")
-    return _exec_file(file, f"_edgetrace_app_{file.stem}", f"app reference {ref!r}")
 
 
 def _exec_file(file: Path, module_name: str, what: str) -> Any:
@@ -112,7 +113,7 @@ def _exec_file(file: Path, module_name: str, what: str) -> Any:
 
 def load_app(ref: str) -> App:
     """Import `module:attr`; the attribute may be an App or a Scenario."""
-    obj = _import(ref)
+    obj = import_ref(ref)
     if isinstance(obj, Scenario):
         return obj.app
     if not isinstance(obj, App):

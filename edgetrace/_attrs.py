@@ -37,6 +37,12 @@ STATE_VALUE: Final = "edgetrace.state.value"
 ACT_ARGS: Final = "edgetrace.act.args"
 ACT_EXECUTED: Final = "edgetrace.act.executed"
 
+# --- where in the app -------------------------------------------------------------------------
+CODE: Final = "edgetrace.code"  # file.py:line of the app code that issued a step (or raised)
+EXCEPTION_TYPE: Final = "exception.type"  # OpenTelemetry's exception attributes
+EXCEPTION_MESSAGE: Final = "exception.message"
+EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+
 # --- messages -------------------------------------------------------------------------------
 TO: Final = "edgetrace.to"
 FROM: Final = "edgetrace.from"

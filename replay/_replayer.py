@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from edgetrace import _attrs as attr
-from edgetrace._artifacts import file_sha256
+from edgetrace._artifacts import callable_sha256, file_sha256
 from edgetrace._errors import ReplayError, UsageError
 from edgetrace._index import CausalIndex
 from edgetrace._records import Manifest, SpanKind
 from edgetrace._session import Session, SessionWriter
 from edgetrace._version import __version__
-from edgetrace.agents._app import App
+from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._scenario import load_app
 from edgetrace.replay._divergence import compare
@@ -39,20 +39,59 @@ __all__ = ["Replayer", "parse_substitutions", "replay_command", "replay_session"
 _S = 1_000_000_000
 
 
-def parse_substitutions(items: Sequence[str], *, what: str) -> dict[str, Path]:
-    """`NAME=PATH` pairs from --model / --policy."""
-    found: dict[str, Path] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise UsageError(f"bad --{what} {item!r}: expected NAME=PATH")
-        if not Path(path).is_file():
-            raise UsageError(f"--{what} {name}: no file at {path}")
-        found[name] = Path(path)
+def parse_substitutions(items: Sequence[str] | Mapping[str, Any], *, what: str) -> dict[str, Artifact]:
+    """What stands in for a model or policy: `NAME=PATH` or `NAME=MODULE:ATTR` / `NAME=FILE.py:ATTR`
+    strings (from --model / --policy), or a mapping of names to paths or Python callables."""
+    pairs = list(items.items()) if isinstance(items, Mapping) else []
+    if not isinstance(items, Mapping):
+        for item in items:
+            name, sep, ref = item.partition("=")
+            if not sep or not name or not ref:
+                raise UsageError(f"bad --{what} {item!r}: expected NAME=PATH or NAME=MODULE:FUNCTION")
+            pairs.append((name, ref))
+    found: dict[str, Artifact] = {}
+    for name, value in pairs:
+        found[name] = _artifact(name, value, what)
     return found
 
 
-_sha = file_sha256
+def _artifact(name: str, value: Any, what: str) -> Artifact:
+    if callable(value):
+        func: Callable[[Any], Any] = value
+        return func
+    text = str(value)
+    if Path(text).is_file():
+        return Path(text)
+    module, sep, attr_name = text.rpartition(":")
+    if sep and module and attr_name and (module.endswith(".py") or "/" not in module):
+        from edgetrace.agents._scenario import import_ref
+
+        found = import_ref(text, what=f"--{what} {name}")
+        if not callable(found):
+            raise UsageError(f"--{what} {name}: {text} is a {type(found).__name__}, not a function")
+        return found  # type: ignore[no-any-return]
+    raise UsageError(f"--{what} {name}: no file at {text} (a Python {what} is MODULE:FUNCTION or FILE.py:FUNCTION)")
+
+
+def _sha(artifact: Artifact) -> str:
+    return callable_sha256(artifact) if callable(artifact) else file_sha256(artifact)
+
+
+def artifact_ref(artifact: Artifact) -> str:
+    """How a command line names an artifact: its path, or where a Python function can be imported."""
+    if not callable(artifact):
+        return str(artifact)
+    import inspect
+
+    module = inspect.getmodule(artifact)
+    qual = getattr(artifact, "__qualname__", "")
+    file = inspect.getsourcefile(artifact) if module is not None else None
+    if module is not None and getattr(module, qual, None) is artifact:
+        installed = file is not None and any(p in ("site-packages", "dist-packages") for p in Path(file).parts)
+        if installed or file is None:
+            return f"{module.__name__}:{qual}"
+        return f"{Path(file).resolve()}:{qual}"
+    return f"<{qual or artifact!r}: not importable by name>"
 
 
 class Replayer:
@@ -79,8 +118,8 @@ class Replayer:
         *,
         plan: FaultPlan | None = None,
         seed: int | None = None,
-        models: Mapping[str, Path] | None = None,
-        policies: Mapping[str, Path] | None = None,
+        models: Mapping[str, Artifact] | None = None,
+        policies: Mapping[str, Artifact] | None = None,
         invariants: Sequence[Any] = (),
         horizon_s: float = 30.0,
         progress: Callable[[int, int], None] | None = None,
@@ -115,8 +154,8 @@ class Replayer:
         """The names a plan or check may use: this session's and its app's (computed once)."""
         return Universe.of(self.app, self.nodes, self.session.spans, where=f"session {self.session.path.name}")
 
-    def _report(self, run: ReplayRun, *, plan: Any, seed: int, models: Mapping[str, Path],
-                policies: Mapping[str, Path], invariants: Sequence[Any]) -> ReplayReport:
+    def _report(self, run: ReplayRun, *, plan: Any, seed: int, models: Mapping[str, Artifact],
+                policies: Mapping[str, Artifact], invariants: Sequence[Any]) -> ReplayReport:
         recorded = self.recording.spans
         rec_index = self.session.index
         rep_index = CausalIndex(run.spans)
@@ -228,8 +267,8 @@ def replay_session(
     faults: Sequence[str] = (),
     fault_files: Sequence[str | Path] = (),
     seed: int | None = None,
-    models: Sequence[str] = (),
-    policies: Sequence[str] = (),
+    models: Sequence[str] | Mapping[str, Any] = (),
+    policies: Sequence[str] | Mapping[str, Any] = (),
     checks: Sequence[str] = (),
     default_checks: bool = True,
     horizon_s: float = 30.0,

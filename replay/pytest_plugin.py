@@ -137,19 +137,21 @@ def edgetrace_replay(request: pytest.FixtureRequest, edgetrace_seed: int) -> Any
 
     Returns the ReplayReport (violations, divergences, decisions per trace).
     """
-    from edgetrace.replay._replayer import replay_session
+    from edgetrace.replay._replayer import artifact_ref, parse_substitutions, replay_session
 
     def replay(
         session: str | Path, *, faults: Any = (), fault_files: Any = (), models: Any = None,
         policies: Any = None, checks: Any = (), seed: int | None = None, horizon_s: float = 30.0, app: Any = None,
     ) -> Any:
         faults = [*_marker_faults(request), *faults]
-        model_args = [f"{k}={v}" for k, v in (models or {}).items()]
-        policy_args = [f"{k}={v}" for k, v in (policies or {}).items()]
+        swaps = {"model": parse_substitutions(models or {}, what="model"),
+                 "policy": parse_substitutions(policies or {}, what="policy")}
+        model_args = [f"{k}={artifact_ref(v)}" for k, v in swaps["model"].items()]
+        policy_args = [f"{k}={artifact_ref(v)}" for k, v in swaps["policy"].items()]
         seed = edgetrace_seed if seed is None else seed
         report, replayer, run = replay_session(
-            session, faults=faults, fault_files=[str(f) for f in fault_files], seed=seed, models=model_args,
-            policies=policy_args, checks=list(checks), horizon_s=horizon_s, app=app,
+            session, faults=faults, fault_files=[str(f) for f in fault_files], seed=seed, models=swaps["model"],
+            policies=swaps["policy"], checks=list(checks), horizon_s=horizon_s, app=app,
         )
         _track(request, {"kind": "replay", "session": Path(session), "faults": faults,
                          "fault_files": [str(f) for f in fault_files], "models": model_args,

@@ -40,7 +40,7 @@ from edgetrace.replay._invariants import (
     parse_selector,
 )
 from edgetrace.replay._recording import RecordedInput
-from edgetrace.replay._replayer import _step
+from edgetrace.replay._replayer import _step, parse_substitutions
 from edgetrace.replay._report import _step_line
 from edgetrace.replay._sim import SimGrid
 from edgetrace.replay._validate import Universe, check_faults, check_invariants
@@ -184,8 +184,8 @@ class GridHarness:
         seed: int = 0,
         faults: Sequence[str] = (),
         fault_files: Sequence[str | os.PathLike[str]] = (),
-        models: Mapping[str, str | os.PathLike[str]] | None = None,
-        policies: Mapping[str, str | os.PathLike[str]] | None = None,
+        models: Mapping[str, str | os.PathLike[str] | Callable[[Any], Any]] | None = None,
+        policies: Mapping[str, str | os.PathLike[str] | Callable[[Any], Any]] | None = None,
     ) -> None:
         if not isinstance(app, App):
             raise UsageError(f"GridHarness needs an edgetrace App, got {type(app).__name__}")
@@ -199,8 +199,9 @@ class GridHarness:
         self.seed = seed
         self.fault_specs = list(faults)
         self.fault_files = [Path(f) for f in fault_files]
-        self.models = {k: Path(v) for k, v in (models or {}).items()}
-        self.policies = {k: Path(v) for k, v in (policies or {}).items()}
+        # swapped artifacts: files, or Python functions standing in for a model or a policy
+        self.models = parse_substitutions(models or {}, what="model")
+        self.policies = parse_substitutions(policies or {}, what="policy")
         self._inputs: list[RecordedInput] = []
         self.result: GridResult | None = None
         FaultPlan.parse(self.fault_specs, self.fault_files)  # a bad spec fails at construction
