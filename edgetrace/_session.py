@@ -262,7 +262,11 @@ class SessionWriter:
 
     def close(self) -> None:
         """Finish writing; an in-memory buffer stays open, since it *is* the stored session."""
-        if self._in_memory or self._fh.closed:
+        if self._fh.closed:
+            return
+        if self._in_memory:
+            self._fh = io.BytesIO()
+            self._fh.close()  # writing on fails as it would on a closed file
             return
         if self.fsync in (FsyncPolicy.FRAME, FsyncPolicy.CLOSE):
             self.sync()
