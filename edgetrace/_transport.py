@@ -126,15 +126,30 @@ class MemoryTransport(Transport):
 
     def __init__(self, hub: HubProtocol) -> None:
         self.hub = hub
-        self.up = True
         self.connects = 0
+        self._up = True
+        self._links: set[_MemoryLink] = set()
+
+    @property
+    def up(self) -> bool:
+        return self._up
+
+    @up.setter
+    def up(self, value: bool) -> None:
+        """False cuts the link: open links break, connects are refused (swap `hub` now to restart it)."""
+        self._up = value
+        if not value:
+            for link in list(self._links):
+                link.close()
 
     async def connect(self) -> HubLink:
         await asyncio.sleep(0)  # yield like a real connect, so the shipper's loop never starves others
-        if not self.up:
+        if not self._up:
             raise ConnectionRefusedError("memory link is down")
         self.connects += 1
-        return _MemoryLink(self, self.hub.connect(peer=f"memory#{self.connects}"))
+        link = _MemoryLink(self, self.hub.connect(peer=f"memory#{self.connects}"))
+        self._links.add(link)
+        return link
 
 
 class _MemoryLink(HubLink):
@@ -146,10 +161,7 @@ class _MemoryLink(HubLink):
 
     def _check(self) -> None:
         if self._closed:
-            raise ConnectionError("link closed")
-        if not self._transport.up:
-            self._hang_up()
-            raise ConnectionResetError("memory link is down")
+            raise ConnectionResetError("memory link closed")
 
     async def send(self, msg: HubMessage) -> None:
         await asyncio.sleep(0)
@@ -173,8 +185,6 @@ class _MemoryLink(HubLink):
         return decode_hub(self._replies.popleft()[4:])
 
     def close(self) -> None:
-        self._hang_up()
-
-    def _hang_up(self) -> None:
         self._closed = True
-        self._conn.closed = True
+        self._conn.closed = True  # the hub's side of the conversation ends with it
+        self._transport._links.discard(self)
