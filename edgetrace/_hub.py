@@ -17,10 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from ssl import SSLContext
 
-import msgspec
-
-from edgetrace._errors import EdgeTraceError
-from edgetrace._hub_protocol import HubProtocol, HubStats, SpanHook
+from edgetrace._hub_protocol import DROPS_CONNECTION, HubProtocol, HubStats, SpanHook
 from edgetrace._records import Manifest, Span
 from edgetrace._session import FsyncPolicy, SessionWriter
 from edgetrace._store import FileSessionStore
@@ -119,7 +116,7 @@ class Hub:
                     return
                 writer.write(conn.receive_frame(body))  # stored and synced before this reply exists
                 await writer.drain()
-        except (EdgeTraceError, msgspec.MsgspecError, ValueError) as exc:  # bad frames; a corrupt session
+        except DROPS_CONNECTION as exc:
             conn.abort(exc)
         except (OSError, ConnectionError, asyncio.IncompleteReadError) as exc:
             log.info("connection from %s ended: %s", peer, exc)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from edgetrace._codec import SpanHead, decode_span_heads, decode_spans
-from edgetrace._errors import FrameError
+from edgetrace._errors import EdgeTraceError, FrameError
 from edgetrace._records import Manifest, Span, blob_id, is_session_id
 from edgetrace._session import FsyncPolicy, SessionWriter
 from edgetrace._store import SessionStore
@@ -49,12 +49,16 @@ from edgetrace._wire import (
     encode_hub,
 )
 
-__all__ = ["HubConnection", "HubProtocol", "HubStats", "SpanHook"]
+__all__ = ["DROPS_CONNECTION", "HubConnection", "HubProtocol", "HubStats", "SpanHook"]
 
 log = logging.getLogger("edgetrace.hub")
 
 SpanHook = Callable[[str, list[Span]], object]
 """Called with (session id, spans) after spans are stored, e.g. the OTLP forwarder."""
+
+DROPS_CONNECTION: tuple[type[Exception], ...] = (EdgeTraceError, msgspec.MsgspecError, ValueError)
+"""What a transport answers by `abort()`ing that one connection: bad frames, a corrupt session
+on disk, a writer closed under it. The hub and its other connections carry on."""
 
 
 @dataclass

@@ -22,8 +22,8 @@ from collections import deque
 from ssl import SSLContext
 from types import TracebackType
 
-from edgetrace._errors import EdgeTraceError, FrameError
-from edgetrace._hub_protocol import HubConnection, HubProtocol
+from edgetrace._errors import FrameError
+from edgetrace._hub_protocol import DROPS_CONNECTION, HubConnection, HubProtocol
 from edgetrace._wire import (
     DEFAULT_MAX_FRAME,
     HubMessage,
@@ -174,7 +174,7 @@ class _MemoryLink(HubLink):
                 raise FrameError(f"frame of {len(body)} bytes exceeds the "
                                  f"{self._conn.protocol.max_frame}-byte limit")
             self._replies.append(self._conn.receive_frame(body))
-        except EdgeTraceError as exc:  # the hub drops a connection that speaks nonsense, as over TCP
+        except DROPS_CONNECTION as exc:  # as the TCP server does; the agent then finds no reply
             self._conn.abort(exc)
 
     async def receive(self) -> HubMessage:
