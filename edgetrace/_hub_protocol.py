@@ -95,9 +95,8 @@ class HubProtocol:
 
     def manifest(self, session: str) -> Manifest:
         """What the hub knows of a session so far (the OTLP forwarder names resources by it)."""
-        if session in self.stats.sessions:
-            return self.store.open(session).manifest
-        return Manifest(session_id=session)
+        writer = self.store.get(session)
+        return writer.manifest if writer is not None else Manifest(session_id=session)
 
     def store_local(self, session: str, build: Callable[[SessionWriter], list[Span]]) -> list[Span]:
         """Append records the hub makes itself (spans taken in over OTLP) to a session.

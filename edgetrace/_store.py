@@ -54,6 +54,10 @@ class SessionStore(abc.ABC):
             self._writers[session] = writer
         return writer
 
+    def get(self, session: str) -> SessionWriter | None:
+        """The session's writer if it is open, else None: nothing is created or recovered."""
+        return self._writers.get(session)
+
     @abc.abstractmethod
     def sessions(self) -> list[str]:
         """Ids of every session in the store, sorted (open or not)."""

@@ -233,9 +233,13 @@ def test_manifests_from_hellos_are_merged_and_repeats_write_nothing(hub, store):
     assert kinds.count(FrameType.MANIFEST) == 2
 
 
-def test_manifest_of_an_unknown_session_creates_nothing(hub, store):
+def test_manifest_of_an_unknown_or_closed_session_creates_nothing(hub, store):
     assert hub.manifest("nobody") == Manifest(session_id="nobody")
-    assert store.sessions() == []
+    assert store.sessions() == [] and store.get("nobody") is None
+    _hello(hub, manifest=Manifest(session_id="s1", app="agri"))
+    assert hub.manifest("s1").app == "agri"
+    store.close()
+    assert hub.manifest("s1") == Manifest(session_id="s1") and store.get("s1") is None
 
 
 def test_seal_marks_the_session_complete_and_acks_the_node(hub, store):
