@@ -1,6 +1,6 @@
 """One live agent process: an app's node, its spool, its shipper and its peer server.
 
-    handlers ─ Context ─ Recorder ─► Spool (disk) ─► Shipper ─TCP─► Hub
+    handlers ─ Context ─ Recorder ─► Spool (disk) ─► Shipper ─TcpTransport─► Hub
                   └── LiveWorld ◄─TCP─► other agents (link emulation per grid profile)
 
 A restarted agent resumes its sequence numbers and clock from the spool, so the node's
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgetrace._records import Manifest, Span
+from edgetrace._transport import TcpTransport
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._live import LiveWorld
 from edgetrace.agents._node import NodeRuntime
@@ -84,7 +85,7 @@ async def run_agent(cfg: AgentConfig) -> int:
     if spool.last_seq:
         node.recorder.resume(spool.last_seq, spool.clock)
         log.warning("agent %s: resuming after seq %d from the spool", cfg.node, spool.last_seq)
-    shipper = Shipper(spool, cfg.hub, token=cfg.token, node=cfg.node, session=cfg.session, manifest=manifest,
+    shipper = Shipper(spool, TcpTransport(*cfg.hub), token=cfg.token, node=cfg.node, session=cfg.session, manifest=manifest,
                       seed=cfg.seed)
     sink.shipper = shipper
     server = await world.serve(node.deliver, *cfg.listen)

@@ -1,10 +1,11 @@
 """The shipper: drains an agent's spool to the hub over slow and broken links.
 
-Store-and-forward: it connects, introduces itself, learns the last seq the hub stored for
-this node, sends what follows in size-bounded batches, and advances the spool's ack cursor
-as acknowledgements come back. Any failure — refused connection, reset, timeout — ends the
-connection and it tries again with exponential backoff and jitter (drawn from a seeded RNG).
-It never raises into the app being traced; it logs.
+Store-and-forward: it connects, lets its `ShipperCursor` (edgetrace.agents._cursor) say hello
+and decide what to send, and hands the cursor each reply. This module is only the loop
+around that: any failure — refused connection, reset, timeout, a reply that makes no sense
+— ends the connection and it tries again with exponential backoff and jitter (drawn from a
+seeded RNG). The link itself is a `Transport` (TCP by default, or the in-memory twin). It
+never raises into the app being traced; it logs.
 """
 
 from __future__ import annotations
@@ -13,25 +14,12 @@ import asyncio
 import logging
 import random
 import time
-import zlib
-from typing import Any
 
-from edgetrace._codec import encode_spans
-from edgetrace._errors import EdgeTraceError, FrameError
+from edgetrace._errors import AuthError, EdgeTraceError
 from edgetrace._records import Manifest
-from edgetrace._wire import (
-    DEFAULT_MAX_FRAME,
-    Ack,
-    Hello,
-    Records,
-    Refused,
-    Seal,
-    Welcome,
-    decode_hub,
-    encode_hub,
-    read_frame,
-    write_frame,
-)
+from edgetrace._transport import TcpTransport, Transport
+from edgetrace._wire import DEFAULT_MAX_FRAME
+from edgetrace.agents._cursor import ShipperCursor
 from edgetrace.agents._spool import Spool
 
 __all__ = ["Shipper"]
@@ -40,29 +28,34 @@ log = logging.getLogger("edgetrace.shipper")
 
 
 class Shipper:
-    """One node's link to the hub."""
+    """One node's link to the hub: `hub` is (host, port) for TCP, or any `Transport`.
 
-    def __init__(self, spool: Spool, hub: tuple[str, int], *, token: str, node: str, session: str,
+    `max_frame` and `timeout` configure the TCP transport built from an address.
+    """
+
+    def __init__(self, spool: Spool, hub: tuple[str, int] | Transport, *, token: str, node: str, session: str,
                  manifest: Manifest | None = None, batch: int = 500, max_frame: int = DEFAULT_MAX_FRAME,
                  backoff: tuple[float, float] = (0.05, 2.0), seed: int = 0, timeout: float = 10.0) -> None:
         self.spool = spool
-        self.hub = hub
-        self.token = token
+        self.transport = hub if isinstance(hub, Transport) else TcpTransport(*hub, max_frame=max_frame,
+                                                                              timeout=timeout)
         self.node = node
         self.session = session
-        self.manifest = manifest
-        self.batch = batch
-        self.max_frame = max_frame
+        self.cursor = ShipperCursor(spool, token=token, node=node, session=session, manifest=manifest,
+                                    batch=batch, max_bytes=max_frame // 2)
         self.backoff = backoff
-        self.timeout = timeout
         self._rng = random.Random(f"{seed}/shipper/{node}")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.connected = False
         self.sent_batches = 0
         self.reconnects = 0
-        self.refused = ""
         self._stopping = False
+
+    @property
+    def refused(self) -> str:
+        """Why the hub refused us ("" if it did not); the shipper gives up then."""
+        return self.cursor.refused
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"shipper:{self.node}")
@@ -75,12 +68,11 @@ class Shipper:
         delay = self.backoff[0]
         while not self._stopping:
             try:
-                await self._session()
+                await self._converse()
                 delay = self.backoff[0]
             except asyncio.CancelledError:
                 raise
             except (OSError, ConnectionError, EdgeTraceError, TimeoutError, asyncio.IncompleteReadError) as exc:
-                self.connected = False
                 self.reconnects += 1
                 log.info("shipper %s: link down (%s); retrying in %.2fs", self.node, exc, delay)
             if self.refused:
@@ -89,47 +81,30 @@ class Shipper:
             await asyncio.sleep(delay * (0.5 + self._rng.random()))
             delay = min(delay * 2, self.backoff[1])
 
-    async def _session(self) -> None:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.hub), self.timeout)
-        try:
-            await write_frame(writer, encode_hub(Hello(token=self.token, node=self.node, session=self.session,
-                                                       manifest=self.manifest)))
-            answer = await self._read(reader)
-            if isinstance(answer, Refused):
-                self.refused = answer.reason
-                return
-            if not isinstance(answer, Welcome):
-                raise FrameError(f"expected welcome, got {type(answer).__name__}")
-            self.connected = True
-            if answer.last_seq > self.spool.acked:
-                self.spool.ack(answer.last_seq)
-            cursor = answer.last_seq
-            while not self._stopping:
-                spans, blobs = self.spool.pending(cursor, self.batch, max_bytes=self.max_frame // 2)
-                if not spans:
-                    self._wake.clear()
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), 0.2)
-                    except TimeoutError:
-                        pass
-                    continue
-                packed = zlib.compress(encode_spans(spans), 1)
-                await write_frame(writer, encode_hub(Records(spans=packed, blobs=blobs, zlib=True)))
-                ack = await self._read(reader)
-                if not isinstance(ack, Ack):
-                    raise FrameError(f"expected ack, got {type(ack).__name__}")
-                self.spool.ack(ack.seq)
-                self.sent_batches += 1
-                cursor = ack.seq
-        finally:
-            self.connected = False
-            writer.close()
-
-    async def _read(self, reader: asyncio.StreamReader) -> Any:
-        body = await asyncio.wait_for(read_frame(reader, self.max_frame), self.timeout)
-        if body is None:
-            raise ConnectionError("hub closed the connection")
-        return decode_hub(body)
+    async def _converse(self) -> None:
+        cursor = self.cursor
+        async with await self.transport.connect() as link:
+            try:
+                await link.send(cursor.hello())
+                cursor.receive(await link.receive())
+                if cursor.refused:
+                    return
+                self.connected = True
+                while not self._stopping:
+                    batch = cursor.next_batch()
+                    if batch is None:
+                        self._wake.clear()
+                        try:
+                            await asyncio.wait_for(self._wake.wait(), 0.2)
+                        except TimeoutError:
+                            pass
+                        continue
+                    await link.send(batch)
+                    cursor.receive(await link.receive())
+                    self.sent_batches += 1
+            finally:
+                self.connected = False
+                cursor.lost()
 
     async def flush(self, timeout: float) -> bool:
         """Wait until the hub acknowledged everything spooled; False on timeout."""
@@ -143,15 +118,15 @@ class Shipper:
         return True
 
     async def seal(self) -> None:
-        """Tell the hub the recording is over (used by `edgetrace record`)."""
-        reader, writer = await asyncio.open_connection(*self.hub)
-        try:
-            await write_frame(writer, encode_hub(Hello(token=self.token, node=self.node, session=self.session)))
-            await self._read(reader)
-            await write_frame(writer, encode_hub(Seal(session=self.session)))
-            await self._read(reader)
-        finally:
-            writer.close()
+        """Tell the hub the recording is over, on a connection of its own."""
+        cursor = ShipperCursor(self.spool, token=self.cursor.token, node=self.node, session=self.session)
+        async with await self.transport.connect() as link:
+            await link.send(cursor.hello())
+            cursor.receive(await link.receive())
+            if cursor.refused:
+                raise AuthError(f"the hub refused to seal session {self.session!r}: {cursor.refused}")
+            await link.send(cursor.seal())
+            cursor.receive(await link.receive())
 
     async def stop(self) -> None:
         # A flag as well as cancel(): on 3.11 a cancel that lands as wait_for times out can be

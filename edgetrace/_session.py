@@ -5,17 +5,22 @@ any number of readers (show, replay, the explorer following a live session) read
 prefix. Blobs are content-addressed by sha256 and written once per session. Opening a
 session for writing cuts a torn tail left by a crash; opening it for reading only stops
 before it, since the writer may be in the middle of that frame. See docs/format.md.
+
+Both ends also work on an in-memory buffer (`buffer=`) holding exactly the bytes a file
+would: that is how `MemorySessionStore` (edgetrace._store) keeps sessions in tests, with the
+same frames, recovery and reader as on disk.
 """
 
 from __future__ import annotations
 
 import enum
+import io
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import msgspec
 
@@ -34,6 +39,9 @@ from edgetrace._frames import (
 )
 from edgetrace._records import FORMAT_VERSION, Manifest, Span, blob_id
 from edgetrace._version import __version__
+
+if TYPE_CHECKING:
+    from edgetrace._index import CausalIndex
 
 __all__ = ["SESSION_MAGIC", "SESSION_SUFFIX", "FsyncPolicy", "Session", "SessionWriter", "compact"]
 
@@ -109,6 +117,9 @@ class SessionWriter:
 
     The writer remembers the highest seq stored per node and which blobs exist, so the hub
     can deduplicate by (node, seq) and store each blob once across restarts.
+
+    With `buffer` the session lives in that in-memory buffer instead of a file (`path` then
+    only names it in messages); a non-empty buffer is recovered like a file left by a crash.
     """
 
     def __init__(
@@ -118,6 +129,7 @@ class SessionWriter:
         *,
         fsync: FsyncPolicy | str = FsyncPolicy.NEVER,
         compress: bool | str = True,
+        buffer: io.BytesIO | None = None,
     ) -> None:
         self.path = Path(path)
         self.fsync = FsyncPolicy(fsync)
@@ -128,33 +140,45 @@ class SessionWriter:
         self.records = 0
         self.sealed = False
         self.torn_bytes_cut = 0
-        if self.path.exists() and self.path.stat().st_size > 0:
-            self._recover()
+        self._fh: BinaryIO
+        if buffer is not None:
+            size = buffer.seek(0, io.SEEK_END)
+            if size:
+                end = self._recover(buffer)
+                self.torn_bytes_cut = size - end
+                buffer.truncate(end)
+                buffer.seek(end)
+            else:
+                buffer.write(encode_file_header(SESSION_MAGIC, FORMAT_VERSION))
+            self._fh = buffer
+        elif self.path.exists() and self.path.stat().st_size > 0:
+            with open(self.path, "rb") as fh:
+                end = self._recover(fh)
+            size = self.path.stat().st_size
+            if end < size:
+                self.torn_bytes_cut = size - end
+                os.truncate(self.path, end)
             self._fh = open(self.path, "ab")
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "wb")
             self._fh.write(encode_file_header(SESSION_MAGIC, FORMAT_VERSION))
             self._fh.flush()
+        self._in_memory = buffer is not None
         if manifest is not None:
             self.write_manifest(manifest)
 
-    def _recover(self) -> None:
-        with open(self.path, "rb") as fh:
-            head = fh.read(FILE_HEADER_SIZE)
-            read_file_header(
-                head, magic=SESSION_MAGIC, supported=FORMAT_VERSION, path=self.path, what="session"
-            )
-            end = FILE_HEADER_SIZE
-            for item in scan_frames(fh, FILE_HEADER_SIZE, path=self.path):
-                if isinstance(item, ScanResult):
-                    end = item.end
-                    break
-                self._absorb(item)
-            size = self.path.stat().st_size
-        if end < size:
-            self.torn_bytes_cut = size - end
-            os.truncate(self.path, end)
+    def _recover(self, fh: BinaryIO) -> int:
+        """Absorb every intact frame; return where they end (a torn tail starts there)."""
+        fh.seek(0)
+        read_file_header(
+            fh.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=FORMAT_VERSION, path=self.path, what="session"
+        )
+        for item in scan_frames(fh, FILE_HEADER_SIZE, path=self.path):
+            if isinstance(item, ScanResult):
+                return item.end
+            self._absorb(item)
+        raise AssertionError("scan_frames always ends with a ScanResult")
 
     def _absorb(self, frame: Frame) -> None:
         if frame.type is FrameType.MANIFEST:
@@ -233,10 +257,16 @@ class SessionWriter:
 
     def sync(self) -> None:
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if not self._in_memory:
+            os.fsync(self._fh.fileno())
 
     def close(self) -> None:
+        """Finish writing; an in-memory buffer stays open, since it *is* the stored session."""
         if self._fh.closed:
+            return
+        if self._in_memory:
+            self._fh = io.BytesIO()
+            self._fh.close()  # writing on fails as it would on a closed file
             return
         if self.fsync in (FsyncPolicy.FRAME, FsyncPolicy.CLOSE):
             self.sync()
@@ -255,14 +285,16 @@ class Session:
     """A session read from disk: manifest, spans in stored order, blobs on demand.
 
     `refresh()` picks up frames a live writer appended since the last read, which is how
-    the explorer follows a session the hub is still writing.
+    the explorer follows a session the hub is still writing. With `buffer` it reads a session
+    an in-memory `SessionWriter` is writing (`path` then only names it in messages).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, buffer: io.BytesIO | None = None) -> None:
         self.path = Path(path)
-        if not self.path.exists():
+        self._buffer = buffer
+        if buffer is None and not self.path.exists():
             raise SessionNotFoundError(f"{self.path}: no such session", path=self.path)
-        if self.path.is_dir():
+        if buffer is None and self.path.is_dir():
             raise SessionNotFoundError(
                 f"{self.path}: is a directory; expected a session file ({SESSION_SUFFIX})",
                 path=self.path,
@@ -274,8 +306,8 @@ class Session:
         self._blob_at: dict[str, int] = {}
         self._by_ref: dict[str, Span] = {}
         self._offset = FILE_HEADER_SIZE
-        self._index = None
-        with open(self.path, "rb") as fh:
+        self._index: CausalIndex | None = None
+        with self._open() as fh:
             read_file_header(
                 fh.read(FILE_HEADER_SIZE),
                 magic=SESSION_MAGIC, supported=FORMAT_VERSION, path=self.path, what="session",
@@ -286,10 +318,15 @@ class Session:
     def open(cls, path: str | os.PathLike[str]) -> Session:
         return cls(path)
 
+    def _open(self) -> BinaryIO:
+        if self._buffer is not None:
+            return io.BytesIO(self._buffer.getvalue())  # a snapshot: the writer may go on appending
+        return open(self.path, "rb")
+
     def refresh(self) -> list[Span]:
         """Read frames appended since the last call; return the new spans."""
         new: list[Span] = []
-        with open(self.path, "rb") as fh:
+        with self._open() as fh:
             for item in scan_frames(fh, self._offset, path=self.path):
                 if isinstance(item, ScanResult):
                     self._offset = item.end
@@ -339,14 +376,11 @@ class Session:
             raise UsageError(f"{self.path}: no trace {trace_id!r} in this session")
         return self.index.causal_sort(spans)
 
-    def has_blob(self, sha: str) -> bool:
-        return sha in self._blob_at
-
     def blob(self, sha: str) -> bytes:
         at = self._blob_at.get(sha)
         if at is None:
             raise UsageError(f"{self.path}: no blob {sha[:12]}… in this session")
-        with open(self.path, "rb") as fh:
+        with self._open() as fh:
             for item in scan_frames(fh, at, path=self.path):
                 if isinstance(item, Frame):
                     return _decode_blob(item, self.path)[1]
@@ -359,8 +393,8 @@ class Session:
         return self._blob_at.keys()
 
     @property
-    def index(self):  # -> CausalIndex (imported lazily to keep this module small)
-        if self._index is None:
+    def index(self) -> CausalIndex:
+        if self._index is None:  # imported lazily: most readers never ask happens-before questions
             from edgetrace._index import CausalIndex
 
             self._index = CausalIndex(self.spans)
@@ -371,16 +405,6 @@ class Session:
 
     def __len__(self) -> int:
         return len(self.spans)
-
-
-def verify(path: str | os.PathLike[str]) -> Session:
-    """Read a whole session including every blob, so any damage anywhere is reported."""
-    session = Session(path)
-    with open(session.path, "rb") as fh:
-        for item in scan_frames(fh, FILE_HEADER_SIZE, path=session.path):
-            if isinstance(item, Frame) and item.type is FrameType.BLOB:
-                _decode_blob(item, session.path)
-    return session
 
 
 def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000) -> tuple[int, int]:

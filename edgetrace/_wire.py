@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from typing import Any
 
 import msgspec
 
@@ -86,7 +85,7 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(HubMessage)
 
 
-def encode_hub(msg: Any) -> bytes:
+def encode_hub(msg: HubMessage) -> bytes:
     body = _encoder.encode(msg)
     return _LEN.pack(len(body)) + body
 

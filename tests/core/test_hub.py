@@ -201,3 +201,48 @@ def test_compressed_batches_are_stored_as_sent_and_bombs_are_refused(tmp_path):
         frames = [f for f in scan_frames(fh, FILE_HEADER_SIZE, path=path) if hasattr(f, "type")]
     records = [f for f in frames if f.type.name == "RECORDS"]
     assert len(records) == 1 and records[0].flags == FLAG_ZLIB and records[0].payload == packed
+
+
+def test_agents_ship_over_tls(tmp_path):
+    import shutil
+    import ssl
+    import subprocess
+
+    import pytest
+
+    from edgetrace._transport import TcpTransport
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command to make a throwaway certificate")
+    cert, key = tmp_path / "hub.pem", tmp_path / "hub.key"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=hub",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+
+    async def main() -> None:
+        hub = Hub(tmp_path / "data", port=0, token=TOKEN, ssl=server)
+        await hub.start()
+        spool = Spool(tmp_path / "a.spool")
+        _record(spool, "a", 50)
+        shipper = Shipper(spool, TcpTransport("127.0.0.1", hub.port, ssl=client), token=TOKEN, node="a", session="s1")
+        shipper.start()
+        assert await shipper.flush(10)
+        await shipper.stop()
+        # an agent speaking plain TCP to a TLS hub gets nowhere, and stores nothing
+        other = Spool(tmp_path / "b.spool")
+        _record(other, "b", 5)
+        plain = Shipper(other, TcpTransport("127.0.0.1", hub.port, timeout=1), token=TOKEN, node="b", session="s2")
+        plain.start()
+        assert not await plain.flush(0.5)
+        await plain.stop()
+        hub.close()
+        spool.close()
+        other.close()
+
+    asyncio.run(main())
+    assert [s.seq for s in Session(tmp_path / "data" / "s1.ets").spans] == list(range(1, 51))
+    assert not (tmp_path / "data" / "s2.ets").exists()
