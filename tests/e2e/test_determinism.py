@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 
 APPS = {
     "agri": ("agri", "crash(node=hub, at=3s, restart=3.5s); drop(p=0.1); latency(op=state.*, delay=uniform(0s,2s), p=0.3)"),
-    "swarm": ("swarm", "crash(node=drone-2, at=1s, restart=2s); drop(p=0.2); jitter(amount=300ms)"),
+    "swarm": ("swarm", "crash(node=drone-02, at=1s, restart=2s); drop(p=0.2); jitter(amount=300ms)"),
     "orchard": ("./orchard", "crash(node=base, at=0.8s, restart=1.1s); drop(p=0.1); latency(delay=300ms, p=0.3)"),
 }
 
