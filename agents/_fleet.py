@@ -157,7 +157,7 @@ def record(
             raise TransportError(f"the hub wrote no session ({produced} is missing)")
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(produced), out)
-        from edgetrace._session import compact
+        from edgetrace._compact import compact
 
         compact(out)  # the hub has stopped and nobody reads it yet: recompress it small
     finally:

@@ -21,7 +21,7 @@ import msgspec
 from _synth import synth_spans
 
 from edgetrace import Manifest, Session, SessionWriter
-from edgetrace._session import compact
+from edgetrace._compact import compact
 
 
 def otlp_bytes_per_span(spans) -> float:

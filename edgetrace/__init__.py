@@ -24,9 +24,13 @@ from edgetrace._errors import (
     UnsupportedFormatError,
     UsageError,
 )
+from edgetrace._hub import Hub
+from edgetrace._hub_protocol import HubProtocol, HubStats
 from edgetrace._index import CausalIndex
 from edgetrace._records import FORMAT_VERSION, Manifest, Span, SpanKind, Status
 from edgetrace._session import FsyncPolicy, Session, SessionWriter
+from edgetrace._store import FileSessionStore, MemorySessionStore, SessionStore
+from edgetrace._transport import HubLink, MemoryTransport, TcpTransport, Transport
 from edgetrace._vclock import Order, VectorClock
 from edgetrace._version import __version__
 
@@ -48,10 +52,17 @@ __all__ = [
     "CorruptSessionError",
     "EdgeTraceError",
     "FaultSpecError",
+    "FileSessionStore",
     "FrameError",
     "FsyncPolicy",
+    "Hub",
+    "HubLink",
+    "HubProtocol",
+    "HubStats",
     "InvariantError",
     "Manifest",
+    "MemorySessionStore",
+    "MemoryTransport",
     "ModelError",
     "Order",
     "PolicyError",
@@ -59,10 +70,13 @@ __all__ = [
     "Session",
     "SessionError",
     "SessionNotFoundError",
+    "SessionStore",
     "SessionWriter",
     "Span",
     "SpanKind",
     "Status",
+    "TcpTransport",
+    "Transport",
     "TransportError",
     "UnsupportedFormatError",
     "UsageError",

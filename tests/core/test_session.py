@@ -196,7 +196,7 @@ def test_cli_show_lists_causal_order(tmp_session_path):
 
 @given(streams())
 def test_compact_keeps_every_record_blob_and_the_seal(tmp_path_factory, data):
-    from edgetrace._session import compact
+    from edgetrace._compact import compact
 
     spans, blobs = data
     path = tmp_path_factory.mktemp("compact") / "s.ets"
@@ -219,7 +219,7 @@ def test_compact_keeps_every_record_blob_and_the_seal(tmp_path_factory, data):
 
 def test_compact_refuses_an_open_session_and_shrinks_a_real_one(tmp_path):
     from edgetrace import UsageError
-    from edgetrace._session import compact
+    from edgetrace._compact import compact
 
     path = tmp_path / "open.ets"
     spans = [Span(node=f"n{i % 50}", seq=i // 50 + 1, kind=SpanKind.RECV, name="m", trace=f"t{i}",
