@@ -16,11 +16,12 @@ import traceback
 from pathlib import Path
 from types import CodeType, FrameType, TracebackType
 
+import edgetrace
 from edgetrace import _attrs as attr
 
 __all__ = ["call_site", "exception_attrs", "is_app_file"]
 
-_PKG = Path(__file__).resolve().parents[1]  # the edgetrace package (the links resolved)
+_PKG = Path(edgetrace.__file__).resolve().parent  # the core package; agents/replay/tui may be links
 
 
 def _real(path: Path) -> str:
@@ -29,7 +30,7 @@ def _real(path: Path) -> str:
 
 _RUNTIME = (_real(_PKG), *(_real(_PKG / d) for d in ("agents", "replay", "tui")))
 _SCENARIOS = _real(_PKG / "scenarios")  # shipped example apps are app code
-_STDLIB = tuple({_real(Path(sysconfig.get_paths()[k])) for k in ("stdlib", "platstdlib")})
+_STDLIB = (_real(Path(sysconfig.get_paths()["stdlib"])),)  # the interpreter's own library (not site-packages)
 _SITES: dict[tuple[CodeType, int], str] = {}
 _APP_FILE: dict[str, bool] = {}
 
@@ -83,3 +84,4 @@ def _innermost(tb: TracebackType | None) -> str:
     while tb is not None:
         last, tb = tb, tb.tb_next
     return "" if last is None else f"{Path(last.tb_frame.f_code.co_filename).name}:{last.tb_lineno}"
+

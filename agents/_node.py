@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from edgetrace import _attrs as attr
+from edgetrace._handler_errors import HANDLER_ERROR
 from edgetrace._records import Span, SpanKind
 from edgetrace._stepkey import StepCounter
 from edgetrace.agents._app import START_TOPIC, App, Artifact, Handler
@@ -127,10 +128,10 @@ class NodeRuntime:
             raise
         except Exception as exc:  # the app's bug: record it, keep the node alive
             error = f"{type(exc).__name__}: {exc}"
-            key = self.keys.next(ctx.trace, SpanKind.LOG, "handler.error")
+            key = self.keys.next(ctx.trace, SpanKind.LOG, HANDLER_ERROR)
             found = exception_attrs(exc)
             ctx.site = found[attr.CODE]  # the line that raised, not the last step's
-            self.recorder.step(SpanKind.LOG, "handler.error", key, ctx, error=error, attrs=found)
+            self.recorder.step(SpanKind.LOG, HANDLER_ERROR, key, ctx, error=error, attrs=found)
             if reply_to is not None:
                 self.messaging.reply(ctx, reply_to, None, error)
             return

@@ -74,6 +74,12 @@ class Recording:
                 durations[(span.kind.value, span.name)].append(span.duration)
         self.median_duration = {k: int(statistics.median(v)) for k, v in sorted(durations.items())}
         self.end = max((max(s.start, s.end) for s in self.spans), default=0)
+        # fault records of a simulated recording, by node and seq: replayed as records, so a
+        # replay's span refs stay the recording's (they are history, not faults to inject again)
+        self.fault_records: dict[str, dict[int, Span]] = defaultdict(dict)
+        for span in self.spans:
+            if span.kind is SpanKind.FAULT:
+                self.fault_records[span.node][span.seq] = span
 
     def inputs(self) -> list[RecordedInput]:
         found = []

@@ -20,9 +20,11 @@ from typing import Any
 from edgetrace import _attrs as attr
 from edgetrace._artifacts import callable_sha256, file_sha256
 from edgetrace._errors import ReplayError, UsageError
+from edgetrace._handler_errors import is_handler_error
 from edgetrace._index import CausalIndex
-from edgetrace._records import Manifest, SpanKind
+from edgetrace._records import Manifest, Span, SpanKind
 from edgetrace._session import Session, SessionWriter
+from edgetrace._stepkey import StepKey
 from edgetrace._version import __version__
 from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
@@ -160,6 +162,7 @@ class Replayer:
         rec_index = self.session.index
         rep_index = CausalIndex(run.spans)
         divergences = compare(recorded, self.recording.keys, rec_index, run.spans, run.keys, rep_index)
+        rec_error_keys = {self.recording.keys[s.ref] for s in recorded if is_handler_error(s) and s.ref in self.recording.keys}
         rec_steps = [s for s in recorded if s.kind is not SpanKind.FAULT]
         matched = len(rec_steps) - len({d.key for d in divergences if d.kind in ("missing", "changed")})
         violations: list[Any] = []
@@ -204,6 +207,8 @@ class Replayer:
             violation_chains=violation_chains,
             invariants=[(inv.name, inv.description) for inv in invariants],
             fault_counts=run.fault_counts,
+            handler_errors=_handler_errors(run.spans, run.keys, recorded=rec_error_keys),
+            recorded_errors=_handler_errors(recorded, self.recording.keys),
         )
 
     def save(self, run: ReplayRun, report: ReplayReport, out: str | os.PathLike[str]) -> Path:
@@ -247,6 +252,21 @@ def _step(span: Any) -> dict[str, Any]:
         summary = attrs.get(attr.FAULT)
     return {"ref": span.ref, "kind": span.kind.value, "name": span.name, "status": span.status.value,
             "error": span.error, "summary": summary}
+
+
+def _handler_errors(spans: list[Span], keys: Mapping[str, StepKey], *,
+                    recorded: set[StepKey] | None = None) -> list[dict[str, Any]]:
+    """Handler errors as report entries; `new` when `recorded` (the recording's error steps)
+    has no error at that step."""
+    found = []
+    for s in spans:
+        if not is_handler_error(s):
+            continue
+        where = s.attrs.get(attr.CODE)
+        found.append({"ref": s.ref, "trace": s.trace, "node": s.node, "error": s.error,
+                      "at": where if isinstance(where, str) else "",
+                      "new": recorded is not None and keys.get(s.ref) not in recorded})
+    return sorted(found, key=lambda e: (e["trace"], e["node"], e["ref"]))
 
 
 def _decisions(spans: list[Any]) -> list[dict[str, Any]]:

@@ -58,6 +58,8 @@ class ReplayReport:
     violation_chains: dict[str, list[dict[str, Any]]]
     invariants: list[tuple[str, str]] = field(default_factory=list)  # (name, description) checked
     fault_counts: list[tuple[str, int]] = field(default_factory=list)  # (spec, times applied), plan order
+    handler_errors: list[dict[str, Any]] = field(default_factory=list)  # in the replay, report order
+    recorded_errors: list[dict[str, Any]] = field(default_factory=list)  # in the recording
 
     @property
     def faithful(self) -> bool:
@@ -110,6 +112,8 @@ class ReplayReport:
             "violations": [
                 {**v.to_dict(), "causal_chain": self.violation_chains.get(v.span, [])} for v in self.violations
             ],
+            "handler_errors": {"replayed": self.handler_errors, "recorded": len(self.recorded_errors),
+                               "new": sum(1 for e in self.handler_errors if e["new"])},
         }
 
     def to_json(self) -> bytes:
@@ -137,6 +141,9 @@ class ReplayReport:
         )
         if self.faults:
             out.append(f"  faults  applied {self.faults_applied} times")
+        if self.recorded_errors:
+            shown = _error_groups(self.recorded_errors)
+            out.append(f"  errors  the recording itself has {len(self.recorded_errors)} handler error(s): {shown}")
         if self.invariants:
             counts = {name: sum(1 for v in self.violations if v.invariant == name) for name, _ in self.invariants}
             shown = ", ".join(f"{name} {'✓' if not n else f'✗ {n}'}" for name, n in counts.items())
@@ -152,6 +159,16 @@ class ReplayReport:
                     out.append("      " + _step_line(step))
             if len(self.violations) > max_traces:
                 out.append(f"  … and {len(self.violations) - max_traces} more (use --json for all)")
+            out.append("")
+        new = [e for e in self.handler_errors if e["new"]]
+        if new:
+            traces = len({e["trace"] for e in new})
+            out.append(f"HANDLER ERRORS — {len(new)} new in this replay, in {traces} trace(s): {_error_groups(new)}")
+            for e in new[:max_traces]:
+                out.append(f"  ✗ {e['ref']:<16} {e['error']}" + (f"  at {e['at']}" if e["at"] else "")
+                           + f"  [trace {e['trace']}]")
+            if len(new) > max_traces:
+                out.append(f"  … and {len(new) - max_traces} more (use --json for all)")
             out.append("")
         if self.traces:
             label = "DIVERGED from the recording" if self.faithful else "changed from the recording"
@@ -173,6 +190,15 @@ class ReplayReport:
             out.append("")
             out.append("no invariant violated")
         return "\n".join(out) + "\n"
+
+
+def _error_groups(errors: list[dict[str, Any]], limit: int = 3) -> str:
+    counts: dict[tuple[str, str], int] = {}
+    for e in errors:
+        counts[(e["error"], e["at"])] = counts.get((e["error"], e["at"]), 0) + 1
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    parts = [f"{what}" + (f" at {at}" if at else "") + (f" ({n}×)" if n > 1 else "") for (what, at), n in top[:limit]]
+    return ", ".join(parts) + (f", and {len(top) - limit} more kinds" if len(top) > limit else "")
 
 
 def _step_line(step: dict[str, Any]) -> str:

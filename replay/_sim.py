@@ -173,6 +173,7 @@ class SimGrid:
         or until `stop_when(spans so far)` holds (checked every `check_every_ns` of virtual time)."""
         for name in sorted(self.nodes):  # artifacts are shared by the grid: this loads each once
             self.nodes[name].artifacts.load_all()
+            self.worlds[name].replay_fault_records(0)
         if self.recording is None:  # a replay gets its start-ups from the recording, as inputs
             for name in sorted(self.nodes):
                 self.loop.call_at_ns(0, self._start, name)

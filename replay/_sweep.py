@@ -45,6 +45,7 @@ class SweepReport:
     results: list[SeedResult]
     minimal: list[str] | None = None
     minimal_seed: int | None = None
+    minimal_first: dict[str, Any] | None = None  # the violation the minimal plan's command shows
     tries: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -78,9 +79,11 @@ class SweepReport:
             "seeds": len(self.results),
             "failing_seeds": self.failing,
             "failure_rate": round(len(self.failing) / len(self.results), 6) if self.results else 0.0,
-            "results": [r.to_dict() for r in self.results],
+            "results": [{**r.to_dict(), "reproduce": self.command(r.seed) if r.violations else None}
+                        for r in self.results],
             "minimal_plan": self.minimal,
             "minimal_seed": self.minimal_seed,
+            "minimal_violation": self.minimal_first,
             "minimise_tries": self.tries,
             "reproduce": self.command(self.minimal_seed, self.minimal) if self.minimal_seed is not None else None,
         }
@@ -96,11 +99,15 @@ class SweepReport:
             if first.first:
                 out.append(f"  seed {first.seed}: {first.first['invariant']} at {first.first['span']} "
                            f"(trace {first.first['trace']})")
+                out.append(f"  reproduce: {self.command(first.seed)}")
         if self.minimal is not None and self.minimal_seed is not None:
             out.append(f"  smallest plan that still fails on seed {self.minimal_seed} "
                        f"({self.tries} replays to find it):")
             for spec in self.minimal or ["(no fault: the recording itself violates)"]:
                 out.append(f"    {spec}")
+            if self.minimal_first:
+                m = self.minimal_first
+                out.append(f"  which shows {m['invariant']} at {m['span']} (trace {m['trace']})")
             out.append(f"  reproduce: {self.command(self.minimal_seed, self.minimal)}")
         elif not bad:
             out.append("  every seed kept every invariant")
@@ -186,6 +193,8 @@ def sweep(
         report.minimal, report.tries = minimise(
             specs, lambda plan: _run_one(str(session), plan, [], seed, options).violations > 0)
         report.minimal_seed = seed
+        # the smaller plan draws differently, so it may break the invariant elsewhere: say where
+        report.minimal_first = _run_one(str(session), report.minimal, [], seed, options).first
     return report
 
 

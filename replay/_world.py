@@ -158,6 +158,18 @@ class SimWorld(NodeWorld):
 
     def observe(self, span: Span, key: StepKey) -> None:
         self._positions[span.ref] = key
+        self.replay_fault_records(span.seq)
+
+    def replay_fault_records(self, after_seq: int) -> None:
+        """Re-emit the fault records a simulated recording has right after `after_seq` on this node."""
+        records = self._recording.fault_records.get(self.node) if self._recording is not None else None
+        if not records or self.recorder is None:
+            return
+        seq = after_seq + 1
+        while seq in records:
+            f = records[seq]
+            self.recorder.record(SpanKind.FAULT, f.name, trace=f.trace, start=f.start, end=f.end, attrs=f.attrs)
+            seq += 1
 
     def load(self, app: App, kind: str, name: str, path: Artifact | None) -> ModelRunner | RuleEngine:
         return self._artifacts.get(kind, name, path, lambda: super(SimWorld, self).load(app, kind, name, path))

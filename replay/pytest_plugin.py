@@ -195,11 +195,13 @@ def _save_failure(item: pytest.Item, runs: list[dict[str, Any]]) -> str:
     from edgetrace.replay._replayer import replay_command
 
     seed = item.stash.get(_SEED, None)
-    base = item.nodeid.split("[")[0]
+    # the test by its absolute path: the line works from any directory, whatever rootdir pytest
+    # picked for this run (a path-like option value can move it)
+    target = f"{Path(item.path).resolve()}::{item.name}" if hasattr(item, "path") else item.nodeid
     lines = []
     if seed is not None:
         lines.append(f"seed: {seed}")
-        lines.append(f"rerun:   pytest {shlex.quote(base)} --edgetrace-seed {seed}")
+        lines.append(f"rerun:   pytest {shlex.quote(target)} --edgetrace-seed {seed}")
     folder = _save_dir(item.config)
     stem = _slug(item.nodeid.split("[")[0].replace(".py::", "::").replace("::", "-").replace("/", "-"))
     if seed is not None:
@@ -212,7 +214,7 @@ def _save_failure(item: pytest.Item, runs: list[dict[str, Any]]) -> str:
                 continue
             path = result.save(folder / f"{stem}{suffix}.ets")
             lines.append(f"session: {path}")
-            lines.append(f"replay:  edgetrace replay {shlex.quote(str(path))}")
+            lines.append(f"replay:  {replay_command(path, checks=result.checks)}")
             lines.append(f"explore: edgetrace explore {shlex.quote(str(path))}")
         else:
             out = folder / f"{stem}{suffix}.replayed.ets"

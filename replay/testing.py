@@ -82,6 +82,9 @@ class GridResult:
     virtual_ns: int
     stopped_by: str = ""
     inputs: list[RecordedInput] = field(default_factory=list)
+    #: invariant expressions the test checked that the app does not declare (the printed
+    #: `edgetrace replay` line passes them as --check, so it checks what the test did)
+    checks: list[str] = field(default_factory=list)
 
     @cached_property
     def history(self) -> History:
@@ -126,6 +129,9 @@ class GridResult:
         """Violations of the named invariants (the app's declared ones when none are named)."""
         invariants = _resolve(self.app, names)
         check_invariants(invariants, Universe.of(self.app, self.nodes, self.spans, where="the grid"))
+        for name in names:
+            if isinstance(name, str) and name not in self.app.invariants and name not in self.checks:
+                self.checks.append(name)
         return check_all(invariants, self.history)
 
     def assert_invariants(self, *names: str | Invariant) -> None:
@@ -311,7 +317,10 @@ def assert_concurrent(run: GridResult, a: SpanLike, b: SpanLike) -> None:
 def assert_every_preceded(run: GridResult, target: str, required: str) -> None:
     """Every step matching `target` has a step matching `required` in its causal past, in its trace."""
     __tracebackhide__ = True
-    inv = Precedes(f"every {target} after {required}", parse_selector(target), parse_selector(required))
+    expr = f"every {target} after {required}"
+    inv = Precedes(expr, parse_selector(target), parse_selector(required))
+    if expr not in run.checks:
+        run.checks.append(expr)
     _raise_if(run, check_all([inv], run.history))
 
 

@@ -30,8 +30,15 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(f"recording {scenario.name}", enabled=not args.json) as update:
         result = record(scenario, Path(args.out), profile=args.profile, size=args.size, seed=args.seed,
                         progress=update)
+    from edgetrace._handler_errors import error_groups, error_summary
+    from edgetrace._session import Session
+
+    spans = Session.open(result.path).spans
+    errors = [{"error": what, "at": where, "count": len(found), "traces": sorted({s.trace for s in found})}
+              for what, where, found in error_groups(spans)]
     summary = {"session": str(result.path), "id": result.session, "nodes": result.nodes, "inputs": result.inputs,
-               "spans": result.spans, "wall_seconds": round(result.wall_s, 1), "agent_failures": result.agent_failures}
+               "spans": result.spans, "wall_seconds": round(result.wall_s, 1), "agent_failures": result.agent_failures,
+               "handler_errors": errors}
     if args.json:
         sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
     else:
@@ -39,5 +46,8 @@ def run(args: argparse.Namespace) -> int:
                          f"in {result.wall_s:.1f}s → {result.path}\n")
         for failure in result.agent_failures:
             sys.stdout.write(f"  warning: agent {failure}\n")
+        said = error_summary(spans)
+        if said:
+            sys.stdout.write(f"  warning: {said}\n")
         sys.stdout.write(f"  edgetrace show {result.path}\n  edgetrace replay {result.path}\n")
     return 0

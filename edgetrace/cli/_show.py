@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from edgetrace import _attrs as attr
+from edgetrace._handler_errors import error_summary, is_handler_error
 from edgetrace._records import Span, Status
 from edgetrace._session import Session
 
@@ -86,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         for s in spans:
             extra = f"  ← {s.cause}" if s.cause else ""
             err = f"  ERROR {s.error}" if s.status is Status.ERROR else ""
+            where = s.attrs.get(attr.CODE)
+            if is_handler_error(s) and isinstance(where, str) and where:
+                err += f" at {where}"
             out.write(
                 f"  {s.ref:<22} {s.kind.value:<9} {s.name:<28} "
                 f"+{_ms(s.start - origin[s.node])} {_ms(s.duration)}  "
@@ -113,7 +117,11 @@ def run(args: argparse.Namespace) -> int:
     for kind, table in (("models", m.models), ("policies", m.policies)):
         if table:
             out.write(f"{kind:<8} " + ", ".join(f"{k} {v[:12]}" for k, v in sorted(table.items())) + "\n")
-    out.write(f"traces   {len(summaries)}  spans {len(session)}\n\n")
+    out.write(f"traces   {len(summaries)}  spans {len(session)}\n")
+    said = error_summary(session.spans)
+    if said:
+        out.write(f"errors   {said}\n")
+    out.write("\n")
     for t in summaries:
         flags = ("E" if t["errors"] else " ") + ("~" if t["untimed"] else " ")
         acts = ",".join(t["actions"]) or "-"

@@ -20,12 +20,12 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 SCENARIO = Path(__import__("edgetrace.scenarios.agri", fromlist=["x"]).__file__).resolve().parent
 
 PINNED = {
-    "faithful": ([], 0, "86a5e6ca683371d9274f20409ae382c51446ecd758bba1265751ad1a76479721"),
+    "faithful": ([], 0, "c7a460c9568543160df7aa1e2a1966dc450eb46ee8f12e6d5aa2c9d52be5057e"),
     "state-latency": (["--faults", str(SCENARIO / "faults" / "state-latency.toml")], 1,
-                      "da0406c5780d6bdd08da5ac098dc05be1039e27f77d9f8c5c4a0a208c7b3174d"),
+                      "e1d323002e8c39d91fe853ec6c3b5863bfe1a3c55f21699890efdd9714071e28"),
     "fixed-policy": (["--faults", str(SCENARIO / "faults" / "state-latency.toml"),
                       "--policy", f"spray_policy={SCENARIO / 'policies' / 'spray_policy_fixed.rego'}"], 0,
-                     "cc115da48604adfeae0627c23b314f11c57612f331c7fdadb3f7c18d5647e456"),
+                     "bc3cd5649ee4cc867a5cd976e0b24fb8eb6e8ce29a231d512794d580d2dd75cd"),
 }
 
 
