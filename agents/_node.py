@@ -19,7 +19,7 @@ from edgetrace._handler_errors import HANDLER_ERROR
 from edgetrace._records import Span, SpanKind
 from edgetrace._stepkey import StepCounter
 from edgetrace.agents._app import START_TOPIC, App, Artifact, Handler
-from edgetrace.agents._code import exception_attrs
+from edgetrace.agents._code import IN_HANDLER, exception_attrs
 from edgetrace.agents._context import Context
 from edgetrace.agents._message import Message, MessageKind
 from edgetrace.agents._messaging import Messaging
@@ -122,6 +122,7 @@ class NodeRuntime:
         task.add_done_callback(self.tasks.discard)
 
     async def _run_handler(self, handler: Handler, ctx: Context, payload: Any, reply_to: Message | None) -> None:
+        IN_HANDLER.set(True)  # this task's own context: the app's code runs from here
         try:
             result = await handler(ctx, payload)
         except asyncio.CancelledError:

@@ -146,6 +146,7 @@ class Replayer:
         grid = SimGrid(
             self.app, self.nodes, seed=seed, plan=plan, injector=injector, recording=self.recording,
             profile=self.profile, model_paths=models, policy_paths=policies,
+            epoch_ns=int(self.session.manifest.meta.get("epoch_ns", 0) or 0),
         )
         run = grid.run(self.recording.inputs(), until_ns=until, progress=progress)
         report = self._report(run, plan=plan, seed=seed, models=models, policies=policies, invariants=invariants)
@@ -209,6 +210,7 @@ class Replayer:
             fault_counts=run.fault_counts,
             handler_errors=_handler_errors(run.spans, run.keys, recorded=rec_error_keys),
             recorded_errors=_handler_errors(recorded, self.recording.keys),
+            nondeterminism=run.nondeterminism,
         )
 
     def save(self, run: ReplayRun, report: ReplayReport, out: str | os.PathLike[str]) -> Path:

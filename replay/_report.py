@@ -60,6 +60,7 @@ class ReplayReport:
     fault_counts: list[tuple[str, int]] = field(default_factory=list)  # (spec, times applied), plan order
     handler_errors: list[dict[str, Any]] = field(default_factory=list)  # in the replay, report order
     recorded_errors: list[dict[str, Any]] = field(default_factory=list)  # in the recording
+    nondeterminism: list[dict[str, Any]] = field(default_factory=list)  # calls caught at app lines
 
     @property
     def faithful(self) -> bool:
@@ -112,6 +113,7 @@ class ReplayReport:
             "violations": [
                 {**v.to_dict(), "causal_chain": self.violation_chains.get(v.span, [])} for v in self.violations
             ],
+            "nondeterminism": self.nondeterminism,
             "handler_errors": {"replayed": self.handler_errors, "recorded": len(self.recorded_errors),
                                "new": sum(1 for e in self.handler_errors if e["new"])},
         }
@@ -159,6 +161,14 @@ class ReplayReport:
                     out.append("      " + _step_line(step))
             if len(self.violations) > max_traces:
                 out.append(f"  … and {len(self.violations) - max_traces} more (use --json for all)")
+            out.append("")
+        if self.nondeterminism:
+            total = sum(n["count"] for n in self.nondeterminism)
+            out.append(f"NON-DETERMINISM — handler code did {total} thing(s) a replay cannot repeat "
+                       "(use ctx.now, ctx.sleep, ctx.rng, ctx.call instead):")
+            for found in self.nondeterminism[:max_traces * 2]:
+                times = f" ({found['count']}×)" if found["count"] > 1 else ""
+                out.append(f"  ✗ {found['call']} at {found['at']}{times}")
             out.append("")
         new = [e for e in self.handler_errors if e["new"]]
         if new:

@@ -26,6 +26,8 @@ from edgetrace.agents._sink import MemorySink
 from edgetrace.replay._loop import VirtualLoop
 from edgetrace.replay._network import Lifecycle, SimNetwork
 from edgetrace.replay._recording import RecordedInput, Recording
+from edgetrace.replay._sandbox import Sandbox
+from edgetrace.replay._watchdog import Watchdog
 from edgetrace.replay._world import FaultLog, SharedArtifacts, SimWorld
 from edgetrace.replay.faults import FaultInjector, FaultPlan, NodeEvent, PlanInjector
 
@@ -58,6 +60,7 @@ class ReplayRun:
     virtual_ns: int
     nodes: list[str] = field(default_factory=list)
     fault_counts: list[tuple[str, int]] = field(default_factory=list)  # (spec, applied) in plan order
+    nondeterminism: list[dict[str, Any]] = field(default_factory=list)  # calls caught at app lines
 
 
 class SimGrid:
@@ -75,6 +78,8 @@ class SimGrid:
         profile: GridProfile | None = None,
         model_paths: Mapping[str, Artifact] | None = None,
         policy_paths: Mapping[str, Artifact] | None = None,
+        epoch_ns: int = 0,
+        watchdog_s: float = 10.0,
     ) -> None:
         self.app = app
         self.seed = seed
@@ -83,6 +88,9 @@ class SimGrid:
         self.recording = recording
         self.profile = profile or GridProfile("none")
         self.loop = VirtualLoop()
+        self.sandbox = Sandbox(now_ns=self.loop.time_ns, epoch_ns=epoch_ns, seed=seed)
+        self.loop.on_nondeterminism = self.sandbox.caught
+        self.watchdog = Watchdog(self.loop, after_s=watchdog_s)
         self.sink = MemorySink()
         self.keys: dict[str, StepKey] = {}
         self.stopped_by = ""
@@ -199,12 +207,13 @@ class SimGrid:
             await asyncio.sleep(0)
 
         try:
-            self.loop.run_until_complete(main())
+            with self.sandbox, self.watchdog:
+                self.loop.run_until_complete(main())
         finally:
             self.artifacts.close()
             self.loop.close()
         return ReplayRun(
             spans=list(self.sink.spans), keys=dict(self.keys), blobs=dict(self.sink.blobs),
             faults_applied=self.faults.applied, virtual_ns=self.loop.time_ns(), nodes=sorted(self.nodes),
-            fault_counts=self.injector.counts(),
+            fault_counts=self.injector.counts(), nondeterminism=self.sandbox.report(),
         )

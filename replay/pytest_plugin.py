@@ -39,6 +39,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run edgetrace tests once per seed 0..N-1 (overrides the edgetrace_seeds marker)")
     group.addoption("--edgetrace-save", default=None, metavar="DIR",
                     help="folder for the sessions of failing edgetrace tests (default: .edgetrace/failures)")
+    group.addoption("--edgetrace-auto-replay", action="store_true", default=None,
+                    help="replay every grid run a test makes and fail the test when it does not replay faithfully")
+    parser.addini("edgetrace_auto_replay", "replay every grid run and fail on divergence or non-determinism",
+                  type="bool", default=False)
     parser.addini("edgetrace_seed", "default seed for edgetrace fixtures", default="0")
     parser.addini("edgetrace_save", "folder for the sessions of failing edgetrace tests",
                   default=".edgetrace/failures")
@@ -123,6 +127,8 @@ def edgetrace_grid(request: pytest.FixtureRequest, edgetrace_seed: int) -> Any:
     from edgetrace.replay.testing import GridHarness
 
     def make(app: Any, nodes: Any, *, seed: int | None = None, faults: Any = (), **kwargs: Any) -> GridHarness:
+        auto = request.config.getoption("edgetrace_auto_replay") or request.config.getini("edgetrace_auto_replay")
+        kwargs.setdefault("auto_replay", bool(auto))
         harness = GridHarness(app, list(nodes), seed=edgetrace_seed if seed is None else seed,
                               faults=[*_marker_faults(request), *faults], **kwargs)
         _track(request, {"kind": "grid", "harness": harness})

@@ -82,6 +82,8 @@ class GridResult:
     virtual_ns: int
     stopped_by: str = ""
     inputs: list[RecordedInput] = field(default_factory=list)
+    #: calls a replay cannot repeat that handler code made, with their lines (see `_sandbox`)
+    nondeterminism: list[dict[str, Any]] = field(default_factory=list)
     #: invariant expressions the test checked that the app does not declare (the printed
     #: `edgetrace replay` line passes them as --check, so it checks what the test did)
     checks: list[str] = field(default_factory=list)
@@ -150,6 +152,24 @@ class GridResult:
         __tracebackhide__ = True
         assert_every_preceded(self, target, required)
 
+    def assert_replays(self) -> None:
+        """The run replays faithfully: saved and replayed, every step comes back the same, and no
+        handler did anything a replay cannot repeat (the check Temporal's users ask for)."""
+        __tracebackhide__ = True
+        import tempfile
+
+        from edgetrace.replay._replayer import Replayer
+
+        problems = [f"{n['call']} at {n['at']}" + (f" ({n['count']}×)" if n["count"] > 1 else "")
+                    for n in self.nondeterminism]
+        with tempfile.TemporaryDirectory(prefix="edgetrace-auto-replay-") as tmp:
+            report, _ = Replayer(self.save(Path(tmp) / "run.ets"), app=self.app).run()
+        problems += [d.describe() for d in report.divergences[:5]]
+        if problems:
+            raise CausalAssertionError(
+                f"the run does not replay faithfully (seed {self.seed}; fidelity {report.fidelity:.1%}):\n"
+                + "\n".join(f"  {p}" for p in problems))
+
     # --- saving -------------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -192,6 +212,7 @@ class GridHarness:
         fault_files: Sequence[str | os.PathLike[str]] = (),
         models: Mapping[str, str | os.PathLike[str] | Callable[[Any], Any]] | None = None,
         policies: Mapping[str, str | os.PathLike[str] | Callable[[Any], Any]] | None = None,
+        auto_replay: bool = False,
     ) -> None:
         if not isinstance(app, App):
             raise UsageError(f"GridHarness needs an edgetrace App, got {type(app).__name__}")
@@ -210,6 +231,7 @@ class GridHarness:
         self.policies = parse_substitutions(policies or {}, what="policy")
         self._inputs: list[RecordedInput] = []
         self.result: GridResult | None = None
+        self.auto_replay = auto_replay  # every run is also replayed and must come back the same
         FaultPlan.parse(self.fault_specs, self.fault_files)  # a bad spec fails at construction
 
     def fault(self, *specs: str) -> GridHarness:
@@ -258,8 +280,11 @@ class GridHarness:
             app=self.app, spans=run.spans, blobs=run.blobs, nodes=run.nodes, seed=self.seed,
             faults=plan.specs() if plan else [], profile=self.profile, virtual_ns=run.virtual_ns,
             stopped_by=grid.stopped_by or ("deadline" if run.virtual_ns >= _ns(until, "until") else "idle"),
-            inputs=inputs,
+            inputs=inputs, nondeterminism=run.nondeterminism,
         )
+        if self.auto_replay:
+            __tracebackhide__ = True
+            self.result.assert_replays()
         return self.result
 
 

@@ -20,12 +20,12 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 SCENARIO = Path(__import__("edgetrace.scenarios.agri", fromlist=["x"]).__file__).resolve().parent
 
 PINNED = {
-    "faithful": ([], 0, "c7a460c9568543160df7aa1e2a1966dc450eb46ee8f12e6d5aa2c9d52be5057e"),
+    "faithful": ([], 0, "544e3695230eeb01a9797749119c68d124cfd130199a6b5249ca886f053e7e5b"),
     "state-latency": (["--faults", str(SCENARIO / "faults" / "state-latency.toml")], 1,
-                      "e1d323002e8c39d91fe853ec6c3b5863bfe1a3c55f21699890efdd9714071e28"),
+                      "14850fb5e2692a80f02f9aeedd0358150aa8a6d7e559c937c5fbbc85273831ac"),
     "fixed-policy": (["--faults", str(SCENARIO / "faults" / "state-latency.toml"),
                       "--policy", f"spray_policy={SCENARIO / 'policies' / 'spray_policy_fixed.rego'}"], 0,
-                     "bc3cd5649ee4cc867a5cd976e0b24fb8eb6e8ce29a231d512794d580d2dd75cd"),
+                     "2786b86212c30dfa3e2058c816def1e9f0d3e05708035a346a3fa27e9da1d5f8"),
 }
 
 

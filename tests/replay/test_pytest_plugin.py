@@ -179,3 +179,32 @@ def test_importing_the_plugin_stays_light() -> None:
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
     assert out.stdout.strip() == ""
+
+
+SLOPPY_TESTS = '''
+import time
+from edgetrace.agents import App
+
+app = App("sloppy", state_host="")
+
+@app.on("tick", nodes="n")
+async def on_tick(ctx, _):
+    await ctx.send("n", "seen", {"at": time.time()})
+
+def test_sloppy(edgetrace_grid):
+    edgetrace_grid(app, ["n"]).input("n", "tick", None, at="1s").run(until="2s")
+
+def test_tidy(edgetrace_grid):
+    from pipeline import app as good, NODES, feed
+    feed(edgetrace_grid(good, NODES)).run(until="20s")
+'''
+
+
+def test_auto_replay_fails_a_test_whose_run_does_not_replay(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(pipeline=USER_APP, test_sloppy=SLOPPY_TESTS)
+    pytester.makeini("[pytest]\nedgetrace_auto_replay = true\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*does not replay faithfully*", "*time.time() at test_sloppy.py:8*"])
+    off = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "edgetrace_auto_replay=false")
+    off.assert_outcomes(passed=2)
