@@ -30,10 +30,12 @@ class SeedResult:
     violations: int
     divergences: int
     first: dict[str, Any] | None
+    coverage: tuple[tuple[str, int], ...] = ()  # (coverage invariant, times reached) in this seed
 
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "verdict": self.verdict, "violations": self.violations,
-                "divergences": self.divergences, "first_violation": self.first}
+                "divergences": self.divergences, "first_violation": self.first,
+                "coverage": dict(self.coverage)}
 
 
 @dataclass
@@ -55,6 +57,13 @@ class SweepReport:
 
     def exit_code(self) -> int:
         return 1 if self.failing else 0
+
+    def coverage(self) -> list[dict[str, Any]]:
+        """Per `sometimes`/`reachable` check: in how many seeds it was reached — so a green sweep
+        shows it exercised the dangerous state (or that it never did)."""
+        names = sorted({name for r in self.results for name, _ in r.coverage})
+        return [{"name": name, "seeds_reached": sum(1 for r in self.results if dict(r.coverage).get(name, 0) > 0),
+                 "seeds": len(self.results)} for name in names]
 
     def command(self, seed: int, faults: Sequence[str] | None = None) -> str:
         import shlex
@@ -86,6 +95,7 @@ class SweepReport:
             "minimal_violation": self.minimal_first,
             "minimise_tries": self.tries,
             "reproduce": self.command(self.minimal_seed, self.minimal) if self.minimal_seed is not None else None,
+            "coverage": self.coverage(),
         }
 
     def render_text(self) -> str:
@@ -111,6 +121,9 @@ class SweepReport:
             out.append(f"  reproduce: {self.command(self.minimal_seed, self.minimal)}")
         elif not bad:
             out.append("  every seed kept every invariant")
+        for c in self.coverage():
+            never = "" if c["seeds_reached"] else "  ← never exercised: the sweep says nothing about it"
+            out.append(f"  {c['name']}: reached in {c['seeds_reached']} of {c['seeds']} seeds{never}")
         return "\n".join(out) + "\n"
 
 
@@ -143,7 +156,8 @@ def _run_one(session: str, faults: list[str], fault_files: list[str], seed: int,
     if report.violations:
         v = report.violations[0]
         first = {"invariant": v.invariant, "span": v.span, "trace": v.trace, "message": v.message}
-    return SeedResult(seed, report.verdict, len(report.violations), len(report.divergences), first)
+    coverage = tuple((name, n) for name, mode, n in report.coverage if mode != "unreachable")
+    return SeedResult(seed, report.verdict, len(report.violations), len(report.divergences), first, coverage)
 
 
 def sweep(

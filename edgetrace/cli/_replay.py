@@ -29,6 +29,9 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="exit 1 on divergence even under faults or substitutions")
     p.add_argument("--horizon", type=float, default=30.0, metavar="SECONDS",
                    help="virtual seconds to keep running after the last recorded step (default 30)")
+    p.add_argument("--why-depth", type=int, default=12, metavar="N",
+                   help="how many causal hops a finding's cut walks back across nodes (default 12)")
+    p.add_argument("--why", choices=["all"], help="'all': the whole causal past of each finding, unpruned")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--save", metavar="OUT", help="write the replayed run as a session (for explore --against)")
 
@@ -41,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
             args.session, faults=args.fault, fault_files=args.faults, seed=args.seed, models=args.model,
             policies=args.policy, checks=args.check, default_checks=not args.no_default_checks,
             horizon_s=args.horizon, progress=update,
+            why_depth=None if args.why == "all" else max(1, args.why_depth),
         )
     if args.save:
         replayer.save(run_, report, args.save)
