@@ -23,6 +23,7 @@ from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._node import NodeRuntime
 from edgetrace.agents._sink import MemorySink
+from edgetrace.replay._counterfactual import ShadowLog
 from edgetrace.replay._loop import VirtualLoop
 from edgetrace.replay._network import Lifecycle, SimNetwork
 from edgetrace.replay._recording import RecordedInput, Recording
@@ -80,6 +81,7 @@ class SimGrid:
         policy_paths: Mapping[str, Artifact] | None = None,
         epoch_ns: int = 0,
         watchdog_s: float = 10.0,
+        shadow: ShadowLog | None = None,
     ) -> None:
         self.app = app
         self.seed = seed
@@ -109,6 +111,7 @@ class SimGrid:
                              faults=self.faults, artifacts=self.artifacts, positions=self.keys, recording=recording)
             runtime = NodeRuntime(app, name, world, seed=seed, models=model_paths, policies=policy_paths)
             world.bind(runtime.recorder)
+            world.shadow = shadow
             self.network.attach(name, runtime.deliver)
             self.worlds[name] = world
             self.nodes[name] = runtime

@@ -29,6 +29,7 @@ from edgetrace.replay._loop import VirtualLoop
 from edgetrace.replay.faults import FaultInjector
 
 if TYPE_CHECKING:
+    from edgetrace.replay._counterfactual import ShadowLog
     from edgetrace.replay._network import Lifecycle, SimNetwork
     from edgetrace.replay._recording import Recording
 
@@ -90,6 +91,7 @@ class SimWorld(NodeWorld):
         self._positions = positions
         self._recording = recording
         self.recorder: Recorder | None = None  # the node's, bound once its runtime exists
+        self.shadow: ShadowLog | None = None  # teacher-forced counterfactuals: substitutes run alongside
 
     def bind(self, recorder: Recorder) -> None:
         self.recorder = recorder
@@ -196,6 +198,8 @@ class SimWorld(NodeWorld):
                 await self._duration_sleep(duration)
                 return result
         result = runner.run(inputs)
+        if self.shadow is not None:
+            self.shadow.model(runner.name, key, inputs, result)
         await self._duration_sleep(duration)
         return result
 
@@ -211,6 +215,8 @@ class SimWorld(NodeWorld):
             await self._duration_sleep(round(timeout * _S))
             return Decision(None, None, [], timed_out=True)
         decision = engine.evaluate(document)
+        if self.shadow is not None:
+            self.shadow.policy(engine.name, key, document, decision)
         await self._duration_sleep(duration)
         return decision
 

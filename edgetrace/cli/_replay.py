@@ -32,6 +32,13 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--why-depth", type=int, default=12, metavar="N",
                    help="how many causal hops a finding's cut walks back across nodes (default 12)")
     p.add_argument("--why", choices=["all"], help="'all': the whole causal past of each finding, unpruned")
+    p.add_argument("--confirm-races", action="store_true",
+                   help="replay each race (concurrent accesses of one key) the other way round and report "
+                        "whether any decision, act or invariant changes")
+    p.add_argument("--mode", choices=["closed-loop", "teacher-forced"], default="closed-loop",
+                   help="with --model/--policy: let the substitute's answers flow downstream (closed-loop, "
+                        "compared with a baseline replay) or feed it the recorded inputs at every step and "
+                        "only compare its answers (teacher-forced)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--save", metavar="OUT", help="write the replayed run as a session (for explore --against)")
 
@@ -44,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
             args.session, faults=args.fault, fault_files=args.faults, seed=args.seed, models=args.model,
             policies=args.policy, checks=args.check, default_checks=not args.no_default_checks,
             horizon_s=args.horizon, progress=update,
-            why_depth=None if args.why == "all" else max(1, args.why_depth),
+            why_depth=None if args.why == "all" else max(1, args.why_depth), confirm_races=args.confirm_races,
+            mode=args.mode,
         )
     if args.save:
         replayer.save(run_, report, args.save)
