@@ -17,6 +17,11 @@ from edgetrace._discovery import DATA_ENV, DEFAULT_DATA_DIR, data_dir
 from edgetrace._errors import UsageError
 from edgetrace._session import FsyncPolicy
 
+EXAMPLES = """\
+edgetrace hub --data sessions
+edgetrace hub --listen 0.0.0.0:7411 --token "$EDGETRACE_TOKEN"
+edgetrace hub --otlp-listen --otlp-grpc-listen --otlp-endpoint http://localhost:4318"""
+
 
 def parse_address(text: str, *, default_port: int) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
