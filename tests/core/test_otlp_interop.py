@@ -197,7 +197,12 @@ def test_a_service_without_instance_id_gets_a_stable_one(tmp_path):
     finally:
         running.close()
     path = tmp_path / "data" / "otel.ets"
-    ids = {_export(path)["00000000000000f1"][1]["service.instance.id"] for _ in range(2)}
+    import opentelemetry.sdk.resources as sdk_resources
+
+    ids = set()
+    for _ in range(2):
+        sdk_resources._service_instance_id = None  # as in a new process: the SDK would draw a new UUID
+        ids.add(_export(path)["00000000000000f1"][1]["service.instance.id"])
     assert len(ids) == 1
 
 
