@@ -73,9 +73,11 @@ def test_mcap_reads_back_with_crcs_checked(demo_mcap):
 
 
 def test_a_replay_attaches_its_fault_plan(tmp_path):
+    from edgetrace.agents import load_scenario
     from edgetrace.replay import replay_session
 
-    report, replayer, run = replay_session(DEMO, faults=["latency(op=state.*, delay=2s)"])
+    report, replayer, run = replay_session(DEMO, faults=["latency(op=state.*, delay=2s)"],
+                                            app=load_scenario("agri").app)
     saved = replayer.save(run, report, tmp_path / "r.ets")
     out = tmp_path / "r.mcap"
     assert main(["export", str(saved), "--mcap", str(out), "--json"]) == 0

@@ -25,7 +25,6 @@ from edgetrace._otlp import IdScheme, IngestError, OtlpForwarder, export_session
 from edgetrace._otlp.receiver import MAX_SESSIONS_PER_REQUEST
 from edgetrace._records import Manifest, Span, SpanKind, Status
 from edgetrace._session import Session, SessionWriter
-from edgetrace.cli import main
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "agri-demo.ets"
 
@@ -49,11 +48,15 @@ def _ids(got: dict[str, tuple[Any, dict[str, Any]]]) -> set[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def replays(tmp_path_factory) -> dict[str, Path]:
+    from edgetrace.agents import load_scenario
+    from edgetrace.replay import replay_session
+
     folder = tmp_path_factory.mktemp("replays")
-    out = {"faithful": folder / "faithful.ets", "latency": folder / "latency.ets"}
-    assert main(["replay", str(DEMO), "--json", "--save", str(out["faithful"])]) in (0, 1)
-    assert main(["replay", str(DEMO), "--json", "--save", str(out["latency"]),
-                 "--fault", "latency(op=state.*, delay=2s)"]) in (0, 1)
+    app = load_scenario("agri").app  # the app comes from us, never from the session file
+    out = {}
+    for name, faults in (("faithful", []), ("latency", ["latency(op=state.*, delay=2s)"])):
+        report, replayer, run = replay_session(DEMO, faults=faults, app=app)
+        out[name] = replayer.save(run, report, folder / f"{name}.ets")
     return out
 
 

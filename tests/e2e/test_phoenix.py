@@ -59,9 +59,11 @@ def _spans_of(client: Any, session_id: str, want: int) -> list[dict[str, Any]]:
 def test_phoenix_shows_recording_and_replay_intact_and_apart(phoenix, tmp_path, capsys):
     from phoenix.client import Client
 
+    from edgetrace.agents import load_scenario
     from edgetrace.replay import replay_session
 
-    report, replayer, run = replay_session(DEMO, faults=["latency(op=state.*, delay=2s)"])
+    report, replayer, run = replay_session(DEMO, faults=["latency(op=state.*, delay=2s)"],
+                                            app=load_scenario("agri").app)
     replayed = replayer.save(run, report, tmp_path / "replayed.ets")
     assert main(["export", str(DEMO), "--otlp", phoenix.http, "--capture-content"]) == 0
     assert main(["export", str(replayed), "--otlp", phoenix.grpc, "--protocol", "grpc", "--capture-content"]) == 0
