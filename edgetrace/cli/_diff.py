@@ -11,6 +11,10 @@ import msgspec
 
 from edgetrace._session import Session
 
+EXAMPLES = """\
+edgetrace diff run.ets replayed.ets
+edgetrace diff run.ets replayed.ets --trace tractor-01/f0003 --json"""
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", metavar="A", help="first session (e.g. the recording)")

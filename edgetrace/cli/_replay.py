@@ -12,6 +12,11 @@ import sys
 
 from edgetrace.cli._progress import progress_bar
 
+EXAMPLES = """\
+edgetrace replay run.ets
+edgetrace replay run.ets --fault 'latency(op=state.*, delay=2s)'
+edgetrace replay run.ets --policy spray_policy=fixed.rego --save fixed.ets --json"""
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", metavar="SESSION", help="recorded session (.ets)")

@@ -14,6 +14,11 @@ from edgetrace._handler_errors import error_summary, is_handler_error
 from edgetrace._records import Span, Status
 from edgetrace._session import Session
 
+EXAMPLES = """\
+edgetrace show run.ets
+edgetrace show run.ets --trace tractor-01/f0001
+edgetrace show run.ets --json"""
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", metavar="SESSION", help="session file (.ets)")
