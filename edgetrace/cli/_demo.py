@@ -141,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         out("            " + ("no invariant violated ✓" if ok_fixed else
                              f"✗ still {len(fixed_report.violations)} violation(s)")
             + (f" — where the state was late, the tractors now decide: {', '.join(decisions)}" if decisions else ""))
+        if fixed_report.counterfactual is not None:  # the same plan without the fix, trace by trace
+            out(f"            against the unfixed policy: {fixed_report.counterfactual['summary']}")
         summary["fixed"] = {"violations": len(fixed_report.violations), "session": str(fixed)}
 
     explorer = importlib.util.find_spec("edgetrace.cli._explore") is not None
