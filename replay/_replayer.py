@@ -30,10 +30,12 @@ from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._scenario import load_app
 from edgetrace.replay._divergence import compare
+from edgetrace.replay._memo import DEFAULT_FAITHFUL_VERIFY, InferenceMemo
 from edgetrace.replay._recording import Recording
 from edgetrace.replay._report import ReplayReport, TraceReport
 from edgetrace.replay._sim import ReplayRun, SimGrid
 from edgetrace.replay._validate import Universe, check_faults, check_invariants
+from edgetrace.replay._world import SharedArtifacts
 from edgetrace.replay.faults import FaultInjector, FaultPlan, PlanInjector
 
 __all__ = ["Replayer", "parse_substitutions", "replay_command", "replay_session"]
@@ -125,7 +127,14 @@ class Replayer:
         invariants: Sequence[Any] = (),
         horizon_s: float = 30.0,
         progress: Callable[[int, int], None] | None = None,
+        reexecute: bool = False,
+        verify_memo: int | None = None,
+        artifacts: SharedArtifacts | None = None,
+        injector: FaultInjector | None = None,
     ) -> tuple[ReplayReport, ReplayRun]:
+        """`reexecute` runs every model and policy step again instead of serving byte-identical
+        ones from the recording (`_memo.py`); `verify_memo` re-executes that many memoised steps
+        and fails on a mismatch (default: a sample in faithful replays, none under faults)."""
         models = dict(models or {})
         policies = dict(policies or {})
         for name in models:
@@ -140,13 +149,16 @@ class Replayer:
         if plan:
             check_faults(plan, self.universe)
         check_invariants(list(invariants), self.universe)
-        injector = PlanInjector(plan, seed) if plan else FaultInjector()
+        injector = injector or (PlanInjector(plan, seed) if plan else FaultInjector())
         extra = max((event.until or 0 for event in injector.node_events(self.nodes)), default=0)
         until = max(self.recording.end, extra) + int(horizon_s * _S)
+        if verify_memo is None:
+            verify_memo = DEFAULT_FAITHFUL_VERIFY if not (plan or models or policies) else 0
+        memo = InferenceMemo(self.recording, reexecute=reexecute, verify=verify_memo)
         grid = SimGrid(
             self.app, self.nodes, seed=seed, plan=plan, injector=injector, recording=self.recording,
             profile=self.profile, model_paths=models, policy_paths=policies,
-            epoch_ns=int(self.session.manifest.meta.get("epoch_ns", 0) or 0),
+            epoch_ns=int(self.session.manifest.meta.get("epoch_ns", 0) or 0), memo=memo, artifacts=artifacts,
         )
         run = grid.run(self.recording.inputs(), until_ns=until, progress=progress)
         report = self._report(run, plan=plan, seed=seed, models=models, policies=policies, invariants=invariants)
@@ -297,8 +309,16 @@ def replay_session(
     progress: Callable[[int, int], None] | None = None,
     app: Any = None,
     replayer: Replayer | None = None,
+    reexecute: bool = False,
+    verify_memo: int | None = None,
+    artifacts: SharedArtifacts | None = None,
+    occurrences: Sequence[int] | None = None,
+    injector: FaultInjector | None = None,
 ) -> tuple[ReplayReport, Replayer, ReplayRun]:
-    """What `edgetrace replay` does, as a function: parse everything, run, report."""
+    """What `edgetrace replay` does, as a function: parse everything, run, report.
+
+    `occurrences` (`--occurrences`) applies only those occurrences of the plan under this seed,
+    numbered as a first replay with the whole plan applies them (`replay/_ddmin.py`)."""
     from edgetrace.replay._invariants import resolve
 
     plan = FaultPlan.parse(list(faults), [Path(f) for f in fault_files])
@@ -310,11 +330,17 @@ def replay_session(
     invariants = resolve(names, declared)
     if seed is None and plan.seed is not None:
         seed = plan.seed
-    report, run = replayer.run(
+    options: dict[str, Any] = dict(
         plan=plan if plan else None, seed=seed, models=parse_substitutions(models, what="model"),
         policies=parse_substitutions(policies, what="policy"), invariants=invariants,
-        horizon_s=horizon_s, progress=progress,
+        horizon_s=horizon_s, reexecute=reexecute, verify_memo=verify_memo, artifacts=artifacts,
+        injector=injector,
     )
+    if occurrences is not None:
+        from edgetrace.replay._ddmin import occurrence_injector
+
+        options["injector"] = occurrence_injector(replayer, occurrences, **options)
+    report, run = replayer.run(progress=progress, **options)
     return report, replayer, run
 
 
