@@ -39,6 +39,7 @@ ACT_EXECUTED: Final = "edgetrace.act.executed"
 
 # --- where in the app -------------------------------------------------------------------------
 CODE: Final = "edgetrace.code"  # file.py:line of the app code that issued a step (or raised)
+LOCAL: Final = "edgetrace.local"  # the handler had used ctx.local by this step (node memory)
 EXCEPTION_TYPE: Final = "exception.type"  # OpenTelemetry's exception attributes
 EXCEPTION_MESSAGE: Final = "exception.message"
 EXCEPTION_STACKTRACE: Final = "exception.stacktrace"

@@ -47,10 +47,12 @@ class SeedResult:
     violations: int
     divergences: int
     first: dict[str, Any] | None
+    coverage: tuple[tuple[str, int], ...] = ()  # (coverage invariant, times reached) in this seed
 
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "verdict": self.verdict, "violations": self.violations,
-                "divergences": self.divergences, "first_violation": self.first}
+                "divergences": self.divergences, "first_violation": self.first,
+                "coverage": dict(self.coverage)}
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,9 @@ def run_one(task: SweepTask, seed: int, *, faults: Sequence[str] | None = None,
     if report.violations:
         v = report.violations[0]
         first = {"invariant": v.invariant, "span": v.span, "trace": v.trace, "message": v.message}
-    return SeedResult(seed, report.verdict, len(report.violations), len(report.divergences), first), report
+    coverage = tuple((name, n) for name, mode, n in report.coverage if mode != "unreachable")
+    return SeedResult(seed, report.verdict, len(report.violations), len(report.divergences), first,
+                      coverage), report
 
 
 def run_batch(task: SweepTask, seeds: Sequence[int]) -> list[SeedResult]:

@@ -26,6 +26,7 @@ from edgetrace._records import Manifest, Span, SpanKind
 from edgetrace._session import Session, SessionWriter
 from edgetrace._stepkey import StepKey
 from edgetrace._version import __version__
+from edgetrace._why import CutStep, PairCut, Why
 from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._scenario import load_app
@@ -131,6 +132,7 @@ class Replayer:
         verify_memo: int | None = None,
         artifacts: SharedArtifacts | None = None,
         injector: FaultInjector | None = None,
+        why_depth: int | None = 12,
     ) -> tuple[ReplayReport, ReplayRun]:
         """`reexecute` runs every model and policy step again instead of serving byte-identical
         ones from the recording (`_memo.py`); `verify_memo` re-executes that many memoised steps
@@ -161,7 +163,8 @@ class Replayer:
             epoch_ns=int(self.session.manifest.meta.get("epoch_ns", 0) or 0), memo=memo, artifacts=artifacts,
         )
         run = grid.run(self.recording.inputs(), until_ns=until, progress=progress)
-        report = self._report(run, plan=plan, seed=seed, models=models, policies=policies, invariants=invariants)
+        report = self._report(run, plan=plan, seed=seed, models=models, policies=policies, invariants=invariants,
+                              why_depth=why_depth)
         return report, run
 
     @cached_property
@@ -170,7 +173,8 @@ class Replayer:
         return Universe.of(self.app, self.nodes, self.session.spans, where=f"session {self.session.path.name}")
 
     def _report(self, run: ReplayRun, *, plan: Any, seed: int, models: Mapping[str, Artifact],
-                policies: Mapping[str, Artifact], invariants: Sequence[Any]) -> ReplayReport:
+                policies: Mapping[str, Artifact], invariants: Sequence[Any],
+                why_depth: int | None = 12) -> ReplayReport:
         recorded = self.recording.spans
         rec_index = self.session.index
         rep_index = CausalIndex(run.spans)
@@ -179,6 +183,8 @@ class Replayer:
         rec_steps = [s for s in recorded if s.kind is not SpanKind.FAULT]
         matched = len(rec_steps) - len({d.key for d in divergences if d.kind in ("missing", "changed")})
         violations: list[Any] = []
+        from edgetrace.replay._invariants import Coverage
+
         if invariants:
             from edgetrace.replay._invariants import History, check_all
 
@@ -187,6 +193,17 @@ class Replayer:
         violation_chains = {
             v.span: [_step(by_ref[ref]) for ref in v.chain if ref in by_ref] for v in violations
         }
+        why = Why(run.spans, rep_index)
+        why_recorded = Why(recorded, rec_index)
+        violation_cuts: dict[str, dict[str, Any]] = {}
+        for v in violations:
+            if v.span in violation_cuts or v.span not in by_ref:
+                continue
+            if v.other and v.other in by_ref:
+                pair = why.pair(by_ref[v.other], by_ref[v.span], depth=why_depth)
+                violation_cuts[v.span] = {"cut": _cut(pair.second_cut), "pair": _pair(pair)}
+            else:
+                violation_cuts[v.span] = {"cut": _cut(why.cut(by_ref[v.span], depth=why_depth))}
         traces: dict[str, TraceReport] = {}
         for d in divergences:
             report = traces.get(d.trace)
@@ -200,6 +217,7 @@ class Replayer:
             if spans_ref is not None:
                 past = index.causal_past(spans_ref, trace=trace)[-12:]
                 report.chain = [_step(s) for s in [*past, spans_ref]]
+                report.why = _cut((why if anchor is not None else why_recorded).cut(spans_ref, depth=why_depth))
             report.recorded_decisions = _decisions(rec_index.causal_sort(s for s in recorded if s.trace == trace))
             report.replayed_decisions = _decisions(rep_index.causal_sort(s for s in run.spans if s.trace == trace))
         return ReplayReport(
@@ -220,9 +238,11 @@ class Replayer:
             violation_chains=violation_chains,
             invariants=[(inv.name, inv.description) for inv in invariants],
             fault_counts=run.fault_counts,
-            handler_errors=_handler_errors(run.spans, run.keys, recorded=rec_error_keys),
+            handler_errors=_handler_errors(run.spans, run.keys, recorded=rec_error_keys, why=why, depth=why_depth),
             recorded_errors=_handler_errors(recorded, self.recording.keys),
             nondeterminism=run.nondeterminism,
+            violation_cuts=violation_cuts,
+            coverage=[(inv.name, inv.mode, inv.reached) for inv in invariants if isinstance(inv, Coverage)],
         )
 
     def save(self, run: ReplayRun, report: ReplayReport, out: str | os.PathLike[str]) -> Path:
@@ -269,18 +289,35 @@ def _step(span: Any) -> dict[str, Any]:
 
 
 def _handler_errors(spans: list[Span], keys: Mapping[str, StepKey], *,
-                    recorded: set[StepKey] | None = None) -> list[dict[str, Any]]:
+                    recorded: set[StepKey] | None = None, why: Why | None = None,
+                    depth: int | None = 12) -> list[dict[str, Any]]:
     """Handler errors as report entries; `new` when `recorded` (the recording's error steps)
-    has no error at that step."""
+    has no error at that step; new ones carry their causal cut (the first 20)."""
     found = []
+    cuts = 0
     for s in spans:
         if not is_handler_error(s):
             continue
         where = s.attrs.get(attr.CODE)
-        found.append({"ref": s.ref, "trace": s.trace, "node": s.node, "error": s.error,
-                      "at": where if isinstance(where, str) else "",
-                      "new": recorded is not None and keys.get(s.ref) not in recorded})
+        new = recorded is not None and keys.get(s.ref) not in recorded
+        entry: dict[str, Any] = {"ref": s.ref, "trace": s.trace, "node": s.node, "error": s.error,
+                                 "at": where if isinstance(where, str) else "", "new": new}
+        if new and why is not None and cuts < 20:
+            entry["why"] = _cut(why.cut(s, depth=depth))
+            cuts += 1
+        found.append(entry)
     return sorted(found, key=lambda e: (e["trace"], e["node"], e["ref"]))
+
+
+def _cut(steps: list[CutStep]) -> list[dict[str, Any]]:
+    """A cut as report lines: each step as the chain shows it, plus where it ran and why it is there."""
+    return [{**_step(c.span), "node": c.span.node, "trace": c.span.trace, "why": c.reason} for c in steps]
+
+
+def _pair(pair: PairCut) -> dict[str, Any]:
+    return {"first": pair.first.ref, "second": pair.second.ref, "relation": pair.relation,
+            "split": pair.split.ref if pair.split else None, "first_cut": _cut(pair.first_cut),
+            "lost": _cut(pair.lost)}
 
 
 def _decisions(spans: list[Any]) -> list[dict[str, Any]]:
@@ -314,6 +351,7 @@ def replay_session(
     artifacts: SharedArtifacts | None = None,
     occurrences: Sequence[int] | None = None,
     injector: FaultInjector | None = None,
+    why_depth: int | None = 12,
 ) -> tuple[ReplayReport, Replayer, ReplayRun]:
     """What `edgetrace replay` does, as a function: parse everything, run, report.
 
@@ -333,7 +371,7 @@ def replay_session(
     options: dict[str, Any] = dict(
         plan=plan if plan else None, seed=seed, models=parse_substitutions(models, what="model"),
         policies=parse_substitutions(policies, what="policy"), invariants=invariants,
-        horizon_s=horizon_s, reexecute=reexecute, verify_memo=verify_memo, artifacts=artifacts,
+        horizon_s=horizon_s, why_depth=why_depth, reexecute=reexecute, verify_memo=verify_memo, artifacts=artifacts,
         injector=injector,
     )
     if occurrences is not None:

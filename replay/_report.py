@@ -26,6 +26,7 @@ class TraceReport:
     first: Divergence
     count: int = 0
     chain: list[dict[str, Any]] = field(default_factory=list)
+    why: list[dict[str, Any]] = field(default_factory=list)  # the causal cut of the first divergence
     recorded_decisions: list[dict[str, Any]] = field(default_factory=list)
     replayed_decisions: list[dict[str, Any]] = field(default_factory=list)
 
@@ -35,6 +36,7 @@ class TraceReport:
             "divergences": self.count,
             "first_divergence": self.first.to_dict(),
             "causal_chain": self.chain,
+            "why": self.why,
             "decisions": {"recorded": self.recorded_decisions, "replayed": self.replayed_decisions},
         }
 
@@ -61,6 +63,8 @@ class ReplayReport:
     handler_errors: list[dict[str, Any]] = field(default_factory=list)  # in the replay, report order
     recorded_errors: list[dict[str, Any]] = field(default_factory=list)  # in the recording
     nondeterminism: list[dict[str, Any]] = field(default_factory=list)  # calls caught at app lines
+    violation_cuts: dict[str, dict[str, Any]] = field(default_factory=dict)  # span -> {"cut", "pair"?}
+    coverage: list[tuple[str, str, int]] = field(default_factory=list)  # (name, mode, times reached)
 
     @property
     def faithful(self) -> bool:
@@ -111,8 +115,13 @@ class ReplayReport:
                 for name, text in self.invariants
             ],
             "violations": [
-                {**v.to_dict(), "causal_chain": self.violation_chains.get(v.span, [])} for v in self.violations
+                {**v.to_dict(), "causal_chain": self.violation_chains.get(v.span, []),
+                 **({"why": self.violation_cuts[v.span]["cut"]} if v.span in self.violation_cuts else {}),
+                 **({"pair": self.violation_cuts[v.span]["pair"]} if "pair" in self.violation_cuts.get(v.span, {})
+                    else {})}
+                for v in self.violations
             ],
+            "coverage": [{"name": name, "mode": mode, "reached": n} for name, mode, n in self.coverage],
             "nondeterminism": self.nondeterminism,
             "handler_errors": {"replayed": self.handler_errors, "recorded": len(self.recorded_errors),
                                "new": sum(1 for e in self.handler_errors if e["new"])},
@@ -147,8 +156,11 @@ class ReplayReport:
             shown = _error_groups(self.recorded_errors)
             out.append(f"  errors  the recording itself has {len(self.recorded_errors)} handler error(s): {shown}")
         if self.invariants:
+            reached = {name: n for name, mode, n in self.coverage if mode != "unreachable"}
             counts = {name: sum(1 for v in self.violations if v.invariant == name) for name, _ in self.invariants}
-            shown = ", ".join(f"{name} {'✓' if not n else f'✗ {n}'}" for name, n in counts.items())
+            shown = ", ".join(
+                f"{name} reached {reached[name]}×" if name in reached
+                else f"{name} {'✓' if not n else f'✗ {n}'}" for name, n in counts.items())
             out.append(f"  checked {shown}")
         else:
             out.append("  checked no invariants (the app declares none; add --check EXPR)")
@@ -157,8 +169,22 @@ class ReplayReport:
             out.append(f"INVARIANT VIOLATED — {len(self.violations)} violation(s)")
             for v in self.violations[:max_traces]:
                 out.append(f"  ✗ {v.invariant}: {v.message}")
-                for step in self.violation_chains.get(v.span, []):
-                    out.append("      " + _step_line(step))
+                found = self.violation_cuts.get(v.span)
+                if found is None:
+                    for step in self.violation_chains.get(v.span, []):
+                        out.append("      " + _step_line(step))
+                    continue
+                pair = found.get("pair")
+                if pair:
+                    out.append(f"    both sides: {pair['first']} and {pair['second']} — {pair['relation']}"
+                               + (f"; they split after {pair['split']}" if pair["split"] else ""))
+                    out.append(f"    why {pair['first']}:")
+                    out.extend("      " + _cut_line(step) for step in pair["first_cut"])
+                    out.append(f"    why {pair['second']}:")
+                out.extend("      " + _cut_line(step) for step in found["cut"])
+                if pair and pair["lost"]:
+                    out.append("    what could have ordered them, and was lost:")
+                    out.extend("      " + _cut_line(step) for step in pair["lost"])
             if len(self.violations) > max_traces:
                 out.append(f"  … and {len(self.violations) - max_traces} more (use --json for all)")
             out.append("")
@@ -209,6 +235,19 @@ def _error_groups(errors: list[dict[str, Any]], limit: int = 3) -> str:
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     parts = [f"{what}" + (f" at {at}" if at else "") + (f" ({n}×)" if n > 1 else "") for (what, at), n in top[:limit]]
     return ", ".join(parts) + (f", and {len(top) - limit} more kinds" if len(top) > limit else "")
+
+
+def _cut_line(step: dict[str, Any]) -> str:
+    """One line of a causal cut: where it ran, what it did, and why it bears on the finding."""
+    summary = step.get("summary")
+    text = "" if summary in (None, {}, "") else f" {_short(summary)}"
+    err = f"  ✗ {step['error']}" if step.get("error") else ""
+    return f"{step['ref']:<16} {step['trace']:<20} {step['kind']:<9} {step['name']}{text}{err}  — {step['why']}"
+
+
+def _short(value: Any, limit: int = 70) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _step_line(step: dict[str, Any]) -> str:

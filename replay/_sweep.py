@@ -56,6 +56,13 @@ class SweepReport:
     def exit_code(self) -> int:
         return 1 if self.failing else 0
 
+    def coverage(self) -> list[dict[str, Any]]:
+        """Per `sometimes`/`reachable` check: in how many seeds it was reached — so a green sweep
+        shows it exercised the dangerous state (or that it never did)."""
+        names = sorted({name for r in self.results for name, _ in r.coverage})
+        return [{"name": name, "seeds_reached": sum(1 for r in self.results if dict(r.coverage).get(name, 0) > 0),
+                 "seeds": len(self.results)} for name in names]
+
     def command(self, seed: int, faults: Sequence[str] | None = None,
                 occurrences: Sequence[int] | None = None) -> str:
         args = ["edgetrace", "replay", self.session, "--seed", str(seed)]
@@ -88,6 +95,7 @@ class SweepReport:
             "minimise_tries": self.tries,
             "reproduce": self.command(self.minimal_seed, self.minimal) if self.minimal_seed is not None else None,
             "cause": self._cause_dict(),
+            "coverage": self.coverage(),
         }
 
     def _cause_dict(self) -> dict[str, Any] | None:
@@ -131,6 +139,9 @@ class SweepReport:
             out.extend(self._cause_lines())
         elif not bad:
             out.append("  every seed kept every invariant")
+        for c in self.coverage():
+            never = "" if c["seeds_reached"] else "  ← never exercised: the sweep says nothing about it"
+            out.append(f"  {c['name']}: reached in {c['seeds_reached']} of {c['seeds']} seeds{never}")
         return "\n".join(out) + "\n"
 
     def _cause_lines(self) -> list[str]:

@@ -39,6 +39,9 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--occurrences", metavar="N,N,...",
                    help="apply only these occurrences of the plan's faults (numbered as the plan applies "
                    "them under this seed; a sweep's minimisation prints them)")
+    p.add_argument("--why-depth", type=int, default=12, metavar="N",
+                   help="how many causal hops a finding's cut walks back across nodes (default 12)")
+    p.add_argument("--why", choices=["all"], help="'all': the whole causal past of each finding, unpruned")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--save", metavar="OUT", help="write the replayed run as a session (for explore --against)")
 
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
                 policies=args.policy, checks=args.check, default_checks=not args.no_default_checks,
                 horizon_s=args.horizon, progress=update, reexecute=args.reexecute == "all",
                 verify_memo=args.verify_memo, occurrences=occurrence_numbers(args.occurrences),
+                why_depth=None if args.why == "all" else max(1, args.why_depth),
             )
     except MemoMismatchError as exc:  # the replay diverged from its recording, loudly
         print(f"edgetrace: replay diverged: {' '.join(str(exc).split())}", file=sys.stderr)

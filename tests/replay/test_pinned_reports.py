@@ -20,12 +20,12 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 SCENARIO = Path(__import__("edgetrace.scenarios.agri", fromlist=["x"]).__file__).resolve().parent
 
 PINNED = {
-    "faithful": ([], 0, "544e3695230eeb01a9797749119c68d124cfd130199a6b5249ca886f053e7e5b"),
+    "faithful": ([], 0, "e4ad2e6996d9d879c2a15f7fb62ebf7a4430358864e27dc8e4d3846013758ab0"),
     "state-latency": (["--faults", str(SCENARIO / "faults" / "state-latency.toml")], 1,
-                      "14850fb5e2692a80f02f9aeedd0358150aa8a6d7e559c937c5fbbc85273831ac"),
+                      "3778d1c1887b0a7ccbbda5b8330dfbb2cb5475e7e29c4886c0e11d812da01838"),
     "fixed-policy": (["--faults", str(SCENARIO / "faults" / "state-latency.toml"),
                       "--policy", f"spray_policy={SCENARIO / 'policies' / 'spray_policy_fixed.rego'}"], 0,
-                     "2786b86212c30dfa3e2058c816def1e9f0d3e05708035a346a3fa27e9da1d5f8"),
+                     "93f53cb8667072b33b07029b84a3a5c25b5d9d8701114686b25c116a4d614e07"),
 }
 
 

@@ -86,3 +86,11 @@ def test_every_printed_repro_command_shows_the_violation_it_is_printed_with(toy_
                            text=True, cwd=tmp_path, timeout=300)
         got = json.loads(r.stdout)["violations"][0]
         assert (got["span"], got["trace"], got["invariant"]) == (first["span"], first["trace"], first["invariant"])
+
+
+def test_a_sweep_says_in_how_many_seeds_it_reached_the_dangerous_state(toy_session):
+    report = sweep(toy_session, range(6), faults=PLAN, checks=[CHECK, "sometimes recv where error ~ \"timeout*\""],
+                   jobs=1, do_minimise=False)
+    (cov,) = report.coverage()
+    assert cov["seeds"] == 6 and 0 < cov["seeds_reached"] <= 6
+    assert f"reached in {cov['seeds_reached']} of 6 seeds" in report.render_text()
