@@ -26,6 +26,8 @@ BENCHES = {
         ["bench_replay.py"], ["bench_replay.py", "--repeats", "3", "--virtual", "1200"]),
     "explorer (issue 6: first screen, memory, keystroke latency at 1M spans)": (
         ["bench_explore.py"], ["bench_explore.py", "--records", "100000", "--runs", "2"]),
+    "sweeps (issue 17: seeds/s with and without the inference memo, process pool vs Ray)": (
+        ["bench_sweep.py"], ["bench_sweep.py", "--seeds", "60", "--baseline-seeds", "10"]),
     "determinism (issue 12: 1,000 same-seed double replays under a probabilistic plan)": (
         ["bench_determinism.py"], ["bench_determinism.py", "--seeds", "10"]),
 }
