@@ -15,7 +15,8 @@ object they concern (a session path, a node, a span) so callers can act on them:
     │   └── UnsupportedFormatError  a format version this build cannot read
     ├── TransportError              the live link between agents and hub
     │   ├── FrameError              malformed or oversized frame
-    │   └── AuthError               missing or wrong token
+    │   ├── AuthError               missing or wrong token
+    │   └── IngestError             an OTLP request the hub cannot take (edgetrace._otlp; .status)
     ├── ModelError                  an ONNX model that cannot be loaded or run (.model)
     ├── PolicyError                 a rule policy that cannot be loaded or evaluated (.policy)
     └── ReplayError                 a session that cannot be replayed (e.g. app not importable)

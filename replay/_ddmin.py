@@ -178,17 +178,22 @@ def occurrence_log(replayer: Any, *, plan: FaultPlan | None, seed: int | None, *
     """Every occurrence of `plan`'s faults when `replayer` replays it under `seed`, in order."""
     if not plan:
         raise UsageError("--occurrences needs a fault plan (--fault or --faults)")
-    seed = replayer.session.manifest.seed if seed is None else seed
-    found: list[Occurrence] = []
-    options.pop("injector", None)
-    replayer.run(plan=plan, seed=seed, injector=PlanInjector(plan, seed, log=found), **options)
-    return found
+    resolved = replayer.session.manifest.seed if seed is None else seed
+    logs: list[list[Occurrence]] = []
+
+    def logging() -> FaultInjector:
+        logs.append([])  # a replay may simulate more than once (races, counterfactuals): the first is it
+        return PlanInjector(plan, resolved, log=logs[-1])
+
+    options.pop("make_injector", None)
+    replayer.run(plan=plan, seed=resolved, make_injector=logging, **options)
+    return logs[0]
 
 
 def occurrence_injector(replayer: Any, numbers: Sequence[int], *, plan: FaultPlan | None,
-                        seed: int | None, **options: Any) -> FaultInjector:
-    """The injector of `--occurrences`: those occurrences of the plan under this seed, numbered
+                        seed: int | None, **options: Any) -> Callable[[], FaultInjector]:
+    """The injectors of `--occurrences`: those occurrences of the plan under this seed, numbered
     as a replay with the whole plan makes them, and nothing else."""
-    log = occurrence_log(replayer, plan=plan, seed=seed, **options)
+    chosen = choose(occurrence_log(replayer, plan=plan, seed=seed, **options), numbers)
     assert plan is not None
-    return OccurrenceInjector(plan, choose(log, numbers))
+    return lambda: OccurrenceInjector(plan, chosen)

@@ -30,8 +30,10 @@ from edgetrace._why import CutStep, PairCut, Why
 from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._scenario import load_app
+from edgetrace.replay._counterfactual import MODES, ShadowLog, closed_loop, teacher_forced
 from edgetrace.replay._divergence import compare
 from edgetrace.replay._memo import DEFAULT_FAITHFUL_VERIFY, InferenceMemo
+from edgetrace.replay._races import HoldInjector, confirm, find_races
 from edgetrace.replay._recording import Recording
 from edgetrace.replay._report import ReplayReport, TraceReport
 from edgetrace.replay._sim import ReplayRun, SimGrid
@@ -131,12 +133,17 @@ class Replayer:
         reexecute: bool = False,
         verify_memo: int | None = None,
         artifacts: SharedArtifacts | None = None,
-        injector: FaultInjector | None = None,
+        make_injector: Callable[[], FaultInjector] | None = None,
         why_depth: int | None = 12,
+        confirm_races: bool = False,
+        mode: str = "closed-loop",
     ) -> tuple[ReplayReport, ReplayRun]:
         """`reexecute` runs every model and policy step again instead of serving byte-identical
         ones from the recording (`_memo.py`); `verify_memo` re-executes that many memoised steps
-        and fails on a mismatch (default: a sample in faithful replays, none under faults)."""
+        and fails on a mismatch (default: a sample in faithful replays, none under faults);
+        `make_injector` makes the fault injector of each simulation (default: the plan's)."""
+        if mode not in MODES:
+            raise UsageError(f"unknown counterfactual mode {mode!r}; expected one of: {', '.join(MODES)}")
         models = dict(models or {})
         policies = dict(policies or {})
         for name in models:
@@ -151,20 +158,58 @@ class Replayer:
         if plan:
             check_faults(plan, self.universe)
         check_invariants(list(invariants), self.universe)
-        injector = injector or (PlanInjector(plan, seed) if plan else FaultInjector())
-        extra = max((event.until or 0 for event in injector.node_events(self.nodes)), default=0)
-        until = max(self.recording.end, extra) + int(horizon_s * _S)
+        swapped = bool(models or policies)
+        forced = swapped and mode == "teacher-forced"
+        shadow: ShadowLog | None = None
+        if forced:  # substitutes run beside the app's own, on the recorded inputs; they steer nothing
+            shadow = ShadowLog({**{("model", n): self.app.build_model(n, a) for n, a in sorted(models.items())},
+                                **{("policy", n): self.app.build_policy(n, a) for n, a in sorted(policies.items())}})
+
         if verify_memo is None:
             verify_memo = DEFAULT_FAITHFUL_VERIFY if not (plan or models or policies) else 0
-        memo = InferenceMemo(self.recording, reexecute=reexecute, verify=verify_memo)
-        grid = SimGrid(
-            self.app, self.nodes, seed=seed, plan=plan, injector=injector, recording=self.recording,
-            profile=self.profile, model_paths=models, policy_paths=policies,
-            epoch_ns=int(self.session.manifest.meta.get("epoch_ns", 0) or 0), memo=memo, artifacts=artifacts,
-        )
-        run = grid.run(self.recording.inputs(), until_ns=until, progress=progress)
+
+        def simulate(holds: dict[StepKey, int] | None = None, tick: Callable[[int, int], None] | None = None,
+                     swap: bool = not forced) -> ReplayRun:
+            injector: FaultInjector = (make_injector() if make_injector is not None
+                                       else PlanInjector(plan, seed) if plan else FaultInjector())
+            if holds:
+                injector = HoldInjector(injector, holds)
+            extra = max((event.until or 0 for event in injector.node_events(self.nodes)), default=0)
+            until = max(self.recording.end, extra) + int(horizon_s * _S)
+            grid = SimGrid(
+                self.app, self.nodes, seed=seed, plan=plan, injector=injector, recording=self.recording,
+                profile=self.profile, model_paths=models if swap else {}, policy_paths=policies if swap else {},
+                epoch_ns=int(self.session.manifest.meta.get("epoch_ns", 0) or 0),
+                shadow=shadow if not swap else None, artifacts=artifacts,
+                memo=InferenceMemo(self.recording, reexecute=reexecute, verify=verify_memo),
+            )
+            return grid.run(self.recording.inputs(), until_ns=until, progress=tick)
+
+        try:
+            run = simulate(tick=progress)
+        finally:
+            for engine in (shadow.shadows.values() if shadow is not None else ()):
+                engine.close()
         report = self._report(run, plan=plan, seed=seed, models=models, policies=policies, invariants=invariants,
                               why_depth=why_depth)
+        if forced and shadow is not None:
+            report.counterfactual = teacher_forced(shadow, len({s.trace for s in run.spans if s.trace}))
+        elif swapped:
+            baseline = simulate(swap=False)
+            report.counterfactual = closed_loop(baseline.spans, run.spans,
+                                                _per_trace(invariants, baseline.spans), _per_trace(invariants, run.spans))
+        if confirm_races and report.races:
+            found = find_races(run.spans, CausalIndex(run.spans))
+            def violated(spans: list[Span]) -> dict[str, int]:
+                from edgetrace.replay._invariants import History, check_all
+
+                counts: dict[str, int] = {}
+                for v in check_all(list(invariants), History(spans)) if invariants else []:
+                    counts[v.invariant] = counts.get(v.invariant, 0) + 1
+                return counts
+
+            confirm(found, lambda holds: simulate(holds).spans, run.keys, run.spans, violated=violated)
+            report.races = [r.to_dict() for r in found]
         return report, run
 
     @cached_property
@@ -243,6 +288,7 @@ class Replayer:
             nondeterminism=run.nondeterminism,
             violation_cuts=violation_cuts,
             coverage=[(inv.name, inv.mode, inv.reached) for inv in invariants if isinstance(inv, Coverage)],
+            races=[r.to_dict() for r in find_races(run.spans, rep_index)],
         )
 
     def save(self, run: ReplayRun, report: ReplayReport, out: str | os.PathLike[str]) -> Path:
@@ -309,6 +355,16 @@ def _handler_errors(spans: list[Span], keys: Mapping[str, StepKey], *,
     return sorted(found, key=lambda e: (e["trace"], e["node"], e["ref"]))
 
 
+def _per_trace(invariants: Sequence[Any], spans: list[Span]) -> dict[str, int]:
+    """Violations per trace of a run (the counterfactual verdicts compare these)."""
+    from edgetrace.replay._invariants import History, check_all
+
+    found: dict[str, int] = {}
+    for v in check_all(list(invariants), History(spans)) if invariants else []:
+        found[v.trace] = found.get(v.trace, 0) + 1
+    return found
+
+
 def _cut(steps: list[CutStep]) -> list[dict[str, Any]]:
     """A cut as report lines: each step as the chain shows it, plus where it ran and why it is there."""
     return [{**_step(c.span), "node": c.span.node, "trace": c.span.trace, "why": c.reason} for c in steps]
@@ -350,8 +406,10 @@ def replay_session(
     verify_memo: int | None = None,
     artifacts: SharedArtifacts | None = None,
     occurrences: Sequence[int] | None = None,
-    injector: FaultInjector | None = None,
+    make_injector: Callable[[], FaultInjector] | None = None,
     why_depth: int | None = 12,
+    confirm_races: bool = False,
+    mode: str = "closed-loop",
 ) -> tuple[ReplayReport, Replayer, ReplayRun]:
     """What `edgetrace replay` does, as a function: parse everything, run, report.
 
@@ -371,13 +429,13 @@ def replay_session(
     options: dict[str, Any] = dict(
         plan=plan if plan else None, seed=seed, models=parse_substitutions(models, what="model"),
         policies=parse_substitutions(policies, what="policy"), invariants=invariants,
-        horizon_s=horizon_s, why_depth=why_depth, reexecute=reexecute, verify_memo=verify_memo, artifacts=artifacts,
-        injector=injector,
+        horizon_s=horizon_s, why_depth=why_depth, confirm_races=confirm_races, mode=mode,
+        reexecute=reexecute, verify_memo=verify_memo, artifacts=artifacts, make_injector=make_injector,
     )
     if occurrences is not None:
         from edgetrace.replay._ddmin import occurrence_injector
 
-        options["injector"] = occurrence_injector(replayer, occurrences, **options)
+        options["make_injector"] = occurrence_injector(replayer, occurrences, **options)
     report, run = replayer.run(progress=progress, **options)
     return report, replayer, run
 

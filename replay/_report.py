@@ -65,6 +65,8 @@ class ReplayReport:
     nondeterminism: list[dict[str, Any]] = field(default_factory=list)  # calls caught at app lines
     violation_cuts: dict[str, dict[str, Any]] = field(default_factory=dict)  # span -> {"cut", "pair"?}
     coverage: list[tuple[str, str, int]] = field(default_factory=list)  # (name, mode, times reached)
+    races: list[dict[str, Any]] = field(default_factory=list)  # concurrent accesses of one key
+    counterfactual: dict[str, Any] | None = None  # with swapped models/policies: the verdicts
 
     @property
     def faithful(self) -> bool:
@@ -122,6 +124,8 @@ class ReplayReport:
                 for v in self.violations
             ],
             "coverage": [{"name": name, "mode": mode, "reached": n} for name, mode, n in self.coverage],
+            "races": self.races,
+            **({"counterfactual": self.counterfactual} if self.counterfactual is not None else {}),
             "nondeterminism": self.nondeterminism,
             "handler_errors": {"replayed": self.handler_errors, "recorded": len(self.recorded_errors),
                                "new": sum(1 for e in self.handler_errors if e["new"])},
@@ -165,6 +169,8 @@ class ReplayReport:
         else:
             out.append("  checked no invariants (the app declares none; add --check EXPR)")
         out.append("")
+        if self.counterfactual is not None:
+            out.extend(_counterfactual_lines(self.counterfactual))
         if self.violations:
             out.append(f"INVARIANT VIOLATED — {len(self.violations)} violation(s)")
             for v in self.violations[:max_traces]:
@@ -195,6 +201,16 @@ class ReplayReport:
             for found in self.nondeterminism[:max_traces * 2]:
                 times = f" ({found['count']}×)" if found["count"] > 1 else ""
                 out.append(f"  ✗ {found['call']} at {found['at']}{times}")
+            out.append("")
+        if self.races:
+            out.append(f"RACES — {len(self.races)} pair(s) of concurrent accesses of one key by two nodes:")
+            for race in self.races[:max_traces]:
+                out.append(f"  ~ {race['description']}")
+                if race["confirmed"]:
+                    out.append(f"    {race['confirmed']}")
+                    out.extend(f"      {change}" for change in race["changes"][:max_traces])
+            if not any(r["confirmed"] for r in self.races):
+                out.append("  (--confirm-races replays each the other way round and says what changes)")
             out.append("")
         new = [e for e in self.handler_errors if e["new"]]
         if new:
@@ -235,6 +251,26 @@ def _error_groups(errors: list[dict[str, Any]], limit: int = 3) -> str:
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     parts = [f"{what}" + (f" at {at}" if at else "") + (f" ({n}×)" if n > 1 else "") for (what, at), n in top[:limit]]
     return ", ".join(parts) + (f", and {len(top) - limit} more kinds" if len(top) > limit else "")
+
+
+def _counterfactual_lines(cf: dict[str, Any], shown: int = 100) -> list[str]:
+    """The counterfactual first, and every trace it changed (a person scans them; JSON has the rest)."""
+    out = [f"COUNTERFACTUAL ({cf['mode']}) — {cf['summary']}"]
+    for t in cf["traces"][:shown]:
+        if cf["mode"] == "teacher-forced":
+            steps = "; ".join(f"{s['name']} on {s['node']}: {s['recorded']} → {s['counterfactual']}"
+                              + (f" (max Δ {s['change']['max_abs_delta']:.3g})" if "max_abs_delta" in s.get("change", {})
+                                 else "")
+                              for s in t["steps"])
+            out.append(f"  {t['trace']:<22} changed   {steps}")
+        else:
+            was = ", ".join(t["recorded"]) or "nothing"
+            now = ", ".join(t["counterfactual"]) or "nothing"
+            out.append(f"  {t['trace']:<22} {t['verdict']:<13} {was}  →  {now}")
+    if len(cf["traces"]) > shown:
+        out.append(f"  … {len(cf['traces']) - shown} more changed traces (use --json)")
+    out.append("")
+    return out
 
 
 def _cut_line(step: dict[str, Any]) -> str:

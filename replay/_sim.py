@@ -23,6 +23,7 @@ from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._node import NodeRuntime
 from edgetrace.agents._sink import MemorySink
+from edgetrace.replay._counterfactual import ShadowLog
 from edgetrace.replay._loop import VirtualLoop
 from edgetrace.replay._memo import InferenceMemo
 from edgetrace.replay._network import Lifecycle, SimNetwork
@@ -84,6 +85,7 @@ class SimGrid:
         watchdog_s: float = 10.0,
         memo: InferenceMemo | None = None,
         artifacts: SharedArtifacts | None = None,
+        shadow: ShadowLog | None = None,
     ) -> None:
         self.app = app
         self.seed = seed
@@ -117,6 +119,7 @@ class SimGrid:
                              memo=memo)
             runtime = NodeRuntime(app, name, world, seed=seed, models=model_paths, policies=policy_paths)
             world.bind(runtime.recorder)
+            world.shadow = shadow
             self.network.attach(name, runtime.deliver)
             self.worlds[name] = world
             self.nodes[name] = runtime

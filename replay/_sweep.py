@@ -229,8 +229,8 @@ def minimise_failure(task: SweepTask, specs: list[str], failing: Sequence[int], 
     from edgetrace.replay.faults import FaultPlan, Occurrence, OccurrenceInjector
 
     def run(plan: list[str], seed: int, chosen: list[Occurrence] | None) -> tuple[bool, dict[str, Any] | None]:
-        injector = OccurrenceInjector(FaultPlan.parse(plan), chosen) if chosen is not None else None
-        result, _ = run_one(task, seed, faults=plan, fault_files=[], injector=injector)
+        make = (lambda: OccurrenceInjector(FaultPlan.parse(plan), chosen)) if chosen is not None else None
+        result, _ = run_one(task, seed, faults=plan, fault_files=[], make_injector=make)
         return result.violations > 0, result.first
 
     def log(plan: list[str], seed: int) -> list[Any]:

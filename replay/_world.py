@@ -31,6 +31,7 @@ from edgetrace.replay._loop import VirtualLoop
 from edgetrace.replay.faults import FaultInjector
 
 if TYPE_CHECKING:
+    from edgetrace.replay._counterfactual import ShadowLog
     from edgetrace.replay._memo import InferenceMemo
     from edgetrace.replay._network import Lifecycle, SimNetwork
     from edgetrace.replay._recording import Recording
@@ -95,6 +96,7 @@ class SimWorld(NodeWorld):
         self._recording = recording
         self._memo = memo
         self.recorder: Recorder | None = None  # the node's, bound once its runtime exists
+        self.shadow: ShadowLog | None = None  # teacher-forced counterfactuals: substitutes run alongside
 
     def bind(self, recorder: Recorder) -> None:
         self.recorder = recorder
@@ -202,6 +204,8 @@ class SimWorld(NodeWorld):
                 return result
         memo = self._memo.model(runner, inputs, key) if self._memo is not None else None
         result = memo if memo is not None else runner.run(inputs)
+        if self.shadow is not None:
+            self.shadow.model(runner.name, key, inputs, result)
         await self._duration_sleep(duration)
         return result
 
@@ -218,6 +222,8 @@ class SimWorld(NodeWorld):
             return Decision(None, None, [], timed_out=True)
         memo = self._memo.policy(engine, document, key) if self._memo is not None else None
         decision = memo if memo is not None else engine.evaluate(document)
+        if self.shadow is not None:
+            self.shadow.policy(engine.name, key, document, decision)
         await self._duration_sleep(duration)
         return decision
 

@@ -12,6 +12,9 @@ from pathlib import Path
 from edgetrace._errors import UsageError
 from edgetrace.cli._hub import parse_address
 
+EXAMPLES = """\
+edgetrace agent --app mypkg.pipeline:app --node tractor-07 --session field-trial --hub 10.0.0.2:7411"""
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--app", required=True, metavar="MODULE:APP", help="the app, e.g. mypkg.pipeline:app")

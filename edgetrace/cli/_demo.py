@@ -17,6 +17,11 @@ import msgspec
 from edgetrace import _attrs as attr
 from edgetrace._errors import UsageError
 
+EXAMPLES = """\
+edgetrace demo
+edgetrace demo swarm --out /tmp/demo
+edgetrace demo --json"""
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", nargs="?", default="agri", choices=["agri", "swarm"], help="which story (default agri)")

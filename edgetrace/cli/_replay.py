@@ -13,6 +13,11 @@ import sys
 from edgetrace._errors import UsageError
 from edgetrace.cli._progress import progress_bar
 
+EXAMPLES = """\
+edgetrace replay run.ets
+edgetrace replay run.ets --fault 'latency(op=state.*, delay=2s)'
+edgetrace replay run.ets --policy spray_policy=fixed.rego --save fixed.ets --json"""
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", metavar="SESSION", help="recorded session (.ets)")
@@ -42,6 +47,13 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--why-depth", type=int, default=12, metavar="N",
                    help="how many causal hops a finding's cut walks back across nodes (default 12)")
     p.add_argument("--why", choices=["all"], help="'all': the whole causal past of each finding, unpruned")
+    p.add_argument("--confirm-races", action="store_true",
+                   help="replay each race (concurrent accesses of one key) the other way round and report "
+                        "whether any decision, act or invariant changes")
+    p.add_argument("--mode", choices=["closed-loop", "teacher-forced"], default="closed-loop",
+                   help="with --model/--policy: let the substitute's answers flow downstream (closed-loop, "
+                        "compared with a baseline replay) or feed it the recorded inputs at every step and "
+                        "only compare its answers (teacher-forced)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--save", metavar="OUT", help="write the replayed run as a session (for explore --against)")
 
@@ -69,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 horizon_s=args.horizon, progress=update, reexecute=args.reexecute == "all",
                 verify_memo=args.verify_memo, occurrences=occurrence_numbers(args.occurrences),
                 why_depth=None if args.why == "all" else max(1, args.why_depth),
+                confirm_races=args.confirm_races, mode=args.mode,
             )
     except MemoMismatchError as exc:  # the replay diverged from its recording, loudly
         print(f"edgetrace: replay diverged: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -14,10 +14,18 @@ from edgetrace._handler_errors import error_summary, is_handler_error
 from edgetrace._records import Span, Status
 from edgetrace._session import Session
 
+EXAMPLES = """\
+edgetrace show run.ets
+edgetrace show run.ets --trace tractor-01/f0001
+edgetrace show run.ets --json"""
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", metavar="SESSION", help="session file (.ets)")
     p.add_argument("--trace", metavar="ID", help="list the spans of one trace")
+    p.add_argument("--paths", action="store_true",
+                   help="latency per causal chain shape (input → … → act across nodes): percentiles and the "
+                        "hop that dominates")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
@@ -74,6 +82,23 @@ def run(args: argparse.Namespace) -> int:
     session = Session.open(args.session)
     m = session.manifest
     out = sys.stdout
+    if args.paths:
+        from edgetrace._paths import chain_paths
+
+        paths = chain_paths(session.spans, session.index)
+        if args.json:
+            out.write(msgspec.json.encode({"session": str(session.path), "paths": paths},
+                                          order="deterministic").decode() + "\n")
+            return 0
+        out.write(f"{len(paths)} chain shape(s) in {session.path}\n")
+        for p in paths:
+            lat, hop = p["latency_ns"], p["dominant_hop"]
+            out.write(f"\n{p['chains']} chain(s): " + " → ".join(p["shape"]) + "\n")
+            out.write(f"  end to end  p50 {_ms(lat['p50']).strip()}  p90 {_ms(lat['p90']).strip()}  "
+                      f"p99 {_ms(lat['p99']).strip()}  max {_ms(lat['max']).strip()}\n")
+            out.write(f"  dominated by {hop['from']} → {hop['to']}: median {_ms(hop['median_ns']).strip()} "
+                      f"({hop['share']:.0%} of the median chain)\n")
+        return 0
     if args.trace:
         spans = session.trace(args.trace)
         if args.json:

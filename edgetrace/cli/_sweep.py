@@ -15,6 +15,10 @@ import sys
 from edgetrace._errors import UsageError
 from edgetrace.cli._progress import progress_bar
 
+EXAMPLES = """\
+edgetrace sweep run.ets --fault 'drop(p=0.05)' --seeds 50
+edgetrace sweep run.ets --faults plan.toml --jobs 2 --json"""
+
 
 def _seeds(args: argparse.Namespace) -> list[int]:
     if args.seed_range:

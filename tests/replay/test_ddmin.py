@@ -91,8 +91,10 @@ def test_the_occurrences_found_are_one_minimal(toy):
     from edgetrace.replay.faults import FaultPlan, OccurrenceInjector
 
     def fails(chosen):
-        injector = OccurrenceInjector(FaultPlan.parse(cause.plan), chosen)
-        return run_one(task, cause.seed, faults=cause.plan, fault_files=[], injector=injector)[0].violations > 0
+        def make():
+            return OccurrenceInjector(FaultPlan.parse(cause.plan), chosen)
+
+        return run_one(task, cause.seed, faults=cause.plan, fault_files=[], make_injector=make)[0].violations > 0
 
     chosen = [occ for _, occ in cause.occurrences]
     assert fails(chosen)

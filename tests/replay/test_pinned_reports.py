@@ -20,12 +20,12 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 SCENARIO = Path(__import__("edgetrace.scenarios.agri", fromlist=["x"]).__file__).resolve().parent
 
 PINNED = {
-    "faithful": ([], 0, "e4ad2e6996d9d879c2a15f7fb62ebf7a4430358864e27dc8e4d3846013758ab0"),
+    "faithful": ([], 0, "5f048f46a3cbee8a480fff8bf1e48c32d22e96626b64db633ab684c4484a5eb6"),
     "state-latency": (["--faults", str(SCENARIO / "faults" / "state-latency.toml")], 1,
-                      "3778d1c1887b0a7ccbbda5b8330dfbb2cb5475e7e29c4886c0e11d812da01838"),
+                      "e5c4e52bde9655af302b3be3a6b0aeef1af552f306c8fd5314405eb8dfad72cf"),
     "fixed-policy": (["--faults", str(SCENARIO / "faults" / "state-latency.toml"),
                       "--policy", f"spray_policy={SCENARIO / 'policies' / 'spray_policy_fixed.rego'}"], 0,
-                     "93f53cb8667072b33b07029b84a3a5c25b5d9d8701114686b25c116a4d614e07"),
+                     "24cd6a3cd29971e71db91c3e999987f4bec3f930e1603f6c92fed187d5216940"),
 }
 
 

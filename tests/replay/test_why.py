@@ -117,3 +117,55 @@ def test_coverage_is_reported_not_violated(text, reached):
 def test_unreachable_is_violated_when_reached():
     run = _run(LOST_RENEWALS)
     assert len(run.violations("unreachable act(treat) at drone-2")) == 2
+
+
+def test_path_latency_per_chain_shape_needs_no_configuration(capsys):
+    from pathlib import Path
+
+    from edgetrace.cli import main
+
+    data = Path(__file__).resolve().parents[1] / "data" / "agri-demo.ets"
+    assert main(["show", str(data), "--paths", "--json"]) == 0
+    paths = json.loads(capsys.readouterr().out)["paths"]
+    assert [p["chains"] for p in paths] == [41, 23]  # 64 frames of 8 tractors: two shapes (spray or not)
+    sprays = paths[1]
+    assert sprays["shape"][0] == "input frame@tractor-*" and sprays["shape"][-1] == "act spray@tractor-*"
+    assert "state.put events/tractor-*@hub" in sprays["shape"]  # the chain crosses to the hub and back
+    lat = sprays["latency_ns"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert sprays["dominant_hop"]["from"] in sprays["shape"]
+    assert main(["show", str(data), "--paths"]) == 0
+    assert "dominated by" in capsys.readouterr().out
+
+
+def test_diff_lists_every_divergence_of_a_trace_in_words(tmp_path, capsys):
+    from pathlib import Path
+
+    from edgetrace.cli import main
+
+    data = Path(__file__).resolve().parents[1] / "data" / "agri-demo.ets"
+    slow = tmp_path / "slow.ets"
+    assert main(["replay", str(data), "--fault", "latency(op=state.*, link=tractor-*->hub, delay=2s)",
+                 "--save", str(slow), "--no-default-checks"]) == 0
+    capsys.readouterr()
+    assert main(["diff", str(data), str(slow), "--trace", "tractor-01/f0002", "--limit", "50"]) == 1
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("    ")]
+    assert len(lines) > 1  # not only the first
+    assert "cause: [" not in out and "['" not in out  # words, not Python reprs
+    assert any("a different cause: nothing instead of state.put events/tractor-01 on hub" in line for line in lines)
+
+
+def test_every_distributed_form_on_the_docs_page_parses_and_means_what_it_says():
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "invariants.md").read_text()
+    (block,) = re.findall(r"```distributed\n(.*?)```", doc, re.S)
+    forms = [line.strip() for line in block.splitlines() if line.strip()]
+    assert len(forms) == 6
+    for text in forms:
+        parse_invariant(text)
+    clean, broken = _run(), _run(LOST_RENEWALS)
+    assert (len(clean.violations(forms[0])), len(broken.violations(forms[0]))) == (0, 1)
+    assert clean.violations(forms[1]) == []
