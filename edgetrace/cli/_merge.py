@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+EXAMPLES = """\
+edgetrace merge hub-a/run.ets hub-b/run.ets --out run.ets
+edgetrace merge a.ets b.ets c.ets --out run.ets --json"""
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("sessions", nargs="+", metavar="SESSION", help="sessions of one run, from different hubs")

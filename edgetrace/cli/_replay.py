@@ -16,7 +16,9 @@ from edgetrace.cli._progress import progress_bar
 EXAMPLES = """\
 edgetrace replay run.ets
 edgetrace replay run.ets --fault 'latency(op=state.*, delay=2s)'
-edgetrace replay run.ets --policy spray_policy=fixed.rego --save fixed.ets --json"""
+edgetrace replay run.ets --policy spray_policy=fixed.rego --save fixed.ets --json
+edgetrace replay run.ets --seed 3 --fault 'drop(p=0.05)' --occurrences 4,17
+edgetrace replay run.ets --reexecute all"""
 
 
 def register(p: argparse.ArgumentParser) -> None:

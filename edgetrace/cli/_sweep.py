@@ -17,7 +17,8 @@ from edgetrace.cli._progress import progress_bar
 
 EXAMPLES = """\
 edgetrace sweep run.ets --fault 'drop(p=0.05)' --seeds 50
-edgetrace sweep run.ets --faults plan.toml --jobs 2 --json"""
+edgetrace sweep run.ets --faults plan.toml --jobs 2 --json
+edgetrace sweep run.ets --fault 'drop(p=0.05)' --seeds 100000 --executor ray --address ray://head:10001"""
 
 
 def _seeds(args: argparse.Namespace) -> list[int]:
