@@ -22,6 +22,8 @@ BENCHES = {
         ["bench_core.py"], ["bench_core.py", "--records", "100000", "--nodes", "200"]),
     "live path (issue 3: record cost vs OTel, hub ingest)": (
         ["bench_live.py"], ["bench_live.py", "--steps", "10000", "--repeats", "3", "--records", "100000"]),
+    "record cost (issue 17: the whole step path, ctx.log to spool, vs the OTel SDK)": (
+        ["bench_record.py"], ["bench_record.py", "--steps", "5000", "--repeats", "3"]),
     "replay (issue 4: virtual-time speed, overhead vs model+rule time)": (
         ["bench_replay.py"], ["bench_replay.py", "--repeats", "3", "--virtual", "1200"]),
     "explorer (issue 6: first screen, memory, keystroke latency at 1M spans)": (
