@@ -48,9 +48,12 @@ class MemoMismatchError(ReplayError):
     """A step served from the memo gave another output when it was re-executed: the model or
     policy is not deterministic, or its runner misstates what it records."""
 
-    def __init__(self, message: str, *, key: StepKey) -> None:
+    def __init__(self, message: str, key: StepKey | None = None) -> None:
         super().__init__(message)
         self.key = key
+
+    def __reduce__(self) -> tuple[type[MemoMismatchError], tuple[str, StepKey | None]]:
+        return type(self), (str(self), self.key)  # crosses process pools and Ray intact
 
 
 class MemoStats:

@@ -133,3 +133,11 @@ def test_verify_memo_re_executes_the_sample_it_names(agri):
     assert run.memo["verified"] == 0  # under faults no sample unless asked
     _, _, run = replay_session(agri.session.path, replayer=agri)
     assert run.memo["verified"] == 8 and run.memo["misses"] == 0  # faithful: every step served, 8 checked
+
+
+def test_a_mismatch_crosses_process_boundaries():
+    import pickle
+
+    err = MemoMismatchError("inference memo: model 'm' at step x", ("t", "n", "infer", "m", 1))
+    back = pickle.loads(pickle.dumps(err))
+    assert isinstance(back, MemoMismatchError) and back.key == err.key and str(back) == str(err)
