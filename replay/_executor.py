@@ -236,7 +236,9 @@ class RayExecutor(SweepExecutor):
         try:
             ray: Any = importlib.import_module("ray")  # Any: typed alike with and without Ray's stubs
         except ImportError:
-            raise UsageError("--executor ray needs Ray: pip install 'edgetrace[ray]'") from None
+            ray = None
+        if not hasattr(ray, "init"):  # not installed (or only Ray's /tmp/ray folder, seen as a package)
+            raise UsageError("--executor ray needs Ray: pip install 'edgetrace[ray]'")
         self._ray = ray
         self._started = False
         if not ray.is_initialized():

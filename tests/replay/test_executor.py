@@ -90,3 +90,18 @@ def test_ray_agrees_with_the_process_pool(toy):
     finally:
         ray.shutdown()
     assert got == _report(toy, "process", jobs=2)
+
+
+def test_ray_missing_is_a_usage_error(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def no_ray(name, *args):
+        if name == "ray":
+            raise ImportError("No module named 'ray'")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", no_ray)
+    with pytest.raises(UsageError, match=r"pip install 'edgetrace\[ray\]'"):
+        make_executor("ray")
