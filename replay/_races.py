@@ -112,14 +112,14 @@ class HoldInjector(FaultInjector):
     def counts(self) -> list[tuple[str, int]]:
         return self.base.counts()
 
-    def model(self, node: str, model: str, at: int) -> ModelFaultEffect | None:
-        return self.base.model(node, model, at)
+    def model(self, node: str, model: str, at: int, step: Any = None) -> ModelFaultEffect | None:
+        return self.base.model(node, model, at, step)
 
-    def rule_timeout(self, node: str, policy: str, at: int) -> Any:
-        return self.base.rule_timeout(node, policy, at)
+    def rule_timeout(self, node: str, policy: str, at: int, step: Any = None) -> Any:
+        return self.base.rule_timeout(node, policy, at, step)
 
-    def state_refusal(self, node: str, op: str, key: str, at: int) -> Any:
-        return self.base.state_refusal(node, op, key, at)
+    def state_refusal(self, node: str, op: str, key: str, at: int, step: Any = None) -> Any:
+        return self.base.state_refusal(node, op, key, at, step)
 
 
 def outcome_changes(before: list[Span], after: list[Span]) -> list[str]:

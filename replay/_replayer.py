@@ -32,11 +32,13 @@ from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._scenario import load_app
 from edgetrace.replay._counterfactual import MODES, ShadowLog, closed_loop, teacher_forced
 from edgetrace.replay._divergence import compare
+from edgetrace.replay._memo import DEFAULT_FAITHFUL_VERIFY, InferenceMemo
 from edgetrace.replay._races import HoldInjector, confirm, find_races
 from edgetrace.replay._recording import Recording
 from edgetrace.replay._report import ReplayReport, TraceReport
 from edgetrace.replay._sim import ReplayRun, SimGrid
 from edgetrace.replay._validate import Universe, check_faults, check_invariants
+from edgetrace.replay._world import SharedArtifacts
 from edgetrace.replay.faults import FaultInjector, FaultPlan, PlanInjector
 
 __all__ = ["Replayer", "parse_substitutions", "replay_command", "replay_session"]
@@ -128,10 +130,18 @@ class Replayer:
         invariants: Sequence[Any] = (),
         horizon_s: float = 30.0,
         progress: Callable[[int, int], None] | None = None,
+        reexecute: bool = False,
+        verify_memo: int | None = None,
+        artifacts: SharedArtifacts | None = None,
+        make_injector: Callable[[], FaultInjector] | None = None,
         why_depth: int | None = 12,
         confirm_races: bool = False,
         mode: str = "closed-loop",
     ) -> tuple[ReplayReport, ReplayRun]:
+        """`reexecute` runs every model and policy step again instead of serving byte-identical
+        ones from the recording (`_memo.py`); `verify_memo` re-executes that many memoised steps
+        and fails on a mismatch (default: a sample in faithful replays, none under faults);
+        `make_injector` makes the fault injector of each simulation (default: the plan's)."""
         if mode not in MODES:
             raise UsageError(f"unknown counterfactual mode {mode!r}; expected one of: {', '.join(MODES)}")
         models = dict(models or {})
@@ -155,9 +165,13 @@ class Replayer:
             shadow = ShadowLog({**{("model", n): self.app.build_model(n, a) for n, a in sorted(models.items())},
                                 **{("policy", n): self.app.build_policy(n, a) for n, a in sorted(policies.items())}})
 
+        if verify_memo is None:
+            verify_memo = DEFAULT_FAITHFUL_VERIFY if not (plan or models or policies) else 0
+
         def simulate(holds: dict[StepKey, int] | None = None, tick: Callable[[int, int], None] | None = None,
                      swap: bool = not forced) -> ReplayRun:
-            injector: FaultInjector = PlanInjector(plan, seed) if plan else FaultInjector()
+            injector: FaultInjector = (make_injector() if make_injector is not None
+                                       else PlanInjector(plan, seed) if plan else FaultInjector())
             if holds:
                 injector = HoldInjector(injector, holds)
             extra = max((event.until or 0 for event in injector.node_events(self.nodes)), default=0)
@@ -166,7 +180,8 @@ class Replayer:
                 self.app, self.nodes, seed=seed, plan=plan, injector=injector, recording=self.recording,
                 profile=self.profile, model_paths=models if swap else {}, policy_paths=policies if swap else {},
                 epoch_ns=int(self.session.manifest.meta.get("epoch_ns", 0) or 0),
-                shadow=shadow if not swap else None,
+                shadow=shadow if not swap else None, artifacts=artifacts,
+                memo=InferenceMemo(self.recording, reexecute=reexecute, verify=verify_memo),
             )
             return grid.run(self.recording.inputs(), until_ns=until, progress=tick)
 
@@ -387,11 +402,19 @@ def replay_session(
     progress: Callable[[int, int], None] | None = None,
     app: Any = None,
     replayer: Replayer | None = None,
+    reexecute: bool = False,
+    verify_memo: int | None = None,
+    artifacts: SharedArtifacts | None = None,
+    occurrences: Sequence[int] | None = None,
+    make_injector: Callable[[], FaultInjector] | None = None,
     why_depth: int | None = 12,
     confirm_races: bool = False,
     mode: str = "closed-loop",
 ) -> tuple[ReplayReport, Replayer, ReplayRun]:
-    """What `edgetrace replay` does, as a function: parse everything, run, report."""
+    """What `edgetrace replay` does, as a function: parse everything, run, report.
+
+    `occurrences` (`--occurrences`) applies only those occurrences of the plan under this seed,
+    numbered as a first replay with the whole plan applies them (`replay/_ddmin.py`)."""
     from edgetrace.replay._invariants import resolve
 
     plan = FaultPlan.parse(list(faults), [Path(f) for f in fault_files])
@@ -403,11 +426,17 @@ def replay_session(
     invariants = resolve(names, declared)
     if seed is None and plan.seed is not None:
         seed = plan.seed
-    report, run = replayer.run(
+    options: dict[str, Any] = dict(
         plan=plan if plan else None, seed=seed, models=parse_substitutions(models, what="model"),
         policies=parse_substitutions(policies, what="policy"), invariants=invariants,
-        horizon_s=horizon_s, progress=progress, why_depth=why_depth, confirm_races=confirm_races, mode=mode,
+        horizon_s=horizon_s, why_depth=why_depth, confirm_races=confirm_races, mode=mode,
+        reexecute=reexecute, verify_memo=verify_memo, artifacts=artifacts, make_injector=make_injector,
     )
+    if occurrences is not None:
+        from edgetrace.replay._ddmin import occurrence_injector
+
+        options["make_injector"] = occurrence_injector(replayer, occurrences, **options)
+    report, run = replayer.run(progress=progress, **options)
     return report, replayer, run
 
 

@@ -25,6 +25,7 @@ from edgetrace.agents._node import NodeRuntime
 from edgetrace.agents._sink import MemorySink
 from edgetrace.replay._counterfactual import ShadowLog
 from edgetrace.replay._loop import VirtualLoop
+from edgetrace.replay._memo import InferenceMemo
 from edgetrace.replay._network import Lifecycle, SimNetwork
 from edgetrace.replay._recording import RecordedInput, Recording
 from edgetrace.replay._sandbox import Sandbox
@@ -62,6 +63,7 @@ class ReplayRun:
     nodes: list[str] = field(default_factory=list)
     fault_counts: list[tuple[str, int]] = field(default_factory=list)  # (spec, applied) in plan order
     nondeterminism: list[dict[str, Any]] = field(default_factory=list)  # calls caught at app lines
+    memo: dict[str, int] = field(default_factory=dict)  # inference memo: hits, misses, verified
 
 
 class SimGrid:
@@ -81,6 +83,8 @@ class SimGrid:
         policy_paths: Mapping[str, Artifact] | None = None,
         epoch_ns: int = 0,
         watchdog_s: float = 10.0,
+        memo: InferenceMemo | None = None,
+        artifacts: SharedArtifacts | None = None,
         shadow: ShadowLog | None = None,
     ) -> None:
         self.app = app
@@ -99,7 +103,10 @@ class SimGrid:
         self.faults = FaultLog()
         self.lifecycle = Lifecycle()
         self._restarts: dict[str, int] = {}
-        self.artifacts = SharedArtifacts()
+        self.memo = memo
+        # artifacts given by the caller outlive this grid (a sweep loads each model once per process)
+        self._own_artifacts = artifacts is None
+        self.artifacts = artifacts if artifacts is not None else SharedArtifacts()
         self.network = SimNetwork(self.loop, seed=seed, profile=self.profile, injector=self.injector,
                                   lifecycle=self.lifecycle, positions=self.keys, recording=recording,
                                   fault=self._fault)
@@ -108,7 +115,8 @@ class SimGrid:
         for name in sorted(nodes):
             world = SimWorld(name, loop=self.loop, sink=self.sink, network=self.network,
                              lifecycle=self.lifecycle, injector=self.injector,
-                             faults=self.faults, artifacts=self.artifacts, positions=self.keys, recording=recording)
+                             faults=self.faults, artifacts=self.artifacts, positions=self.keys, recording=recording,
+                             memo=memo)
             runtime = NodeRuntime(app, name, world, seed=seed, models=model_paths, policies=policy_paths)
             world.bind(runtime.recorder)
             world.shadow = shadow
@@ -213,10 +221,14 @@ class SimGrid:
             with self.sandbox, self.watchdog:
                 self.loop.run_until_complete(main())
         finally:
-            self.artifacts.close()
+            if self._own_artifacts:
+                self.artifacts.close()
             self.loop.close()
+        if self.memo is not None:
+            self.memo.check()  # a memoised step that re-executed differently fails the run, loudly
         return ReplayRun(
             spans=list(self.sink.spans), keys=dict(self.keys), blobs=dict(self.sink.blobs),
             faults_applied=self.faults.applied, virtual_ns=self.loop.time_ns(), nodes=sorted(self.nodes),
             fault_counts=self.injector.counts(), nondeterminism=self.sandbox.report(),
+            memo=self.memo.stats.to_dict() if self.memo is not None else {},
         )
