@@ -36,6 +36,7 @@ from edgetrace._errors import EdgeTraceError, FrameError
 from edgetrace._records import Manifest, Span, blob_id, is_session_id
 from edgetrace._session import FsyncPolicy, SessionWriter
 from edgetrace._store import SessionStore
+from edgetrace._text import printable
 from edgetrace._wire import (
     DEFAULT_MAX_FRAME,
     Ack,
@@ -190,8 +191,14 @@ class HubConnection:
         if not is_session_id(msg.session) or not msg.node:
             raise FrameError(f"bad session id {msg.session[:40]!r} or empty node")
         session = self.protocol.writer(msg.session)
-        if msg.manifest is not None and session.manifest.merged(msg.manifest) != session.manifest:
-            session.write_manifest(msg.manifest)
+        if msg.manifest is not None:
+            conflicts = session.manifest.conflicts(msg.manifest)
+            if conflicts:  # identity is fixed once written (Manifest.merged): say so, store nothing of it
+                log.warning("session %s: a hello from %s (node %s) gives a different %s; the session keeps "
+                            "what it was given first", msg.session, self.peer, printable(msg.node, limit=60),
+                            ", ".join(conflicts))
+            if session.manifest.merged(msg.manifest) != session.manifest:
+                session.write_manifest(msg.manifest)
         self.hello, self._session = msg, session
         return Welcome(last_seq=session.last_seq.get(msg.node, 0))
 

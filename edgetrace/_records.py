@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -124,8 +124,15 @@ class Span(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
 class Manifest(msgspec.Struct, kw_only=True):
     """What a session is a recording of: enough to rebuild the grid and re-run it.
 
-    Written as the first frame of a session; later manifest frames add to it (nodes seen
-    later, models loaded later), so a reader merges them in file order.
+    Written as the first frame of a session; later manifest frames (an agent's hello, the
+    recorder's seal) may only *add* to it, so a reader merges them in file order with
+    `merged`: the identity fields (`IDENTITY`: session_id, app, app_ref, scenario, profile,
+    created, python, edgetrace) are fixed by the first frame that sets them — the seed by the
+    first frame that sets any of them (0 is a seed) — as is every
+    `meta` key and the hash of every model and policy name; `nodes` accumulate, and models,
+    policies and meta keys not named before are added. A frame appended later — by an agent, a
+    hello from another process, or someone editing the file — cannot change what a session
+    says it is.
     """
 
     session_id: str = ""
@@ -142,26 +149,46 @@ class Manifest(msgspec.Struct, kw_only=True):
     edgetrace: str = ""
     meta: dict[str, Any] = {}
 
+    #: Fields fixed by the first manifest frame that gives them a value.
+    IDENTITY: ClassVar[tuple[str, ...]] = ("session_id", "app", "app_ref", "scenario", "profile", "seed",
+                                           "created", "python", "edgetrace")
+
     def merged(self, other: Manifest) -> Manifest:
-        """Combine with a later manifest frame: later scalars win, collections union."""
-        def pick(a: T, b: T) -> T:
-            return b if b not in ("", 0, None) else a
+        """Combine with a later manifest frame: what is set stays, what is new is added."""
+        def keep(a: T, b: T) -> T:
+            return a if a not in ("", 0, None) else b
 
         return Manifest(
-            session_id=pick(self.session_id, other.session_id),
-            app=pick(self.app, other.app),
-            app_ref=pick(self.app_ref, other.app_ref),
-            scenario=pick(self.scenario, other.scenario),
-            profile=pick(self.profile, other.profile),
-            seed=pick(self.seed, other.seed),
+            session_id=keep(self.session_id, other.session_id),
+            app=keep(self.app, other.app),
+            app_ref=keep(self.app_ref, other.app_ref),
+            scenario=keep(self.scenario, other.scenario),
+            profile=keep(self.profile, other.profile),
+            seed=self.seed if self.identified else other.seed,  # 0 is a seed too
             nodes=sorted(set(self.nodes) | set(other.nodes)),
-            models={**self.models, **other.models},
-            policies={**self.policies, **other.policies},
-            created=pick(self.created, other.created),
-            python=pick(self.python, other.python),
-            edgetrace=pick(self.edgetrace, other.edgetrace),
-            meta={**self.meta, **other.meta},
+            models={**other.models, **self.models},
+            policies={**other.policies, **self.policies},
+            created=keep(self.created, other.created),
+            python=keep(self.python, other.python),
+            edgetrace=keep(self.edgetrace, other.edgetrace),
+            meta={**other.meta, **self.meta},
         )
+
+    @property
+    def identified(self) -> bool:
+        """True once a frame has said what the session is (its seed is then fixed as well)."""
+        return any(getattr(self, f) for f in self.IDENTITY if f != "seed")
+
+    def conflicts(self, other: Manifest) -> list[str]:
+        """Fields of `other` that a merge would ignore because this manifest fixed them otherwise."""
+        found = [f for f in self.IDENTITY
+                 if (getattr(self, f) not in ("", 0) or (f == "seed" and self.identified))
+                 and getattr(other, f) not in ("", 0) and getattr(self, f) != getattr(other, f)]
+        for name, table, theirs in (("models", self.models, other.models),
+                                    ("policies", self.policies, other.policies),
+                                    ("meta", self.meta, other.meta)):
+            found += [f"{name}.{k}" for k in sorted(set(table) & set(theirs)) if table[k] != theirs[k]]
+        return found
 
 
 def blob_id(data: bytes) -> str:

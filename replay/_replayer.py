@@ -19,10 +19,11 @@ from typing import Any
 
 from edgetrace import _attrs as attr
 from edgetrace._artifacts import callable_sha256, file_sha256
-from edgetrace._errors import ReplayError, UsageError
+from edgetrace._errors import UsageError
 from edgetrace._index import CausalIndex
 from edgetrace._records import Manifest, SpanKind
 from edgetrace._session import Session, SessionWriter
+from edgetrace._trust import choose_app
 from edgetrace._version import __version__
 from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
@@ -97,16 +98,13 @@ def artifact_ref(artifact: Artifact) -> str:
 class Replayer:
     """Re-runs a session's app against its recording."""
 
-    def __init__(self, session: Session | str | os.PathLike[str], *, app: App | None = None) -> None:
+    def __init__(self, session: Session | str | os.PathLike[str], *, app: App | str | None = None,
+                 trust_session: bool = False) -> None:
         self.session = session if isinstance(session, Session) else Session.open(session)
         manifest = self.session.manifest
-        if app is None:
-            if not manifest.app_ref:
-                raise ReplayError(
-                    f"{self.session.path}: the manifest names no app to re-run (app_ref is empty); "
-                    "pass the app explicitly (Replayer(session, app=...))"
-                )
-            app = load_app(manifest.app_ref)
+        if not isinstance(app, App):  # a session file never picks the code to run (edgetrace._trust)
+            app = load_app(choose_app(manifest, source=self.session.path, app=app,
+                                      trust_session=trust_session).ref)
         self.app = app
         self.recording = Recording(self.session)
         self.nodes = sorted(set(manifest.nodes) | {s.node for s in self.session.spans})
@@ -275,12 +273,18 @@ def replay_session(
     progress: Callable[[int, int], None] | None = None,
     app: Any = None,
     replayer: Replayer | None = None,
+    trust_session: bool = False,
 ) -> tuple[ReplayReport, Replayer, ReplayRun]:
-    """What `edgetrace replay` does, as a function: parse everything, run, report."""
+    """What `edgetrace replay` does, as a function: parse everything, run, report.
+
+    `app` is an App or a reference (`--app`); without it the session's app must be trusted
+    (edgetrace._trust), or `trust_session` given.
+    """
     from edgetrace.replay._invariants import resolve
 
     plan = FaultPlan.parse(list(faults), [Path(f) for f in fault_files])
-    replayer = replayer or Replayer(session, app=app)  # one loaded session can serve many replays
+    # one loaded session can serve many replays
+    replayer = replayer or Replayer(session, app=app, trust_session=trust_session)
     declared = dict(replayer.app.invariants)
     names = list(checks) if (checks or not default_checks) else sorted(declared)
     if checks and default_checks:
@@ -299,12 +303,12 @@ def replay_session(
 def replay_command(
     session: str | Path, *, seed: int | None = None, faults: Sequence[str] = (),
     fault_files: Sequence[str | Path] = (), models: Sequence[str] = (), policies: Sequence[str] = (),
-    checks: Sequence[str] = (),
+    checks: Sequence[str] = (), app: str = "",
 ) -> str:
     """The `edgetrace replay` command line that reproduces a replay, quoted for a shell."""
     import shlex
 
-    args = ["edgetrace", "replay", str(session)]
+    args = ["edgetrace", "replay", str(session), *(["--app", app] if app else [])]
     if seed is not None:
         args += ["--seed", str(seed)]
     for flag, values in (("--faults", fault_files), ("--fault", faults), ("--model", models),

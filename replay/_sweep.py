@@ -67,7 +67,7 @@ class SweepReport:
             args += ["--fault", spec]
         for flag, values in self.options.items():
             for v in values:
-                args += [flag, v]
+                args += [flag, v] if v else [flag]
         return shlex.join(args)
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,22 +107,22 @@ class SweepReport:
         return "\n".join(out) + "\n"
 
 
-_LOADED: dict[tuple[str, int, int], Any] = {}  # per process, so a worker loads a session once
+_LOADED: dict[tuple[str, int, int, str, bool], Any] = {}  # per process, so a worker loads a session once
 
 
-def _replayer(session: str) -> Any:
+def _replayer(session: str, app: str = "", trust_session: bool = False) -> Any:
     """The loaded session for this file as it is now (a rewritten file is loaded again)."""
     from edgetrace.replay._replayer import Replayer
 
     try:
         stat = os.stat(session)
     except OSError:
-        return Replayer(session)  # raises the usual one-line error
-    key = (session, stat.st_mtime_ns, stat.st_size)
+        return Replayer(session, app=app or None, trust_session=trust_session)  # the usual one-line error
+    key = (session, stat.st_mtime_ns, stat.st_size, app, trust_session)
     loaded = _LOADED.get(key)
     if loaded is None:
         _LOADED.clear()  # one session per sweep: keep only the newest
-        loaded = _LOADED[key] = Replayer(session)
+        loaded = _LOADED[key] = Replayer(session, app=app or None, trust_session=trust_session)
     return loaded
 
 
@@ -130,8 +130,10 @@ def _run_one(session: str, faults: list[str], fault_files: list[str], seed: int,
              options: dict[str, Any]) -> SeedResult:
     from edgetrace.replay._replayer import replay_session
 
+    options = dict(options)
+    app, trust = options.pop("app", ""), options.pop("trust_session", False)
     report, _, _ = replay_session(session, faults=faults, fault_files=fault_files, seed=seed,
-                                  replayer=_replayer(session), **options)
+                                  replayer=_replayer(session, app, trust), **options)
     first = None
     if report.violations:
         v = report.violations[0]
@@ -151,15 +153,22 @@ def sweep(
     jobs: int | None = None,
     do_minimise: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    app: str = "",
+    trust_session: bool = False,
 ) -> SweepReport:
-    """Replay `session` under every seed; minimise the plan for the first failing one."""
+    """Replay `session` under every seed; minimise the plan for the first failing one.
+
+    `app` (a reference, as `--app`) is the app to run; without it the session's own must be
+    trusted (edgetrace._trust) or `trust_session` given.
+    """
     from edgetrace.replay.faults import FaultPlan
 
     if not seeds:
         raise UsageError("a sweep needs at least one seed")
     FaultPlan.parse(list(faults), [Path(f) for f in fault_files])  # a bad plan fails before any work
-    _replayer(str(session))  # and so does a session that cannot be replayed (kept for in-process runs)
-    options = {"models": list(models), "policies": list(policies), "checks": list(checks)}
+    _replayer(str(session), app, trust_session)  # and a session that cannot be replayed (kept in-process)
+    options = {"models": list(models), "policies": list(policies), "checks": list(checks), "app": app,
+               "trust_session": trust_session}
     files = [str(f) for f in fault_files]
     jobs = max(1, jobs or os.cpu_count() or 1)
     results: dict[int, SeedResult] = {}
@@ -178,7 +187,8 @@ def sweep(
                 if progress:
                     progress(len(results), len(seeds))
     report = SweepReport(str(session), list(faults), files,
-                         {"--model": list(models), "--policy": list(policies), "--check": list(checks)},
+                         {"--app": [app] if app else [], "--model": list(models), "--policy": list(policies),
+                          "--check": list(checks), "--trust-session": [""] if trust_session else []},
                          [results[s] for s in sorted(results)])
     if do_minimise and report.failing:
         seed = report.failing[0]

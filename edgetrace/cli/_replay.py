@@ -15,6 +15,11 @@ from edgetrace.cli._progress import progress_bar
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", metavar="SESSION", help="recorded session (.ets)")
+    p.add_argument("--app", metavar="REF",
+                   help="the app to re-run: MODULE:ATTR, FILE.py:ATTR or an installed app's name (a session "
+                   "file never picks code to run; see docs/security.md)")
+    p.add_argument("--trust-session", action="store_true",
+                   help="run the app the session names (its app_ref), trusting the file")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="fault spec, e.g. 'latency(op=state.put, delay=2s)' (repeatable; see docs/faults.md)")
     p.add_argument("--faults", action="append", default=[], metavar="FILE", help="TOML fault-plan file")
@@ -40,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         report, replayer, run_ = replay_session(
             args.session, faults=args.fault, fault_files=args.faults, seed=args.seed, models=args.model,
             policies=args.policy, checks=args.check, default_checks=not args.no_default_checks,
-            horizon_s=args.horizon, progress=update,
+            horizon_s=args.horizon, progress=update, app=args.app, trust_session=args.trust_session,
         )
     if args.save:
         replayer.save(run_, report, args.save)

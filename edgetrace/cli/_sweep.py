@@ -25,6 +25,11 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", metavar="SESSION", help="recorded session (.ets)")
+    p.add_argument("--app", metavar="REF",
+                   help="the app to re-run: MODULE:ATTR, FILE.py:ATTR or an installed app's name (a session "
+                   "file never picks code to run; see docs/security.md)")
+    p.add_argument("--trust-session", action="store_true",
+                   help="run the app the session names (its app_ref), trusting the file")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC", help="fault spec (repeatable)")
     p.add_argument("--faults", action="append", default=[], metavar="FILE", help="TOML fault-plan file")
     p.add_argument("--seeds", type=int, default=20, metavar="N", help="seeds 0..N-1 (default 20)")
@@ -48,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar("sweeping seeds", enabled=not args.json) as update:
         report = sweep(args.session, seeds, faults=args.fault, fault_files=args.faults, models=args.model,
                        policies=args.policy, checks=args.check, jobs=args.jobs or None,
-                       do_minimise=not args.no_minimise, progress=update)
+                       do_minimise=not args.no_minimise, progress=update, app=args.app or "",
+                       trust_session=args.trust_session)
     if args.json:
         data = msgspec.json.encode(report.to_dict(), order="deterministic")
         sys.stdout.buffer.write(msgspec.json.format(data, indent=2) + b"\n")
