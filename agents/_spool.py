@@ -102,7 +102,7 @@ class Spool(SpanSink):
         elif frame.type is FrameType.ACK:
             self.acked = max(self.acked, _ACK.unpack(frame.payload)[0])
         elif frame.type is FrameType.BLOB:
-            self._blobs.add(frame.body()[:32].hex())
+            self._blobs.add(frame.head(32).hex())
 
     def _note(self, span: Span, offset: int) -> None:
         if span.seq % _INDEX_EVERY == 1 or not self._index:

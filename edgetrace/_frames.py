@@ -14,7 +14,7 @@ import enum
 import lzma
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +27,7 @@ __all__ = [
     "FLAG_ZLIB",
     "FRAME_HEADER_SIZE",
     "MAX_FRAME_PAYLOAD",
+    "MAX_INFLATED",
     "Frame",
     "FrameType",
     "ScanResult",
@@ -42,6 +43,8 @@ _HEADER_CRC = struct.Struct("<I")
 FILE_HEADER_SIZE = _FILE_HEADER.size
 FRAME_HEADER_SIZE = _FRAME_HEADER.size + _HEADER_CRC.size
 MAX_FRAME_PAYLOAD = 256 * 1024 * 1024
+#: The most a compressed frame may inflate to (records or one blob): readers never spend more.
+MAX_INFLATED = 64 * 1024 * 1024
 FLAG_ZLIB = 0x01  # zlib level 1: what live writers use (the hub stores ≈ 300k records/s)
 FLAG_LZMA = 0x02  # xz preset 0: what finished sessions are compacted to (≈ 2.5× smaller)
 _KNOWN_FLAGS = FLAG_ZLIB | FLAG_LZMA
@@ -62,22 +65,56 @@ class Frame:
     type: FrameType
     flags: int
     payload: bytes
+    path: Path | str = ""  # the file it came from, for messages
 
     @property
     def end(self) -> int:
         return self.offset + FRAME_HEADER_SIZE + len(self.payload)
 
-    def body(self) -> bytes:
-        """The payload with frame-level compression undone."""
+    def body(self, limit: int = MAX_INFLATED) -> bytes:
+        """The payload with frame-level compression undone; never more than `limit` bytes.
+
+        A compressed payload that would inflate past `limit` is refused (CorruptSessionError)
+        before the memory is spent: a 156 KB frame of xz can hold a gigabyte of zeros.
+        """
         if self.flags & ~_KNOWN_FLAGS:
             raise CorruptSessionError(
-                f"frame at offset {self.offset} has flags {self.flags:#04x} that this build does not know "
-                "(written by a newer edgetrace? upgrade to read it)",
-                offset=self.offset, expected=f"flags within {_KNOWN_FLAGS:#04x}",
+                f"{self.path}: frame at offset {self.offset} has flags {self.flags:#04x} that this build does "
+                "not know (written by a newer edgetrace? upgrade to read it)",
+                path=self.path or None, offset=self.offset, expected=f"flags within {_KNOWN_FLAGS:#04x}",
             )
-        if self.flags & FLAG_LZMA:
-            return lzma.decompress(self.payload, format=lzma.FORMAT_XZ)
-        return zlib.decompress(self.payload) if self.flags & FLAG_ZLIB else self.payload
+        if not self.flags & (FLAG_LZMA | FLAG_ZLIB):
+            return self.payload
+        data, complete = self._inflate(limit)
+        if not complete:
+            raise CorruptSessionError(
+                f"{self.path}: frame at offset {self.offset} inflates past the {limit}-byte limit, or is "
+                f"cut short ({len(self.payload)} bytes stored)",
+                path=self.path or None, offset=self.offset, expected=f"a compressed payload of at most {limit} bytes",
+            )
+        return data
+
+    def head(self, n: int) -> bytes:
+        """The first `n` bytes of the body, inflating no more than that (a blob's hash)."""
+        if not self.flags & (FLAG_LZMA | FLAG_ZLIB) or self.flags & ~_KNOWN_FLAGS:
+            return self.payload[:n]
+        return self._inflate(n)[0][:n]
+
+    def _inflate(self, limit: int) -> tuple[bytes, bool]:
+        """Up to `limit` bytes of the inflated payload, and whether that is all of it."""
+        try:
+            if self.flags & FLAG_LZMA:
+                xz = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+                data = xz.decompress(self.payload, max_length=limit)
+                return data, xz.eof and not xz.unused_data
+            inflater = zlib.decompressobj()
+            data = inflater.decompress(self.payload, limit)
+            return data, inflater.eof and not inflater.unconsumed_tail and not inflater.unused_data
+        except (lzma.LZMAError, zlib.error) as exc:
+            raise CorruptSessionError(
+                f"{self.path}: frame at offset {self.offset} does not decompress: {exc}",
+                path=self.path or None, offset=self.offset, expected="a compressed payload",
+            ) from None
 
 
 def encode_file_header(magic: bytes, version: int) -> bytes:
@@ -137,6 +174,27 @@ def encode_frame(ftype: FrameType, payload: bytes, *, compress: bool | str = Fal
     return head + _HEADER_CRC.pack(zlib.crc32(head)) + payload
 
 
+def _zeros_from_within(read: Callable[[int, int], bytes], total: int, start: int, end: int) -> bool:
+    """True if everything from some byte in [start, end) up to the end of the data is zero.
+
+    That is the zero tail some file systems leave after a crash (the size was updated, the
+    data blocks were not), starting anywhere in the frame being written: a torn tail, not
+    damage. The scan runs backwards from the end and stops at the first non-zero byte.
+    """
+    at = total
+    while at > start:
+        step = min(_ZERO_SCAN, at - start)
+        chunk = read(at - step, step)
+        stripped = chunk.rstrip(b"\0")
+        if stripped:
+            return at - step + len(stripped) < end  # the zeros begin inside the frame
+        at -= step
+    return True
+
+
+_ZERO_SCAN = 1 << 16
+
+
 @dataclass(frozen=True, slots=True)
 class ScanResult:
     """Where a scan stopped: `end` is the first byte after the last intact frame."""
@@ -182,7 +240,7 @@ def scan_frames(
             return
         (hcrc,) = _HEADER_CRC.unpack_from(head, _FRAME_HEADER.size)
         if zlib.crc32(head[: _FRAME_HEADER.size]) != hcrc:
-            if not any(head) and not any(read(offset, total - offset)):
+            if _zeros_from_within(read, total, offset, offset + FRAME_HEADER_SIZE):
                 yield ScanResult(offset, True)
                 return
             raise CorruptSessionError(
@@ -203,6 +261,9 @@ def scan_frames(
             return
         payload = read(body_at, length)
         if zlib.crc32(payload) != pcrc:
+            if _zeros_from_within(read, total, body_at, body_at + length):
+                yield ScanResult(offset, True)  # the header made it, the rest of the write did not
+                return
             raise CorruptSessionError(
                 f"{path}: payload CRC mismatch in frame at offset {offset} "
                 f"({length} bytes; the file is damaged here)",
@@ -216,5 +277,5 @@ def scan_frames(
                 + ", ".join(f"{t.value} ({t.name})" for t in FrameType),
                 path=path, offset=offset, expected="frame type",
             ) from None
-        yield Frame(offset, kind, flags, payload)
+        yield Frame(offset, kind, flags, payload, path)
         offset = body_at + length

@@ -189,7 +189,7 @@ class SessionWriter:
                     self.last_seq[span.node] = span.seq
                 self.records += 1
         elif frame.type is FrameType.BLOB:
-            self.blob_ids.add(frame.body()[:32].hex())
+            self.blob_ids.add(frame.head(32).hex())
         elif frame.type is FrameType.SEAL:
             self.sealed = True
 
@@ -337,7 +337,7 @@ class Session:
                 elif item.type is FrameType.MANIFEST:
                     self.manifest = self.manifest.merged(_decode_manifest_frame(item, self.path))
                 elif item.type is FrameType.BLOB:
-                    self._blob_at[item.body()[:32].hex()] = item.offset
+                    self._blob_at[item.head(32).hex()] = item.offset
                 elif item.type is FrameType.SEAL:
                     self.sealed = True
         for span in new:
