@@ -45,6 +45,7 @@ FRAME_HEADER_SIZE = _FRAME_HEADER.size + _HEADER_CRC.size
 MAX_FRAME_PAYLOAD = 256 * 1024 * 1024
 #: The most a compressed frame may inflate to (records or one blob): readers never spend more.
 MAX_INFLATED = 64 * 1024 * 1024
+_STEP = 1 << 20
 FLAG_ZLIB = 0x01  # zlib level 1: what live writers use (the hub stores ≈ 300k records/s)
 FLAG_LZMA = 0x02  # xz preset 0: what finished sessions are compacted to (≈ 2.5× smaller)
 _KNOWN_FLAGS = FLAG_ZLIB | FLAG_LZMA
@@ -102,14 +103,21 @@ class Frame:
 
     def _inflate(self, limit: int) -> tuple[bytes, bool]:
         """Up to `limit` bytes of the inflated payload, and whether that is all of it."""
+        out = bytearray()  # grown a step at a time: a refused bomb costs `limit`, not a multiple of it
         try:
             if self.flags & FLAG_LZMA:
                 xz = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
-                data = xz.decompress(self.payload, max_length=limit)
-                return data, xz.eof and not xz.unused_data
-            inflater = zlib.decompressobj()
-            data = inflater.decompress(self.payload, limit)
-            return data, inflater.eof and not inflater.unconsumed_tail and not inflater.unused_data
+                out += xz.decompress(self.payload, max_length=min(limit, _STEP))
+                while not xz.eof and len(out) < limit and not xz.needs_input:
+                    out += xz.decompress(b"", max_length=min(limit - len(out), _STEP))
+                complete = xz.eof and not xz.unused_data
+            else:
+                inflater = zlib.decompressobj()
+                out += inflater.decompress(self.payload, min(limit, _STEP))
+                while inflater.unconsumed_tail and len(out) < limit:
+                    out += inflater.decompress(inflater.unconsumed_tail, min(limit - len(out), _STEP))
+                complete = inflater.eof and not inflater.unconsumed_tail and not inflater.unused_data
+            return bytes(out), complete
         except (lzma.LZMAError, zlib.error) as exc:
             raise CorruptSessionError(
                 f"{self.path}: frame at offset {self.offset} does not decompress: {exc}",
