@@ -76,7 +76,7 @@ def _rewrite_xz(path: Path, out: BinaryIO, records_per_frame: int) -> bool:
         def flush() -> None:
             nonlocal count
             if pending:
-                out.write(encode_frame(FrameType.RECORDS, _join_arrays(pending, count), compress="lzma"))
+                out.write(encode_frame(FrameType.RECORDS, _join_arrays(pending, count), compress="lzma", count=count))
                 pending.clear()
                 count = 0
 

@@ -4,6 +4,14 @@ A `Span` is written by the recorder on the node where the step ran, shipped to t
 stored in a session and read back by the replayer and the explorer. Records are frozen,
 typed msgspec structs encoded as MessagePack arrays; the schema-evolution rule is that every
 field added after `blobs` has a default, so old sessions decode with new code.
+
+The types are also the rules of what a record may hold, enforced by the one decoder that
+the hub validates with and every reader reads with (edgetrace._codec): sequence numbers
+from 1, clock entries ≥ 0, times within ±2^62 ns (±146 years), attribute values that are
+JSON values (null, booleans, 64-bit integers, floats, strings, lists, maps with string keys)
+nested at most `ATTR_DEPTH` deep — no extension types, no binary, no non-string keys.
+Markers (`Incarnation`, `Lost`) are what a session says about a node's stream besides its
+records: where an agent restarted, what was lost or refused and why.
 """
 
 from __future__ import annotations
@@ -11,13 +19,18 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar, Union
 
 import msgspec
 
 __all__ = [
+    "ATTR_DEPTH",
     "FORMAT_VERSION",
+    "READS_VERSIONS",
+    "Incarnation",
+    "Lost",
     "Manifest",
+    "Marker",
     "Span",
     "SpanKind",
     "Status",
@@ -29,8 +42,31 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: Integer version of the session and spool formats (see docs/format.md).
-FORMAT_VERSION = 1
+#: Integer version of the session and spool formats written (see docs/format.md).
+FORMAT_VERSION = 2
+#: Versions this build reads: 1 (no markers, no incarnations) and 2.
+READS_VERSIONS = (1, 2)
+#: How deeply attribute values may nest (lists and maps inside the attribute map).
+ATTR_DEPTH = 8
+
+_I64 = 2**63 - 1
+Seq = Annotated[int, msgspec.Meta(ge=1, le=_I64)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=_I64)]
+Nanos = Annotated[int, msgspec.Meta(ge=-(2**62), le=2**62)]
+
+
+def _json_value(depth: int) -> Any:
+    """The type of a JSON value nested at most `depth` deep (msgspec checks it in C)."""
+    value: Any = Union[None, bool, int, float, str]  # noqa: UP007 (built at run time)
+    for _ in range(depth):
+        value = Union[None, bool, int, float, str, list[value], dict[str, value]]  # noqa: UP007
+    return value
+
+
+if TYPE_CHECKING:
+    AttrValue = Any
+else:
+    AttrValue = _json_value(ATTR_DEPTH)
 
 
 class SpanKind(enum.StrEnum):
@@ -94,16 +130,16 @@ class Span(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
     """
 
     node: str
-    seq: int
+    seq: Seq
     kind: SpanKind
     name: str
     trace: str = ""
     parent: str = ""
     cause: str = ""
-    start: int = 0
-    end: int = 0
-    vc: dict[str, int] = {}
-    attrs: dict[str, Any] = {}
+    start: Nanos = 0
+    end: Nanos = 0
+    vc: dict[str, Count] = {}
+    attrs: dict[str, AttrValue] = {}
     status: Status = Status.OK
     error: str = ""
     blobs: dict[str, str] = {}
@@ -140,14 +176,14 @@ class Manifest(msgspec.Struct, kw_only=True):
     app_ref: str = ""
     scenario: str = ""
     profile: str = ""
-    seed: int = 0
+    seed: Annotated[int, msgspec.Meta(ge=-(2**63), le=_I64)] = 0
     nodes: list[str] = []
     models: dict[str, str] = {}
     policies: dict[str, str] = {}
     created: str = ""
     python: str = ""
     edgetrace: str = ""
-    meta: dict[str, Any] = {}
+    meta: dict[str, AttrValue] = {}
 
     #: Fields fixed by the first manifest frame that gives them a value.
     IDENTITY: ClassVar[tuple[str, ...]] = ("session_id", "app", "app_ref", "scenario", "profile", "seed",
@@ -189,6 +225,48 @@ class Manifest(msgspec.Struct, kw_only=True):
                                     ("meta", self.meta, other.meta)):
             found += [f"{name}.{k}" for k in sorted(set(table) & set(theirs)) if table[k] != theirs[k]]
         return found
+
+
+class Incarnation(msgspec.Struct, frozen=True, kw_only=True, tag="incarnation", tag_field="kind"):
+    """A marker: from stored seq `base` on, `node`'s spans come from agent incarnation `id`.
+
+    An incarnation is one run of an agent over one spool (Kafka's producer id + epoch): every
+    agent start is a new one (`restart`), and so is a rebase (`restart` false), when a running
+    agent renumbers to follow the hub after it learned its spool had been lost or rolled
+    back. The agent numbers spans locally from `start`; the hub stores them from `base`
+    (= start + the offset it chose, usually 0). `reused` > 0 means the hub already held
+    that many seqs the incarnation reused: a rollback the hub detected and stored around.
+    In a spool the same marker has node "" and base = start.
+    """
+
+    node: str
+    id: str
+    start: Seq
+    base: Seq
+    previous: str = ""
+    reused: Count = 0
+    restart: bool = True
+
+
+class Lost(msgspec.Struct, frozen=True, kw_only=True, tag="lost", tag_field="kind"):
+    """A marker: `node`'s seqs `first`..`last` are accounted for but not stored, and why.
+
+    `by` is "agent" (damaged in its spool: it quarantined them) or "hub" (a record that did
+    not validate: refused, not stored).
+    """
+
+    node: str
+    first: Seq
+    last: Seq
+    reason: str
+    by: str = "agent"
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+
+Marker = Incarnation | Lost
 
 
 def blob_id(data: bytes) -> str:

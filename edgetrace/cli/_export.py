@@ -14,7 +14,6 @@ import sys
 import msgspec
 
 from edgetrace._errors import EdgeTraceError
-from edgetrace._session import Session
 
 
 class ExportError(EdgeTraceError):
@@ -39,6 +38,9 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="mix TEXT into derived trace/span ids, so two exports of sessions with the "
                    "same trace ids (a recording and its replay) do not merge in the backend")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.add_argument("--salvage", action="store_true",
+                   help="skip damaged frames (with a warning that counts what is missing) instead of refusing "
+                   "the session")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch < 1:
         raise EdgeTraceError(f"--batch must be at least 1, got {args.batch}")
-    session = Session.open(args.session)
+    from edgetrace.cli._show import open_session
+
+    session = open_session(args.session, args.salvage)
     headers = parse_headers(args.header)
     # the exporters log each failed attempt; keep that to one line per problem on stderr
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="export: %(message)s")

@@ -36,16 +36,20 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="virtual seconds to keep running after the last recorded step (default 30)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--save", metavar="OUT", help="write the replayed run as a session (for explore --against)")
+    p.add_argument("--salvage", action="store_true",
+                   help="skip damaged frames of the session (with a warning that counts what is missing)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgetrace.replay import replay_session
+    from edgetrace.cli._show import open_session
+    from edgetrace.replay import Replayer, replay_session
 
+    loaded = Replayer(open_session(args.session, args.salvage), app=args.app, trust_session=args.trust_session)
     with progress_bar("replaying", enabled=not args.json) as update:
         report, replayer, run_ = replay_session(
             args.session, faults=args.fault, fault_files=args.faults, seed=args.seed, models=args.model,
             policies=args.policy, checks=args.check, default_checks=not args.no_default_checks,
-            horizon_s=args.horizon, progress=update, app=args.app, trust_session=args.trust_session,
+            horizon_s=args.horizon, progress=update, replayer=loaded,
         )
     if args.save:
         replayer.save(run_, report, args.save)
