@@ -59,39 +59,43 @@ def store_batch(protocol: HubProtocol, hello: Hello, incarnations: list[tuple[st
     stream = writer.stream(node)
     state = stream.state(inc.id)
     local_last = state.local_last if state is not None else inc.start - 1
-    taken: list[Span] = []
     lost: list[tuple[int, int, str, str]] = []  # local first, last, reason, by
     rejected: list[tuple[int, str]] = []
-    items: list[tuple[int, int, Span | None, str, str]] = [(s.seq, s.seq, s, "", "") for s in spans]
-    items += [(seq, seq, None, why, "hub") for seq, why in refused]
-    items += [(a, b, None, why, "agent") for a, b, why in msg.missing if 1 <= a <= b]
-    items.sort(key=lambda item: item[0])
-    for first, last, span, why, by in items:
-        if last <= local_last:
-            stats.duplicates += last - first + 1
-        elif first <= local_last + 1:
-            if span is not None:
-                taken.append(span)
+    seqs = [s.seq for s in spans]
+    in_order = not refused and not msg.missing and seqs == list(range(local_last + 1, local_last + 1 + len(seqs)))
+    if in_order:  # the usual batch: all new, in order
+        taken, local_last = spans, local_last + len(seqs)
+    else:
+        taken = []
+        items: list[tuple[int, int, Span | None, str, str]] = [(s.seq, s.seq, s, "", "") for s in spans]
+        items += [(seq, seq, None, why, "hub") for seq, why in refused]
+        items += [(a, b, None, why, "agent") for a, b, why in msg.missing if 1 <= a <= b]
+        items.sort(key=lambda item: item[0])
+        for first, last, span, why, by in items:
+            if last <= local_last:
+                stats.duplicates += last - first + 1
+            elif first <= local_last + 1:
+                if span is not None:
+                    taken.append(span)
+                else:
+                    lost.append((local_last + 1, last, why, by))
+                    if by == "hub":
+                        rejected.append((last, why[:500]))
+                local_last = last
             else:
-                lost.append((local_last + 1, last, why, by))
-                if by == "hub":
-                    rejected.append((last, why[:500]))
-            local_last = last
-        else:
-            stats.gaps += 1
-            break  # never store out of order: ack what we have, the agent resends from there
+                stats.gaps += 1
+                break  # never store out of order: ack what we have, the agent resends from there
     if not taken and not lost:
         return Ack(node=node, seq=confirmed(writer.streams.get(node), incarnations),
                    offset=state.offset if state is not None else 0)
-    first_local = min([s.seq for s in taken] + [a for a, _, _, _ in lost])
+    first_local = seqs[0] if in_order else min([s.seq for s in taken] + [a for a, _, _, _ in lost])
     marker = None
     if state is None or stream.current != inc.id:
         offset, marker = _place(writer, node, inc, first_local, stream.high, stream.current)
     else:
         offset = state.offset
     stored = taken if offset == 0 else [_translate(s, offset) for s in taken]
-    all_new = offset == 0 and not refused and len(taken) == len(spans) and all(
-        a.seq == b.seq for a, b in zip(taken, spans, strict=True))  # stored as sent only if sent in order
+    all_new = offset == 0 and in_order  # stored as the agent's bytes only if sent all new, in order
     try:
         with writer.batch():
             if marker is not None:
@@ -104,7 +108,8 @@ def store_batch(protocol: HubProtocol, hello: Hello, incarnations: list[tuple[st
                         raise FrameError(f"blob {sha[:12]}… from {node!r} does not match its content")
                     writer.put_blob(data, sha)
                 if all_new:
-                    writer.append_encoded(payload, stored, zlib_packed=msg.spans if msg.zlib else None)
+                    writer.append_encoded(payload, stored, zlib_packed=msg.spans if msg.zlib else None,
+                                          last=(node, local_last))
                 else:
                     writer.append(stored)
             protocol.commit(writer)

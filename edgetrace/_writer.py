@@ -355,28 +355,35 @@ class SessionWriter:
                                  count=len(spans)))
         self._stored(spans)
 
-    def append_encoded(self, payload: bytes, spans: Sequence[Span], *, zlib_packed: bytes | None = None) -> None:
+    def append_encoded(self, payload: bytes, spans: Sequence[Span], *, zlib_packed: bytes | None = None,
+                       last: tuple[str, int] | None = None) -> None:
         """Write an already-encoded records payload (the hub stores what agents sent).
 
         `zlib_packed`, when given, is `payload` compressed by the agent: stored as it is.
+        `last` = (node, seq) when the caller knows the batch is one node's, contiguous and in
+        order: the bookkeeping is then one update, not one per span.
         """
         if zlib_packed is not None and self.compress:
             self._write(encode_frame(FrameType.RECORDS, zlib_packed, flags=FLAG_ZLIB, count=len(spans)))
         else:
             self._write(encode_frame(FrameType.RECORDS, payload, compress=self.compress, count=len(spans)))
-        self._stored(spans)
+        self._stored(spans, last)
 
-    def _stored(self, spans: Sequence[Span]) -> None:
+    def _stored(self, spans: Sequence[Span], last: tuple[str, int] | None = None) -> None:
         touched: dict[str, tuple[int | None, NodeStream | None, IncState | None, int]] = {}
+        nodes = {last[0]} if last is not None else {s.node for s in spans}
         if self._undo is not None:
-            for node in {s.node for s in spans}:
+            for node in nodes:
                 stream = self.streams.get(node)
                 state = stream.incarnations.get(stream.current) if stream and stream.current is not None else None
                 touched[node] = (self.last_seq.get(node), stream,
                                  IncState(state.offset, state.local_last) if state else None,
                                  stream.high if stream else 0)
-        for span in spans:
-            self._note(span.node, span.seq)
+        if last is not None:
+            self._note(*last)
+        else:
+            for span in spans:
+                self._note(span.node, span.seq)
         self.records += len(spans)
         if self._undo is not None:
             count = len(spans)
