@@ -19,12 +19,13 @@ from typing import Any
 
 from edgetrace import _attrs as attr
 from edgetrace._artifacts import callable_sha256, file_sha256
-from edgetrace._errors import ReplayError, UsageError
+from edgetrace._errors import UsageError
 from edgetrace._handler_errors import is_handler_error
 from edgetrace._index import CausalIndex
 from edgetrace._records import Manifest, Span, SpanKind
 from edgetrace._session import Session, SessionWriter
 from edgetrace._stepkey import StepKey
+from edgetrace._trust import choose_app
 from edgetrace._version import __version__
 from edgetrace._why import CutStep, PairCut, Why
 from edgetrace.agents._app import App, Artifact
@@ -104,16 +105,13 @@ def artifact_ref(artifact: Artifact) -> str:
 class Replayer:
     """Re-runs a session's app against its recording."""
 
-    def __init__(self, session: Session | str | os.PathLike[str], *, app: App | None = None) -> None:
+    def __init__(self, session: Session | str | os.PathLike[str], *, app: App | str | None = None,
+                 trust_session: bool = False) -> None:
         self.session = session if isinstance(session, Session) else Session.open(session)
         manifest = self.session.manifest
-        if app is None:
-            if not manifest.app_ref:
-                raise ReplayError(
-                    f"{self.session.path}: the manifest names no app to re-run (app_ref is empty); "
-                    "pass the app explicitly (Replayer(session, app=...))"
-                )
-            app = load_app(manifest.app_ref)
+        if not isinstance(app, App):  # a session file never picks the code to run (edgetrace._trust)
+            app = load_app(choose_app(manifest, source=self.session.path, app=app,
+                                      trust_session=trust_session).ref)
         self.app = app
         self.recording = Recording(self.session)
         self.nodes = sorted(set(manifest.nodes) | {s.node for s in self.session.spans})
@@ -410,15 +408,19 @@ def replay_session(
     why_depth: int | None = 12,
     confirm_races: bool = False,
     mode: str = "closed-loop",
+    trust_session: bool = False,
 ) -> tuple[ReplayReport, Replayer, ReplayRun]:
     """What `edgetrace replay` does, as a function: parse everything, run, report.
 
-    `occurrences` (`--occurrences`) applies only those occurrences of the plan under this seed,
-    numbered as a first replay with the whole plan applies them (`replay/_ddmin.py`)."""
+    `app` is an App or a reference (`--app`); without it the session's app must be trusted
+    (edgetrace._trust), or `trust_session` given. `occurrences` (`--occurrences`) applies only
+    those occurrences of the plan under this seed, numbered as a first replay with the whole
+    plan applies them (`replay/_ddmin.py`)."""
     from edgetrace.replay._invariants import resolve
 
     plan = FaultPlan.parse(list(faults), [Path(f) for f in fault_files])
-    replayer = replayer or Replayer(session, app=app)  # one loaded session can serve many replays
+    # one loaded session can serve many replays
+    replayer = replayer or Replayer(session, app=app, trust_session=trust_session)
     declared = dict(replayer.app.invariants)
     names = list(checks) if (checks or not default_checks) else sorted(declared)
     if checks and default_checks:
@@ -443,12 +445,12 @@ def replay_session(
 def replay_command(
     session: str | Path, *, seed: int | None = None, faults: Sequence[str] = (),
     fault_files: Sequence[str | Path] = (), models: Sequence[str] = (), policies: Sequence[str] = (),
-    checks: Sequence[str] = (),
+    checks: Sequence[str] = (), app: str = "",
 ) -> str:
     """The `edgetrace replay` command line that reproduces a replay, quoted for a shell."""
     import shlex
 
-    args = ["edgetrace", "replay", str(session)]
+    args = ["edgetrace", "replay", str(session), *(["--app", app] if app else [])]
     if seed is not None:
         args += ["--seed", str(seed)]
     for flag, values in (("--faults", fault_files), ("--fault", faults), ("--model", models),

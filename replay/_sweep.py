@@ -74,7 +74,7 @@ class SweepReport:
             args += ["--fault", spec]
         for flag, values in self.options.items():
             for v in values:
-                args += [flag, v]
+                args += [flag, v] if v else [flag]
         if occurrences is not None:
             args += ["--occurrences", ",".join(str(n) for n in occurrences)]
         return shlex.join(args)
@@ -178,6 +178,8 @@ def sweep(
     verify_memo: int = 0,
     minimise_seeds: int = 8,
     minimise_tries: int = 400,
+    app: str = "",
+    trust_session: bool = False,
 ) -> SweepReport:
     """Replay `session` under every seed; find the cause of the failures.
 
@@ -185,16 +187,18 @@ def sweep(
     than one job; "inline"; "ray", on the cluster at `address`). `reexecute` turns the inference
     memo off; `verify_memo` re-executes that many memoised steps per replay. Minimisation judges
     smaller plans on the first `minimise_seeds` failing seeds and stops after `minimise_tries`
-    replays per phase.
+    replays per phase. `app` (a reference, as `--app`) is the app to run; without it the
+    session's own must be trusted (edgetrace._trust) or `trust_session` given.
     """
     from edgetrace.replay.faults import FaultPlan
 
     if not seeds:
         raise UsageError("a sweep needs at least one seed")
     plan = FaultPlan.parse(list(faults), [Path(f) for f in fault_files])  # a bad plan fails before any work
+    extra: tuple[tuple[str, Any], ...] = (("app", app or None), ("trust_session", trust_session))
     task = SweepTask(str(session), tuple(faults), tuple(str(f) for f in fault_files), tuple(models),
-                     tuple(policies), tuple(checks), reexecute=reexecute, verify_memo=verify_memo)
-    loaded(task.session)  # and so does a session that cannot be replayed (kept for in-process runs)
+                     tuple(policies), tuple(checks), reexecute=reexecute, verify_memo=verify_memo, extra=extra)
+    loaded(task.session, task.extra)  # and so does a session that cannot be replayed (kept in-process)
     seeds = list(seeds)
     results: dict[int, SeedResult] = {}
     own = not isinstance(executor, SweepExecutor)
@@ -210,7 +214,8 @@ def sweep(
         if own:
             runner.close()
     report = SweepReport(task.session, list(faults), list(task.fault_files),
-                         {"--model": list(models), "--policy": list(policies), "--check": list(checks)},
+                         {"--app": [app] if app else [], "--model": list(models), "--policy": list(policies),
+                          "--check": list(checks), "--trust-session": [""] if trust_session else []},
                          [results[s] for s in sorted(results)])
     if do_minimise and report.failing:
         cause = minimise_failure(task, plan.specs(), report.failing, seeds=minimise_seeds, most=minimise_tries)

@@ -162,7 +162,7 @@ def edgetrace_replay(request: pytest.FixtureRequest, edgetrace_seed: int) -> Any
         _track(request, {"kind": "replay", "session": Path(session), "faults": faults,
                          "fault_files": [str(f) for f in fault_files], "models": model_args,
                          "policies": policy_args, "checks": list(checks), "seed": seed, "report": report,
-                         "replayer": replayer, "run": run})
+                         "replayer": replayer, "run": run, "app": app})
         return report
 
     return replay
@@ -197,6 +197,16 @@ def _save_dir(config: pytest.Config) -> Path:
     return folder
 
 
+def _app_ref(app: Any) -> str:
+    """The `--app` a saved session needs: its own app_ref would not be trusted (docs/security.md)."""
+    if app is None or (isinstance(app, str) and not app):
+        return ""
+    from edgetrace._trust import is_installed_app
+
+    ref: str = app if isinstance(app, str) else app.reference()
+    return "" if not ref or is_installed_app(ref) else ref
+
+
 def _save_failure(item: pytest.Item, runs: list[dict[str, Any]]) -> str:
     from edgetrace.replay._replayer import replay_command
 
@@ -220,14 +230,15 @@ def _save_failure(item: pytest.Item, runs: list[dict[str, Any]]) -> str:
                 continue
             path = result.save(folder / f"{stem}{suffix}.ets")
             lines.append(f"session: {path}")
-            lines.append(f"replay:  {replay_command(path, checks=result.checks)}")
+            lines.append(f"replay:  {replay_command(path, checks=result.checks, app=_app_ref(entry['harness'].app))}")
             lines.append(f"explore: edgetrace explore {shlex.quote(str(path))}")
         else:
             out = folder / f"{stem}{suffix}.replayed.ets"
             entry["replayer"].save(entry["run"], entry["report"], out)
             command = replay_command(entry["session"], seed=entry["seed"], faults=entry["faults"],
                                      fault_files=entry["fault_files"], models=entry["models"],
-                                     policies=entry["policies"], checks=entry["checks"])
+                                     policies=entry["policies"], checks=entry["checks"],
+                                     app=_app_ref(entry["app"]))
             lines.append(f"session: {entry['session']} (replayed run saved as {out})")
             lines.append(f"replay:  {command}")
             lines.append(f"explore: edgetrace explore {shlex.quote(str(entry['session']))} "

@@ -61,6 +61,9 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", action="append", default=[], metavar="NAME=PATH",
                    help="a policy file to attach to the MCAP (matched by sha256)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.add_argument("--salvage", action="store_true",
+                   help="skip damaged frames (with a warning that counts what is missing) instead of refusing "
+                   "the session")
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -80,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch must be at least 1, got {args.batch}")
     if args.content_limit < 128:
         raise UsageError(f"--content-limit must be at least 128 bytes, got {args.content_limit}")
-    session = Session.open(args.session)
+    from edgetrace.cli._show import open_session
+
+    session = open_session(args.session, args.salvage)
     report: dict[str, Any] = {"session": str(session.path)}
     lines: list[str] = []
     if args.mcap:

@@ -229,7 +229,10 @@ def _internal(exc: BaseException) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    from edgetrace._text import printable
+
+    # messages quote session contents (ids, names): no escape sequence reaches the terminal
+    return printable(" ".join(str(exc).split()) or type(exc).__name__, limit=4000)
 
 
 if __name__ == "__main__":  # pragma: no cover

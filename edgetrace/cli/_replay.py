@@ -23,6 +23,11 @@ edgetrace replay run.ets --reexecute all"""
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", metavar="SESSION", help="recorded session (.ets)")
+    p.add_argument("--app", metavar="REF",
+                   help="the app to re-run: MODULE:ATTR, FILE.py:ATTR or an installed app's name (a session "
+                   "file never picks code to run; see docs/security.md)")
+    p.add_argument("--trust-session", action="store_true",
+                   help="run the app the session names (its app_ref), trusting the file")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="fault spec, e.g. 'latency(op=state.put, delay=2s)' (repeatable; see docs/faults.md)")
     p.add_argument("--faults", action="append", default=[], metavar="FILE", help="TOML fault-plan file")
@@ -58,6 +63,8 @@ def register(p: argparse.ArgumentParser) -> None:
                         "only compare its answers (teacher-forced)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--save", metavar="OUT", help="write the replayed run as a session (for explore --against)")
+    p.add_argument("--salvage", action="store_true",
+                   help="skip damaged frames of the session (with a warning that counts what is missing)")
 
 
 def occurrence_numbers(text: str | None) -> list[int] | None:
@@ -70,11 +77,13 @@ def occurrence_numbers(text: str | None) -> list[int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgetrace.replay import replay_session
+    from edgetrace.cli._show import open_session
+    from edgetrace.replay import Replayer, replay_session
     from edgetrace.replay._memo import MemoMismatchError
 
     if args.verify_memo is not None and args.verify_memo < 0:
         raise UsageError(f"--verify-memo must be 0 or more, got {args.verify_memo}")
+    loaded = Replayer(open_session(args.session, args.salvage), app=args.app, trust_session=args.trust_session)
     try:
         with progress_bar("replaying", enabled=not args.json) as update:
             report, replayer, run_ = replay_session(
@@ -83,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 horizon_s=args.horizon, progress=update, reexecute=args.reexecute == "all",
                 verify_memo=args.verify_memo, occurrences=occurrence_numbers(args.occurrences),
                 why_depth=None if args.why == "all" else max(1, args.why_depth),
-                confirm_races=args.confirm_races, mode=args.mode,
+                confirm_races=args.confirm_races, mode=args.mode, replayer=loaded,
             )
     except MemoMismatchError as exc:  # the replay diverged from its recording, loudly
         print(f"edgetrace: replay diverged: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -34,6 +34,11 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", metavar="SESSION", help="recorded session (.ets)")
+    p.add_argument("--app", metavar="REF",
+                   help="the app to re-run: MODULE:ATTR, FILE.py:ATTR or an installed app's name (a session "
+                   "file never picks code to run; see docs/security.md)")
+    p.add_argument("--trust-session", action="store_true",
+                   help="run the app the session names (its app_ref), trusting the file")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC", help="fault spec (repeatable)")
     p.add_argument("--faults", action="append", default=[], metavar="FILE", help="TOML fault-plan file")
     p.add_argument("--seeds", type=int, default=20, metavar="N", help="seeds 0..N-1 (default 20)")
@@ -74,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
                            policies=args.policy, checks=args.check, jobs=args.jobs or None,
                            do_minimise=not args.no_minimise, progress=update, executor=args.executor,
                            address=args.address, reexecute=args.reexecute == "all",
-                           verify_memo=args.verify_memo, minimise_seeds=args.minimise_seeds)
+                           verify_memo=args.verify_memo, minimise_seeds=args.minimise_seeds,
+                           app=args.app or "", trust_session=args.trust_session)
     except MemoMismatchError as exc:
         print(f"edgetrace: replay diverged: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1

@@ -81,9 +81,13 @@ def test_passing_and_failing_user_tests(pytester: pytest.Pytester, tmp_path: Pat
     ])
     # the failure message shows the chain that led to the bad spray, not just `assert False`
     assert re.search(r"t-\d:\d+\s+decide\s+spray", out), out
-    session = next(save.glob("*.ets"))
-    # the printed replay command reproduces the violation from the saved session
-    cli = subprocess.run([sys.executable, "-m", "edgetrace", "replay", str(session), "--json"],
+    assert next(save.glob("*.ets"))
+    # the printed replay command reproduces the violation from the saved session (it names the
+    # app with --app: a session file's own app_ref is never imported on its say-so)
+    printed = next(line for line in out.splitlines() if line.startswith("replay:  edgetrace replay "))
+    assert " --app " in printed, printed
+    argv = shlex.split(printed.removeprefix("replay:  edgetrace "))
+    cli = subprocess.run([sys.executable, "-m", "edgetrace", *argv, "--json"],
                          capture_output=True, text=True, cwd=tmp_path)
     assert cli.returncode == 1, cli.stderr
     violations = json.loads(cli.stdout)["violations"]
