@@ -301,7 +301,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
     def run_in_executor(self, executor: Any, func: Callable[[Unpack[_Ts]], _T], *args: *_Ts) -> asyncio.Future[_T]:
         if self.on_nondeterminism is None:
             raise ReplayError("handlers may not use threads under replay (run_in_executor breaks determinism)")
-        from edgetrace.replay._sandbox import app_caller
+        from edgetrace.agents._sandbox import app_caller
 
         at = app_caller()
         if at:

@@ -22,13 +22,13 @@ from edgetrace._stepkey import StepKey
 from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._node import NodeRuntime
+from edgetrace.agents._sandbox import Sandbox
 from edgetrace.agents._sink import MemorySink
 from edgetrace.replay._counterfactual import ShadowLog
 from edgetrace.replay._loop import VirtualLoop
 from edgetrace.replay._memo import InferenceMemo
 from edgetrace.replay._network import Lifecycle, SimNetwork
 from edgetrace.replay._recording import RecordedInput, Recording
-from edgetrace.replay._sandbox import Sandbox
 from edgetrace.replay._watchdog import Watchdog
 from edgetrace.replay._world import FaultLog, SharedArtifacts, SimWorld
 from edgetrace.replay.faults import FaultInjector, FaultPlan, NodeEvent, PlanInjector

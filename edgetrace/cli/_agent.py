@@ -32,6 +32,12 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", metavar="JSON", help="grid profile (as stored in a session manifest) to emulate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epoch-ns", type=int, default=None, help="session epoch (wall ns); default: now")
+    p.add_argument("--audit", metavar="FILE",
+                   help="report, as JSON in FILE at stop, each call a handler makes that a replay cannot repeat "
+                   "(wall clock, global random, threads, blocking I/O) with its line; the calls still happen")
+    p.add_argument("--wait-epoch", action="store_true",
+                   help="run the app's start-up handlers when a driver sends the session epoch "
+                   "(what `edgetrace record` does), not at once")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
         app_ref=args.app, node=args.node, hub=parse_address(args.hub, default_port=7411), session=args.session,
         listen=parse_address(args.listen, default_port=0), peers=peers, token=args.token,
         spool_dir=Path(args.spool) if args.spool else None, profile=profile, seed=args.seed, epoch_ns=args.epoch_ns, sync=args.sync,
+        wait_epoch=args.wait_epoch, audit=Path(args.audit) if args.audit else None,
     )
     return asyncio.run(run_agent(cfg))

@@ -10,6 +10,10 @@ pipeline.py:57 (12×)". The call still returns, with a deterministic stand-in (v
 seeded RNG, the work done inline), so the replay goes on and stays repeatable. Calls made by
 libraries and by edgetrace itself (logging's timestamps, the model runtime) are left alone.
 
+Live, `edgetrace agent --audit FILE` (and `edgetrace record --audit`) installs the same guards
+with `stand_ins=False`: each call is counted with its line and then made for real, so the
+recording is not changed by the audit; the findings say what its replay will not repeat.
+
 Limits: a function bound at import time (`from time import time`) is caught only if the module
 attribute is read at call time; C extensions that read clocks are not seen.
 """
@@ -64,8 +68,10 @@ def app_caller(depth: int = 2) -> str:
 class Sandbox:
     """Catches non-deterministic calls from app code while a replay runs; counts them by (call, line)."""
 
-    def __init__(self, *, now_ns: Callable[[], int], epoch_ns: int = 0, seed: int = 0) -> None:
+    def __init__(self, *, now_ns: Callable[[], int], epoch_ns: int = 0, seed: int = 0,
+                 stand_ins: bool = True) -> None:
         self._now_ns = now_ns  # virtual time, for the stand-ins of clock reads
+        self._stand_ins = stand_ins  # False: live audit, count the call and make it for real
         self._epoch_ns = epoch_ns
         self._rng = random.Random(f"{seed}/sandbox")
         self.findings: Counter[tuple[str, str]] = Counter()
@@ -123,7 +129,8 @@ class Sandbox:
                 at = app_caller()
                 if at:
                     self.caught(call, at)
-                    return stand_in(this, *args, **kwargs)
+                    if self._stand_ins:
+                        return stand_in(this, *args, **kwargs)
                 return original(this, *args, **kwargs)
 
             setattr(owner, name, guarded_method)
@@ -133,7 +140,8 @@ class Sandbox:
             at = app_caller()
             if at:
                 self.caught(call, at)
-                return stand_in(*args, **kwargs)
+                if self._stand_ins:
+                    return stand_in(*args, **kwargs)
             return original(*args, **kwargs)
 
         setattr(owner, name, guarded)
@@ -148,7 +156,8 @@ class Sandbox:
                 at = app_caller()
                 if at:
                     sandbox.caught("datetime.now()", at)
-                    return real.fromtimestamp(sandbox._wall_ns() / 1e9, tz)
+                    if sandbox._stand_ins:
+                        return real.fromtimestamp(sandbox._wall_ns() / 1e9, tz)
                 return real.now(tz)
 
             @classmethod
@@ -156,7 +165,8 @@ class Sandbox:
                 at = app_caller()
                 if at:
                     sandbox.caught("datetime.utcnow()", at)
-                    return real.fromtimestamp(sandbox._wall_ns() / 1e9, _dt.UTC).replace(tzinfo=None)
+                    if sandbox._stand_ins:
+                        return real.fromtimestamp(sandbox._wall_ns() / 1e9, _dt.UTC).replace(tzinfo=None)
                 return real.now(_dt.UTC).replace(tzinfo=None)
 
         self._saved.append((_dt, "datetime", real))
