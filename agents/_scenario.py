@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgetrace._errors import ConfigError, UsageError
+from edgetrace import _attrs as attr
+from edgetrace._errors import ConfigError, EdgeTraceError, UsageError
 from edgetrace.agents._app import App
 from edgetrace.agents._grid import GridProfile
 
@@ -89,6 +90,10 @@ def import_ref(ref: str, *, what: str = "app reference") -> Any:
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise UsageError(f"cannot import {module_name!r} for {ref!r}: {exc}") from None
+        except EdgeTraceError:
+            raise
+        except Exception as exc:
+            raise _import_failed(f"{what} {ref!r}", module_name, exc) from None
     try:
         return getattr(module, attr)
     except AttributeError:
@@ -108,7 +113,20 @@ def _exec_file(file: Path, module_name: str, what: str) -> Any:
         spec.loader.exec_module(module)
     except ImportError as exc:
         raise UsageError(f"{what}: cannot import {file}: {exc}") from None
+    except EdgeTraceError:
+        raise  # the app's own declaration refused, with its message (a missing model file, …)
+    except Exception as exc:  # the user's code raised while it was imported: their bug, not ours
+        raise _import_failed(what, file.name, exc) from None
     return module
+
+
+def _import_failed(what: str, name: str, exc: Exception) -> ConfigError:
+    """One line for an app or scenario whose import raised, at the line of the user's code."""
+    from edgetrace.agents._code import exception_attrs
+
+    where = exception_attrs(exc)[attr.CODE]
+    return ConfigError(f"{what}: importing {name} raised {type(exc).__name__}: {exc}"
+                       + (f" at {where}" if where else ""))
 
 
 def load_app(ref: str) -> App:
@@ -127,7 +145,7 @@ def load_scenario(name_or_path: str) -> Scenario:
     if path.is_dir() or name_or_path.endswith(".py"):
         file = path / "scenario.py" if path.is_dir() else path
         if not file.is_file():
-            raise UsageError(f"{path}: no scenario.py in this folder")
+            raise UsageError(f"{path}: no scenario.py in this folder" if path.is_dir() else f"no file at {path}")
         module = _exec_file(file, f"_edgetrace_scenario_{file.parent.name}", f"scenario {name_or_path!r}")
     else:
         try:

@@ -1,8 +1,9 @@
-"""Determinism stress: three apps recorded live replay 100 %, and every replay repeats byte for byte.
+"""Determinism stress: four apps recorded live replay 100 %, and every replay repeats byte for byte.
 
 agri (ONNX generative model, Rego), swarm (peer-to-peer gossip, a race) and orchard (a fresh app
 written from the docs: `ctx.now()` stored in state and messages, `ctx.rng`, call timeouts with a
-retry, a lease table in `ctx.local`). Each is recorded as real processes on loopback; the
+retry, a lease table in `ctx.local`) and relay (also written from the docs: start-up handlers,
+gossip between sensors, a coordinator holding state over a lossy link). Each is recorded as real processes on loopback; the
 faithful replay must reproduce every step, and replays under a probabilistic plan with a crash
 must give identical reports run after run.
 """
@@ -25,6 +26,8 @@ APPS = {
     "agri": ("agri", "crash(node=hub, at=3s, restart=3.5s); drop(p=0.1); latency(op=state.*, delay=uniform(0s,2s), p=0.3)"),
     "swarm": ("swarm", "crash(node=drone-02, at=1s, restart=2s); drop(p=0.2); jitter(amount=300ms)"),
     "orchard": ("./orchard", "crash(node=base, at=0.8s, restart=1.1s); drop(p=0.1); latency(delay=300ms, p=0.3)"),
+    # written from the docs alone: start-up handlers live, gossip, a lossy link, state on a coordinator
+    "relay": ("./relay", "crash(node=coord, at=1s, restart=1.3s); drop(p=0.1); latency(delay=200ms, p=0.3)"),
 }
 
 
@@ -38,6 +41,7 @@ def _edgetrace(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("determinism")
     shutil.copytree(HERE / "orchard", root / "orchard")
+    shutil.copytree(HERE / "relay", root / "relay")
     found = {}
     for name, (scenario, _) in APPS.items():
         out = root / f"{name}.ets"
