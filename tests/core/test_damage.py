@@ -116,8 +116,12 @@ def _xz_of_zeros(mib: int) -> bytes:
 
 
 def _peak_rss_mib(args: list[str], cwd: Path) -> tuple[int, float, str]:
+    # VmHWM is this process image's own peak: ru_maxrss would carry over the forking parent's
+    # (Linux keeps it across exec), i.e. pytest's own size after a few hundred tests
     code = ("import resource, sys\nfrom edgetrace.cli import main\nc = main(sys.argv[1:])\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(c)\n")
+            "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+            "print(hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "sys.exit(c)\n")
     r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
     lines = r.stderr.strip().splitlines()
     return r.returncode, int(lines[-1]) / 1024, "\n".join(lines[:-1])
