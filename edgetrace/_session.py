@@ -161,7 +161,7 @@ class Session:
         self.lost: list[Lost] = []
         self.damage: list[Damage] = []
         self._blob_at: dict[str, int] = {}
-        self._by_ref: dict[str, Span] = {}
+        self._by_ref: dict[str, Span] | None = None  # built on the first lookup: most reads never make one
         self._offset = FILE_HEADER_SIZE
         self._index: CausalIndex | None = None
         with self._open() as fh:
@@ -203,8 +203,8 @@ class Session:
         except CorruptSessionError as exc:
             raise CorruptSessionError(f"{exc}{_SALVAGE_HINT}", path=exc.path, offset=exc.offset,
                                       expected=exc.expected) from None
-        for span in new:
-            self._by_ref.setdefault(span.ref, span)
+        if self._by_ref is not None:
+            self._refs_of(new)
         self.spans.extend(new)
         if new and self._index is not None:
             self._index.extend(new)
@@ -281,12 +281,23 @@ class Session:
 
     def span(self, ref: str) -> Span:
         try:
-            return self._by_ref[ref]
+            return self._refs()[ref]
         except KeyError:
             raise UsageError(f"{self.path}: no span {ref!r} in this session") from None
 
     def get(self, ref: str) -> Span | None:
-        return self._by_ref.get(ref)
+        return self._refs().get(ref)
+
+    def _refs(self) -> dict[str, Span]:
+        if self._by_ref is None:
+            self._by_ref = {}
+            self._refs_of(self.spans)
+        return self._by_ref
+
+    def _refs_of(self, spans: list[Span]) -> None:
+        by_ref = self._refs()
+        for span in spans:
+            by_ref.setdefault(span.ref, span)  # a duplicate delivery: the first one stands
 
     @property
     def nodes(self) -> list[str]:
