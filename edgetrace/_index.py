@@ -24,9 +24,10 @@ import operator
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where an index is built: importing edgetrace stays light
+    import numpy as np
 
 from edgetrace._errors import UsageError
 from edgetrace._records import Span, parse_ref
@@ -51,10 +52,14 @@ class _Codes(dict[str, int]):
 
 def _stable_order(code: np.ndarray[Any, Any], known: int) -> np.ndarray[Any, Any]:
     """Entries by node, seq order kept within each (numpy's radix sort, when the codes fit 16 bits)."""
+    import numpy as np
+
     return np.argsort(code.astype(np.int16) if known < 1 << 15 else code, kind="stable")
 
 
 def _packed_array(values: np.ndarray[Any, Any]) -> array[int]:
+    import numpy as np
+
     found = array("q")
     found.frombytes(values.astype(np.int64, copy=False).tobytes())
     return found
@@ -113,12 +118,16 @@ class _Stream:
                 self.add(span)
             keys, seqs, values = self._pending
             if keys:
+                import numpy as np
+
                 self._pending = ([], [], [])
                 code = np.fromiter(map(codes.__getitem__, keys), dtype=np.int64, count=len(keys))
                 names.extend(itertools.islice(codes, len(names), None))
                 self._merge(code, np.array(seqs, dtype=np.int64), np.array(values, dtype=np.int64), codes, names)
 
     def _packed(self, items: list[Span], codes: _Codes, names: list[str]) -> bool:
+        import numpy as np
+
         prev = self.seqs[-1] if self.seqs else 0
         keys: list[str] = []
         values: list[int] = []
@@ -174,6 +183,8 @@ class _Stream:
     def _merge(self, code: np.ndarray[Any, Any], seq: np.ndarray[Any, Any], val: np.ndarray[Any, Any],
                codes: _Codes, names: list[str]) -> None:
         """Add entries (in seq order) to the packed change points, which stay sorted by (entry, seq)."""
+        import numpy as np
+
         if self.at:  # what is there already comes first in each entry's segment: a stable sort keeps it so
             old = sorted(self.at.items(), key=lambda kv: kv[1])
             lengths = [hi - lo for _, (lo, hi) in old]
