@@ -32,8 +32,10 @@ def _real(path: Path) -> str:
 _RUNTIME = (_real(_PKG), *(_real(_PKG / d) for d in ("agents", "replay", "tui")))
 _SCENARIOS = _real(_PKG / "scenarios")  # shipped example apps are app code
 _STDLIB = (_real(Path(sysconfig.get_paths()["stdlib"])),)  # the interpreter's own library (not site-packages)
-_SITES: dict[tuple[CodeType, int], str] = {}
 _APP_FILE: dict[str, str] = {}
+# per code object (by id; the entry keeps the object alive, so the id is never reused): None for
+# code that is not the app's, else the sites of its lines seen so far (hashing a code object is slow)
+_CODE: dict[int, tuple[CodeType, dict[int, str] | None]] = {}
 
 
 def _where(filename: str) -> str:
@@ -69,20 +71,25 @@ def is_library_file(filename: str) -> bool:
 IN_HANDLER: ContextVar[bool] = ContextVar("edgetrace_in_handler", default=False)
 
 
-def _site(code: CodeType, line: int) -> str:
-    key = (code, line)
-    found = _SITES.get(key)
-    if found is None:
-        found = _SITES[key] = f"{Path(code.co_filename).name}:{line}"
-    return found
+def _lines(code: CodeType) -> dict[int, str] | None:
+    entry = _CODE.get(id(code))
+    if entry is None:
+        entry = _CODE[id(code)] = (code, {} if is_app_file(code.co_filename) else None)
+    return entry[1]
 
 
 def call_site(depth: int = 2) -> str:
     """`file.py:line` of the first app frame at or above `depth` frames up ('' if none)."""
     frame: FrameType | None = sys._getframe(depth)
     while frame is not None:
-        if is_app_file(frame.f_code.co_filename):
-            return _site(frame.f_code, frame.f_lineno)
+        code = frame.f_code
+        lines = _lines(code)
+        if lines is not None:
+            line = frame.f_lineno
+            found = lines.get(line)
+            if found is None:
+                found = lines[line] = f"{Path(code.co_filename).name}:{line}"
+            return found
         frame = frame.f_back
     return ""
 

@@ -41,7 +41,9 @@ class NodeRuntime:
         self.app = app
         self.node = node
         self.world = world
-        self.recorder = Recorder(node, world.sink, now_ns=world.now_ns, observe=world.observe,
+        # a world that does not watch steps (a live node's) is not called for each one
+        watches = type(world).observe is not NodeWorld.observe
+        self.recorder = Recorder(node, world.sink, now_ns=world.now_ns, observe=world.observe if watches else None,
                                  start_at=world.start_at)
         self.keys = StepCounter(node)
         self.rng = random.Random(f"{seed}/{node}")

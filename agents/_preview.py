@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["json_bytes", "preview"]
+__all__ = ["json_bytes", "preview", "previews"]
 
 _PREVIEW_LIMIT = 512
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -32,6 +32,17 @@ def preview(value: Any, limit: int = _PREVIEW_LIMIT) -> Any:
     if len(text) <= limit:
         return json.loads(text)
     return text[: limit - 1] + "…"
+
+
+_AS_IS = frozenset({int, float, bool, type(None)})
+
+
+def previews(found: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Add the preview of each of `values` to `found` (a step's attributes); returns `found`."""
+    for key, value in values.items():  # numbers and short strings are their own preview: no call
+        kind = type(value)
+        found[key] = value if kind in _AS_IS or (kind is str and len(value) <= _PREVIEW_LIMIT) else preview(value)
+    return found
 
 
 def _describe(value: Any) -> Any:

@@ -47,6 +47,9 @@ def _no_observer(span: Span, key: StepKey) -> None:
     pass
 
 
+_OK, _ERROR = Status.OK, Status.ERROR  # looked up once: enum member access is a descriptor call
+
+
 def _zero() -> int:
     return 0
 
@@ -55,12 +58,12 @@ class Recorder:
     """Records the spans of one node into a sink."""
 
     def __init__(self, node: str, sink: SpanSink, *, now_ns: Callable[[], int] = _zero,
-                 observe: Callable[[Span, StepKey], None] = _no_observer,
+                 observe: Callable[[Span, StepKey], None] | None = None,
                  start_at: Callable[[StepScope, StepKey], int] | None = None) -> None:
         self.node = node
         self.sink = sink
         self._now_ns = now_ns
-        self._observe = observe
+        self._observe = _no_observer if observe is None else observe
         self._start_at = start_at
         self._clock: dict[str, int] = {}
         self._seq = 0
@@ -89,27 +92,39 @@ class Recorder:
         data = value if isinstance(value, bytes) else encode(value)
         return self.sink.put_blob(data)
 
-    def step(self, kind: SpanKind, name: str, key: StepKey, scope: StepScope | None = None,
-             **fields: Any) -> Span:
+    def step(self, kind: SpanKind, name: str, key: StepKey, scope: StepScope | None = None, *,
+             trace: str | None = None, parent: str | None = None, cause: str = "", start: int | None = None,
+             end: int | None = None, attrs: Mapping[str, Any] | None = None, error: str = "",
+             blobs: Mapping[str, str] | None = None, merge: Mapping[str, int] | None = None) -> Span:
         """Record one step of a handler at its causal position, starting now unless told otherwise.
 
-        `scope` (the handler's Context) supplies trace and parent unless `fields` name them, and
+        `scope` (the handler's Context) supplies trace and parent unless they are given, and
         is told about the step; in a replay, when the step starts comes from the world
         (`start_at`: the time the handler spent since its previous step, as recorded).
         """
+        # every step of every handler comes through here: one span, no keyword dicts rebuilt
+        copied: dict[str, Any] | None = None
         if scope is not None:
-            fields.setdefault("trace", scope.trace)
-            fields.setdefault("parent", scope.parent)
-            if scope.site or scope.uses_local:
-                extra: dict[str, Any] = {attr.CODE: scope.site} if scope.site else {}
+            if trace is None:
+                trace = scope.trace
+            if parent is None:
+                parent = scope.parent
+            site = scope.site
+            if site or scope.uses_local:
+                copied = dict(attrs) if attrs else {}
+                if site:
+                    copied[attr.CODE] = site
                 if scope.uses_local:
-                    extra[attr.LOCAL] = True
-                fields["attrs"] = {**fields.get("attrs", {}), **extra}
-        if "start" not in fields:
-            fields["start"] = (self._start_at(scope, key) if scope is not None and self._start_at is not None
-                               else self._now_ns())
-        span = self.record(kind, name, **fields)
-        self._observe(span, key)
+                    copied[attr.LOCAL] = True
+            if start is None:
+                start = self._now_ns() if self._start_at is None else self._start_at(scope, key)
+        elif start is None:
+            start = self._now_ns()
+        span = self._emit(kind, name, trace or "", parent or "", cause, start, start if end is None else end,
+                          copied if copied is not None else dict(attrs) if attrs else {}, error,
+                          dict(blobs) if blobs else {}, merge)
+        if self._observe is not _no_observer:
+            self._observe(span, key)
         if scope is not None:
             scope.note(key, span.end)
         return span
@@ -129,6 +144,12 @@ class Recorder:
         blobs: Mapping[str, str] | None = None,
         merge: Mapping[str, int] | None = None,
     ) -> Span:
+        """Record one span outside any handler's step numbering (a fault record)."""
+        return self._emit(kind, name, trace, parent, cause, start, start if end is None else end,
+                          dict(attrs) if attrs else {}, error, dict(blobs) if blobs else {}, merge)
+
+    def _emit(self, kind: SpanKind, name: str, trace: str, parent: str, cause: str, start: int, end: int,
+              attrs: dict[str, Any], error: str, blobs: dict[str, str], merge: Mapping[str, int] | None) -> Span:
         changes: dict[str, int] = {}
         if merge:
             clock = self._clock
@@ -137,22 +158,11 @@ class Recorder:
                 if other != own and value > clock.get(other, 0):
                     clock[other] = value
                     changes[other] = value
+            if len(changes) > 1:
+                changes = dict(sorted(changes.items()))
         self._seq += 1
-        span = Span(
-            node=self.node,
-            seq=self._seq,
-            kind=kind,
-            name=name,
-            trace=trace,
-            parent=parent,
-            cause=cause,
-            start=start,
-            end=start if end is None else end,
-            vc=dict(sorted(changes.items())) if len(changes) > 1 else changes,
-            attrs=dict(attrs or {}),
-            status=Status.ERROR if error else Status.OK,
-            error=error,
-            blobs=dict(blobs or {}),
-        )
+        span = Span(node=self.node, seq=self._seq, kind=kind, name=name, trace=trace, parent=parent, cause=cause,
+                    start=start, end=end, vc=changes, attrs=attrs, status=_ERROR if error else _OK, error=error,
+                    blobs=blobs)
         self.sink.emit(span)
         return span

@@ -16,7 +16,7 @@ from edgetrace._errors import EdgeTraceError, ModelError, PolicyError
 from edgetrace._records import SpanKind
 from edgetrace._stepkey import StepCounter
 from edgetrace.agents._models import ModelRunner, tensor_to_obj
-from edgetrace.agents._preview import json_bytes, preview
+from edgetrace.agents._preview import json_bytes, preview, previews
 from edgetrace.agents._recorder import Recorder, StepScope
 from edgetrace.agents._rules import Decision, RuleEngine
 from edgetrace.agents._world import NodeWorld
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from edgetrace.agents._app import App, Artifact
 
 __all__ = ["Artifacts", "ReasoningSteps"]
+
+_LOG = SpanKind.LOG
 
 
 class Artifacts:
@@ -163,6 +165,5 @@ class ReasoningSteps:
         return self._recorder.step(SpanKind.LOG, "clock", key, ctx).start
 
     def log(self, ctx: StepScope, message: str, attrs: dict[str, Any]) -> None:
-        key = self._keys.next(ctx.trace, SpanKind.LOG, "log")
-        self._recorder.step(SpanKind.LOG, "log", key, ctx,
-                            attrs={attr.MESSAGE: message, **{k: preview(v) for k, v in attrs.items()}})
+        key = self._keys.next(ctx.trace, _LOG, "log")
+        self._recorder.step(_LOG, "log", key, ctx, attrs=previews({attr.MESSAGE: message}, attrs))

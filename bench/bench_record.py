@@ -6,14 +6,20 @@ step costs the app: the step key, the pace hook of the world, the app line that 
 write, as a live agent does). The baseline is an OpenTelemetry SDK span with the same
 attributes, a BatchSpanProcessor and a discarding exporter, in the same run.
 
-Run: python bench/bench_record.py [--steps 20000] [--repeats 5]
+With `--baseline DIR` (a checkout of the code before a change, e.g. a `git worktree` of main),
+the same step path is also measured from DIR in a child process, interleaved with this one.
+
+Run: python bench/bench_record.py [--steps 20000] [--repeats 5] [--baseline DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,6 +58,17 @@ def edgetrace_step_us(steps: int, spool_dir: Path) -> float:
     return spent[0] / steps * 1e6
 
 
+def baseline_step_us(checkout: Path, steps: int) -> float:
+    """The same measurement, run by the code in `checkout` (a child process, so imports stay apart)."""
+    code = ("import sys, tempfile; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import bench_record; "
+            "d = tempfile.mkdtemp(); bench_record.edgetrace_step_us(1000, Path(d)); "
+            "print(bench_record.edgetrace_step_us(int(sys.argv[2]), Path(d)))")
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parent), str(steps)],
+                         env=env, check=True, capture_output=True, text=True, cwd=checkout)
+    return float(out.stdout.split()[-1])
+
+
 def otel_span_us(steps: int) -> float:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -76,17 +93,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--baseline", type=Path, help="a checkout to measure the same path from, side by side")
     args = ap.parse_args()
-    ours, theirs = [], []
+    ours, theirs, base = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         edgetrace_step_us(1000, Path(tmp))
         otel_span_us(1000)
         for _ in range(args.repeats):  # interleaved: both see the same machine noise
             ours.append(edgetrace_step_us(args.steps, Path(tmp)))
             theirs.append(otel_span_us(args.steps))
+            if args.baseline:
+                base.append(baseline_step_us(args.baseline, args.steps))
     e, o = statistics.median(ours), statistics.median(theirs)
     print(f"record cost, whole step path (ctx.log → spool)   {e:.2f} µs/step  vs OTel SDK span {o:.1f} µs "
           f"→ {e / o:.2f}×  (goal ≤ 2 µs; ros2_tracing's LTTng path ≈ 3.3 µs/message)")
+    if base:
+        b = statistics.median(base)
+        print(f"  baseline {args.baseline}: {b:.2f} µs/step → this checkout {e / b:.2f}× the baseline "
+              f"(medians of {args.repeats}, interleaved)")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ BENCHES = {
         ["bench_core.py"], ["bench_core.py", "--records", "100000", "--nodes", "200"]),
     "live path (issue 3: record cost vs OTel, hub ingest)": (
         ["bench_live.py"], ["bench_live.py", "--steps", "10000", "--repeats", "3", "--records", "100000"]),
+    "reader and index (issue 17: read + CRC + causal index records/s vs the msgspec decode ceiling)": (
+        ["bench_read.py"], ["bench_read.py", "--records", "100000", "--repeats", "2"]),
     "record cost (issue 17: the whole step path, ctx.log to spool, vs the OTel SDK)": (
         ["bench_record.py"], ["bench_record.py", "--steps", "5000", "--repeats", "3"]),
     "replay (issue 4: virtual-time speed, overhead vs model+rule time)": (

@@ -202,6 +202,9 @@ def encode_frame(ftype: FrameType, payload: bytes, *, compress: bool | str = Fal
     `count`: how many records a RECORDS frame holds (format 2; capped at 65535, 0 = not said),
     so a reader that has to skip the frame as damaged can still say how many records it lost.
     """
+    if not (flags or compress or count):  # the common case (a spool's one-record frame): no branches below
+        head = _FRAME_HEADER.pack(len(payload), ftype, 0, 0, zlib.crc32(payload))
+        return b"".join((head, _HEADER_CRC.pack(zlib.crc32(head)), payload))
     if flags & ~_KNOWN_FLAGS:
         raise ValueError(f"unknown frame flags {flags:#04x}")
     if compress and not flags:

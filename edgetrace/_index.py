@@ -8,14 +8,26 @@ each *other* node's clock entry changed (the records' delta clocks say exactly t
 - the causal future of a is, per node, a suffix (the first record whose entry reached a).
 
 A span's own entry is its seq, so a local step needs no index entry at all.
+
+The change points are packed arrays (`array("q")`), built a batch at a time: a batch's clock
+entries are gathered per stream at C speed and sorted by the node they name with numpy, so
+building does not walk the (tens of millions of) entries of a dense session in Python. A batch
+that needs care (records out of order or repeated, values that are not 64-bit counts or large
+enough that a packed running sum could overflow) takes the record-at-a-time path, which is the
+definition the packed one is tested against.
 """
 
 from __future__ import annotations
 
 import itertools
+import operator
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # numpy is imported where an index is built: importing edgetrace stays light
+    import numpy as np
 
 from edgetrace._errors import UsageError
 from edgetrace._records import Span, parse_ref
@@ -25,51 +37,178 @@ __all__ = ["CausalIndex"]
 
 SpanLike = Span | str
 
+#: Clock values up to this take the packed path: the running sums of a stream then stay far
+#: inside 64 bits (they telescope to at most one value per node named).
+_PACKED_MAX = 1 << 40
+
+
+class _Codes(dict[str, int]):
+    """Node name → a small integer, numbered as they are first seen."""
+
+    def __missing__(self, key: str) -> int:
+        code = self[key] = len(self)
+        return code
+
+
+def _stable_order(code: np.ndarray[Any, Any], known: int) -> np.ndarray[Any, Any]:
+    """Entries by node, seq order kept within each (numpy's radix sort, when the codes fit 16 bits)."""
+    import numpy as np
+
+    return np.argsort(code.astype(np.int16) if known < 1 << 15 else code, kind="stable")
+
+
+def _packed_array(values: np.ndarray[Any, Any]) -> array[int]:
+    import numpy as np
+
+    found = array("q")
+    found.frombytes(values.astype(np.int64, copy=False).tobytes())
+    return found
+
 
 class _Stream:
-    """One node's records, in seq order, with the change points of every other entry."""
+    """One node's records, in seq order, with the change points of every other entry.
 
-    __slots__ = ("changes", "clock", "seqs", "spans", "sums", "total")
+    The change points of all other entries are two packed arrays sorted by (entry, seq) —
+    `ch_seq[lo:hi]`, `ch_val[lo:hi]` for the segment `at[other]` = (lo, hi) — so a stream is
+    three objects however many nodes its clocks name, not two arrays per node.
+    """
+
+    __slots__ = ("_pending", "at", "ch_seq", "ch_val", "clock", "seqs", "spans", "sums", "total")
 
     def __init__(self) -> None:
         self.seqs: list[int] = []
         self.spans: list[Span] = []
         self.sums: list[int] = []
-        self.changes: dict[str, tuple[array[int], array[int]]] = {}
+        self.at: dict[str, tuple[int, int]] = {}
+        self.ch_seq: array[int] = array("q")
+        self.ch_val: array[int] = array("q")
         self.clock: dict[str, int] = {}
         self.total = 0
+        self._pending: tuple[list[str], list[int], list[int]] = ([], [], [])
 
     def add(self, span: Span) -> None:
+        """The definition, a record at a time: its entries wait in `_pending` until `_merge`."""
         if self.seqs and span.seq <= self.seqs[-1]:
             if span.seq in self.seqs:
                 return  # a duplicate delivery of the same record: keep the first
             raise UsageError(
                 f"records of node {span.node!r} out of order: seq {span.seq} after {self.seqs[-1]}"
             )
+        keys, seqs, values = self._pending
         for other, value in span.vc.items():
-            entry = self.changes.get(other)
-            if entry is None:
-                # packed arrays, not lists of int objects: at 1M records the index's memory
-                # traffic is what a happens_before query waits on
-                entry = self.changes[other] = (array("q"), array("q"))
             try:
-                entry[0].append(span.seq)
-                entry[1].append(value)
-            except (OverflowError, TypeError):
-                raise UsageError(f"span {span.ref}: clock entry {other!r}={value!r} is not a 64-bit count") from None
+                count = operator.index(value)
+            except TypeError:
+                count = 2**63  # refused just below
+            if not -(2**63) <= count < 2**63:
+                raise UsageError(f"span {span.ref}: clock entry {other!r}={value!r} is not a 64-bit count")
+            keys.append(other)
+            seqs.append(span.seq)
+            values.append(count)
             self.total += value - self.clock.get(other, 0)
             self.clock[other] = value
         self.seqs.append(span.seq)
         self.spans.append(span)
         self.sums.append(self.total + span.seq)
 
+    def extend(self, items: list[Span], codes: _Codes, names: list[str]) -> None:
+        """Add records in seq order: vectorised when the batch allows, record at a time otherwise."""
+        if not self._packed(items, codes, names):
+            for span in items:
+                self.add(span)
+            keys, seqs, values = self._pending
+            if keys:
+                import numpy as np
+
+                self._pending = ([], [], [])
+                code = np.fromiter(map(codes.__getitem__, keys), dtype=np.int64, count=len(keys))
+                names.extend(itertools.islice(codes, len(names), None))
+                self._merge(code, np.array(seqs, dtype=np.int64), np.array(values, dtype=np.int64), codes, names)
+
+    def _packed(self, items: list[Span], codes: _Codes, names: list[str]) -> bool:
+        import numpy as np
+
+        prev = self.seqs[-1] if self.seqs else 0
+        keys: list[str] = []
+        values: list[int] = []
+        counts: list[int] = []
+        seqs: list[int] = []
+        for span in items:
+            seq = span.seq
+            if seq <= prev:
+                return False  # a repeat or a step back: the careful path says which
+            prev = seq
+            vc = span.vc
+            if vc:
+                keys.extend(vc)
+                values.extend(vc.values())
+            counts.append(len(vc))
+            seqs.append(seq)
+        n = len(keys)
+        if not n:
+            self.sums.extend([self.total + seq for seq in seqs])
+        else:
+            vals = np.array(values)
+            if vals.dtype != np.int64 or int(vals.min()) < -_PACKED_MAX or int(vals.max()) > _PACKED_MAX:
+                return False
+            code = np.fromiter(map(codes.__getitem__, keys), dtype=np.int64, count=n)
+            names.extend(itertools.islice(codes, len(names), None))
+            seq_e = np.repeat(np.array(seqs, dtype=np.int64), counts)
+            # the running sum of the stream's clock: each entry adds what it raised its node by
+            order = _stable_order(code, len(codes))
+            code_s, val_s = code[order], vals[order]
+            first = np.flatnonzero(np.concatenate(([True], code_s[1:] != code_s[:-1])))
+            prev_s = np.empty_like(val_s)
+            prev_s[1:] = val_s[:-1]
+            prev_s[first] = [self.clock.get(names[c], 0) for c in code_s[first].tolist()]
+            delta = np.empty_like(val_s)
+            delta[order] = val_s - prev_s
+            after = np.concatenate(([0], np.cumsum(delta)))[np.cumsum(counts)]
+            self.sums.extend((after + np.array(seqs, dtype=np.int64) + self.total).tolist())
+            self.total += int(after[-1])
+            last = np.append(first[1:], n) - 1
+            self.clock.update(zip([names[c] for c in code_s[first].tolist()], val_s[last].tolist(), strict=True))
+            if self.at:
+                self._merge(code, seq_e, vals, codes, names)
+            else:  # a new stream (the whole session, on a first read): sorted already
+                ends = last + 1
+                self.ch_seq = _packed_array(seq_e[order])
+                self.ch_val = _packed_array(val_s)
+                self.at = dict(zip([names[c] for c in code_s[first].tolist()],
+                                   zip(first.tolist(), ends.tolist(), strict=True), strict=True))
+        self.seqs.extend(seqs)
+        self.spans.extend(items)
+        return True
+
+    def _merge(self, code: np.ndarray[Any, Any], seq: np.ndarray[Any, Any], val: np.ndarray[Any, Any],
+               codes: _Codes, names: list[str]) -> None:
+        """Add entries (in seq order) to the packed change points, which stay sorted by (entry, seq)."""
+        import numpy as np
+
+        if self.at:  # what is there already comes first in each entry's segment: a stable sort keeps it so
+            old = sorted(self.at.items(), key=lambda kv: kv[1])
+            lengths = [hi - lo for _, (lo, hi) in old]
+            old_code = np.repeat(np.array([codes[k] for k, _ in old], dtype=np.int64), lengths)
+            code = np.concatenate((old_code, code))
+            seq = np.concatenate((np.frombuffer(self.ch_seq, dtype=np.int64), seq))
+            val = np.concatenate((np.frombuffer(self.ch_val, dtype=np.int64), val))
+        order = _stable_order(code, len(codes))
+        code_s = code[order]
+        first = np.flatnonzero(np.concatenate(([True], code_s[1:] != code_s[:-1])))
+        ends = np.append(first[1:], len(code_s))
+        self.ch_seq = _packed_array(seq[order])
+        self.ch_val = _packed_array(val[order])
+        self.at = dict(zip([names[c] for c in code_s[first].tolist()],
+                           zip(first.tolist(), ends.tolist(), strict=True), strict=True))
+
     def entry(self, other: str, seq: int) -> int:
         """This stream's clock entry for `other` as of its record `seq`."""
-        change = self.changes.get(other)
-        if change is None:
+        seg = self.at.get(other)
+        if seg is None:
             return 0
-        i = bisect_right(change[0], seq) - 1
-        return change[1][i] if i >= 0 else 0
+        lo, hi = seg
+        i = bisect_right(self.ch_seq, seq, lo, hi) - 1
+        return self.ch_val[i] if i >= lo else 0
 
 
 class CausalIndex:
@@ -77,6 +216,8 @@ class CausalIndex:
 
     def __init__(self, spans: Iterable[Span] = ()) -> None:
         self._streams: dict[str, _Stream] = {}
+        self._codes = _Codes()
+        self._names: list[str] = []
         self.extend(spans)
 
     def extend(self, spans: Iterable[Span]) -> None:
@@ -89,8 +230,7 @@ class CausalIndex:
                 stream = self._streams[node] = _Stream()
             if any(b.seq < a.seq for a, b in itertools.pairwise(items)):
                 items.sort(key=lambda s: s.seq)
-            for span in items:
-                stream.add(span)
+            stream.extend(items, self._codes, self._names)
 
     # --- lookups -------------------------------------------------------------------------
 
@@ -124,7 +264,7 @@ class CausalIndex:
         """The full vector clock of a record, rebuilt from the change points."""
         node, seq = self._locate(item)
         stream = self._stream(node)
-        entries = {other: stream.entry(other, seq) for other in stream.changes}
+        entries = {other: stream.entry(other, seq) for other in stream.at}
         entries[node] = seq
         return VectorClock(entries)
 
@@ -144,11 +284,12 @@ class CausalIndex:
         stream = self._streams.get(nb)
         if stream is None:
             return False
-        change = stream.changes.get(na)
-        if change is None:
+        seg = stream.at.get(na)
+        if seg is None:
             return False
-        i = bisect_right(change[0], sb) - 1
-        return i >= 0 and change[1][i] >= sa
+        lo, hi = seg
+        i = bisect_right(stream.ch_seq, sb, lo, hi) - 1
+        return i >= lo and stream.ch_val[i] >= sa
 
     def concurrent(self, a: SpanLike, b: SpanLike) -> bool:
         return (
@@ -180,12 +321,13 @@ class CausalIndex:
             if other == node:
                 found.extend(stream.spans[bisect_right(stream.seqs, seq) :])
                 continue
-            change = stream.changes.get(node)
-            if change is None:
+            seg = stream.at.get(node)
+            if seg is None:
                 continue
-            i = bisect_left(change[1], seq)
-            if i < len(change[1]):
-                first = change[0][i]
+            lo, hi = seg
+            i = bisect_left(stream.ch_val, seq, lo, hi)
+            if i < hi:
+                first = stream.ch_seq[i]
                 found.extend(stream.spans[bisect_left(stream.seqs, first) :])
         if trace is not None:
             found = [s for s in found if s.trace == trace]

@@ -20,6 +20,7 @@ import enum
 import io
 import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -36,6 +37,7 @@ from edgetrace._frames import (
     read_file_header,
     scan_frames,
 )
+from edgetrace._inflate import inflated
 from edgetrace._records import FORMAT_VERSION, Incarnation, Lost, Manifest, Marker, Span, blob_id
 
 if TYPE_CHECKING:
@@ -84,9 +86,9 @@ def _decode_blob(frame: Frame, path: Path) -> tuple[str, bytes]:
     return sha, data
 
 
-def _decode_records(frame: Frame, path: Path) -> list[Span]:
+def _decode_records(frame: Frame, path: Path, body: Future[bytes] | None = None) -> list[Span]:
     try:
-        return decode_spans(frame.body())
+        return decode_spans(frame.body() if body is None else body.result())
     except CorruptSessionError:
         raise
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
@@ -159,7 +161,7 @@ class Session:
         self.lost: list[Lost] = []
         self.damage: list[Damage] = []
         self._blob_at: dict[str, int] = {}
-        self._by_ref: dict[str, Span] = {}
+        self._by_ref: dict[str, Span] | None = None  # built on the first lookup: most reads never make one
         self._offset = FILE_HEADER_SIZE
         self._index: CausalIndex | None = None
         with self._open() as fh:
@@ -183,7 +185,8 @@ class Session:
         new: list[Span] = []
         try:
             with self._open() as fh:
-                for item in scan_frames(fh, self._offset, path=self.path, salvage=self.salvage):
+                scan = scan_frames(fh, self._offset, path=self.path, salvage=self.salvage)
+                for item, body in inflated(scan):
                     if isinstance(item, ScanResult):
                         self._offset = item.end
                         self.torn = item.torn
@@ -192,7 +195,7 @@ class Session:
                         self.damage.append(item)
                         continue
                     try:
-                        self._take(item, new)
+                        self._take(item, new, body)
                     except CorruptSessionError as exc:
                         if not self.salvage:
                             raise
@@ -200,16 +203,16 @@ class Session:
         except CorruptSessionError as exc:
             raise CorruptSessionError(f"{exc}{_SALVAGE_HINT}", path=exc.path, offset=exc.offset,
                                       expected=exc.expected) from None
-        for span in new:
-            self._by_ref.setdefault(span.ref, span)
+        if self._by_ref is not None:
+            self._refs_of(new)
         self.spans.extend(new)
         if new and self._index is not None:
             self._index.extend(new)
         return new
 
-    def _take(self, item: Frame, new: list[Span]) -> None:
+    def _take(self, item: Frame, new: list[Span], body: Future[bytes] | None = None) -> None:
         if item.type is FrameType.RECORDS:
-            new.extend(_decode_records(item, self.path))
+            new.extend(_decode_records(item, self.path, body))
         elif item.type is FrameType.MANIFEST:
             self.manifest = self.manifest.merged(_decode_manifest_frame(item, self.path))
         elif item.type is FrameType.BLOB:
@@ -278,12 +281,23 @@ class Session:
 
     def span(self, ref: str) -> Span:
         try:
-            return self._by_ref[ref]
+            return self._refs()[ref]
         except KeyError:
             raise UsageError(f"{self.path}: no span {ref!r} in this session") from None
 
     def get(self, ref: str) -> Span | None:
-        return self._by_ref.get(ref)
+        return self._refs().get(ref)
+
+    def _refs(self) -> dict[str, Span]:
+        if self._by_ref is None:
+            self._by_ref = {}
+            self._refs_of(self.spans)
+        return self._by_ref
+
+    def _refs_of(self, spans: list[Span]) -> None:
+        by_ref = self._refs()
+        for span in spans:
+            by_ref.setdefault(span.ref, span)  # a duplicate delivery: the first one stands
 
     @property
     def nodes(self) -> list[str]:

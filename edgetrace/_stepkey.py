@@ -19,6 +19,9 @@ __all__ = ["StepCounter", "StepKey", "step_keys"]
 StepKey = tuple[str, str, str, str, int]  # (trace, node, kind, name, occurrence)
 
 
+_TEXT: dict[str, str] = {k: k.value for k in SpanKind}
+
+
 class StepCounter:
     """Numbers the steps of one node per (trace, kind, name), in the order they are taken."""
 
@@ -29,10 +32,11 @@ class StepCounter:
         self._seen: Counter[tuple[str, str, str]] = Counter()
 
     def next(self, trace: str, kind: SpanKind | str, name: str) -> StepKey:
-        kind_text = kind.value if isinstance(kind, SpanKind) else kind
+        kind_text = _TEXT.get(kind, kind)  # a plain str, whichever was given (a StrEnum hashes as its value)
         slot = (trace, kind_text, name)
-        self._seen[slot] += 1
-        return (trace, self.node, kind_text, name, self._seen[slot])
+        n = self._seen.get(slot, 0) + 1
+        self._seen[slot] = n
+        return (trace, self.node, kind_text, name, n)
 
     def restart(self) -> None:
         """A restarted node counts its steps from the beginning (a new process does)."""

@@ -91,3 +91,49 @@ def test_happens_before_takes_spans_and_refs_and_refuses_bad_refs():
     for bad in ("a", "a:x", ":1", ""):
         with pytest.raises(UsageError):
             index.happens_before(bad, "b:1")
+
+
+def _state(index):
+    return {node: (s.seqs, [x.ref for x in s.spans], s.sums, s.total, s.clock,
+                   {k: (list(s.ch_seq[lo:hi]), list(s.ch_val[lo:hi])) for k, (lo, hi) in s.at.items()})
+            for node, s in index._streams.items()}
+
+
+@st.composite
+def batches(draw):
+    """Spans with arbitrary delta clocks (large values too), cut into the batches `extend` gets."""
+    from edgetrace._records import Span
+
+    nodes = draw(st.lists(st.sampled_from(["a", "b", "c", "dd", "e"]), min_size=1, max_size=4, unique=True))
+    spans = []
+    for node in nodes:
+        for seq in range(1, draw(st.integers(1, 12)) + 1):
+            vc = draw(st.dictionaries(st.sampled_from(["a", "b", "c", "dd", "e", "zz"]),
+                                      st.one_of(st.integers(0, 40), st.integers(0, 2**63 - 1)), max_size=4))
+            spans.append(Span(node=node, seq=seq, kind=SpanKind.LOG, name="x", vc=vc))
+    spans = draw(st.permutations(spans)) if draw(st.booleans()) else spans
+    cuts = sorted(draw(st.lists(st.integers(0, len(spans)), max_size=3)))
+    return [spans[a:b] for a, b in zip([0, *cuts], [*cuts, len(spans)], strict=True)]
+
+
+@given(batches())
+def test_the_packed_build_is_the_record_at_a_time_build(cut):
+    """The numpy build of the change points equals the definition, record by record."""
+    from edgetrace import _index
+    from edgetrace._errors import UsageError
+
+    def build(packed):
+        index = CausalIndex()
+        original = _index._Stream._packed
+        if not packed:
+            _index._Stream._packed = lambda self, items, codes, names: False
+        try:
+            for batch in cut:
+                index.extend(batch)
+        except UsageError as exc:
+            return str(exc)
+        finally:
+            _index._Stream._packed = original
+        return _state(index)
+
+    assert build(True) == build(False)
