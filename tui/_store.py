@@ -1,12 +1,13 @@
-"""The explorer's reader of a session file: trace rows by scan, full spans per trace on demand.
+"""The explorer's reader of a session file: every span as columns by scan, full spans on demand.
 
 `Session` decodes every record into a full `Span` and indexes it, which is right for replay
-but costs seconds and gigabytes at a million spans. The explorer only needs one row per trace
-to draw the list, so `TraceStore` walks the file's frames with the core's frame scanner,
-decodes records slim (`SlimSpan`) into a `TraceTable` (one packed row per trace, and which
-frames hold each trace), and decodes a trace's full spans only when it is opened. Scanning is
+but costs seconds and gigabytes at a million spans. The explorer keeps what its lists,
+filters and views need as columns (`TraceTable`: one packed row per span and per trace),
+walking the file's frames with the core's frame scanner and decoding records slim
+(`SlimSpan`); a trace's full spans are decoded only when it is opened. Scanning is
 incremental: `scan()` continues from where it stopped, which is also how a session still
-being written is followed live.
+being written is followed live. Clock offsets between nodes are estimated from the messages
+scanned (`edgetrace._clock_offsets`), and every trace's extent is kept on that common axis.
 """
 
 from __future__ import annotations
@@ -17,26 +18,35 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from edgetrace._clock_offsets import ClockOffsets
 from edgetrace._codec import decode_manifest, decode_spans
-from edgetrace._errors import SessionNotFoundError
+from edgetrace._errors import CorruptSessionError, SessionNotFoundError, UsageError
 from edgetrace._frames import FILE_HEADER_SIZE, FrameType, ScanResult, read_file_header, scan_frames
-from edgetrace._records import FORMAT_VERSION, Manifest, Span
+from edgetrace._records import FORMAT_VERSION, Manifest, Span, parse_ref
 from edgetrace._session import SESSION_MAGIC, SESSION_SUFFIX
+from edgetrace.tui._columns import release_all, scratch_bytes
+from edgetrace.tui._scan import FrameReader, OpenFrame, corrupt
 from edgetrace.tui._slim_span import decode_slim_spans
 from edgetrace.tui._trace_table import TraceRow, TraceTable
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
     from edgetrace.tui._graph import TraceGraph
+    from edgetrace.tui._messages import Messages, RefIndex
 
 __all__ = ["TraceStore"]
 
+T = TypeVar("T")
+
 #: Traces whose decoded graphs are kept (the ones opened lately).
 GRAPH_CACHE = 32
+#: Scratch-backed pages are handed back to the kernel after this many bytes of new columns.
+RELEASE_EVERY = 64 * 1024 * 1024
 
 
 class _Rows(Sequence[TraceRow]):
@@ -63,8 +73,15 @@ class _Rows(Sequence[TraceRow]):
         return self._store.row(i)
 
 
+def decode_records(path: Path, frame: OpenFrame, body: bytes) -> list[Span]:
+    try:
+        return decode_spans(body)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        raise corrupt(path, frame.frame, "a MessagePack array of span records", exc) from None
+
+
 class TraceStore:
-    """Trace rows of one session file, filled by `scan()` and read by the UI thread.
+    """Spans and trace rows of one session file, filled by `scan()` and read by the UI thread.
 
     A background thread may call `scan()` while the UI reads rows (see `TraceTable` for why
     a reader always sees a consistent prefix).
@@ -84,14 +101,21 @@ class TraceStore:
         self.manifest = Manifest()
         self.rows = _Rows(self)
         self.blob_at: dict[str, int] = {}
-        self.span_count = 0
         self.sealed = False
         self.offset = FILE_HEADER_SIZE
         self.size = self.path.stat().st_size
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, TraceGraph] = OrderedDict()
-        #: The packed rows; room for them is guessed from the file size.
-        self.table = TraceTable(max(1024, self.size // 128))
+        self._reader = FrameReader(self.path)
+        # room for rows and spans is guessed from the file size (pages never written cost nothing)
+        self.table = TraceTable(max(1024, self.size // 256), span_capacity=max(2048, self.size // 64))
+        self.clock = ClockOffsets()
+        self._clock_at = -1  # span count the offsets were estimated at
+        self._refs: RefIndex | None = None
+        self._messages: Messages | None = None
+        self._released_at = 0
+        self._derived: dict[str, tuple[tuple[int, int, int], Any]] = {}
+        self.clock_version = 0  # bumped when the offsets change
 
     # --- reading rows (the table's, by row number or trace id) ---------------------------
 
@@ -99,6 +123,10 @@ class TraceStore:
     def count(self) -> int:
         """Rows complete in every column."""
         return self.table.count
+
+    @property
+    def span_count(self) -> int:
+        return self.table.span_count
 
     def trace_at(self, i: int) -> str:
         return self.table.trace_at(i)
@@ -115,7 +143,7 @@ class TraceStore:
         return self.table.row(i)
 
     def column(self, name: str) -> npt.NDArray[Any]:
-        """A copy of one numeric column for the rows scanned so far (`errors`, `spans`, ...)."""
+        """A copy of one numeric column for the rows scanned so far (`errors`, `spans`, `dur`, ...)."""
         return self.table.column(name)
 
     def sorted_order(self, name: str, indices: Iterable[int] | None = None) -> npt.NDArray[np.int32] | None:
@@ -126,18 +154,29 @@ class TraceStore:
         """Per row: has errors, faults, or is one of the marked (diverged) traces."""
         return self.table.flagged(marks)
 
+    @property
+    def t0(self) -> int:
+        """The earliest time on the common axis (trace list start times count from it)."""
+        n = self.table.count
+        return int(self.table.columns.lo[:n].min()) if n else 0
+
     # --- scanning ----------------------------------------------------------------------
 
     @property
     def progress(self) -> float:
         return 1.0 if self.size <= FILE_HEADER_SIZE else min(1.0, self.offset / self.size)
 
+    @property
+    def at_end(self) -> bool:
+        return self.offset >= self.size
+
     def scan(self, *, budget_s: float | None = None, max_frames: int | None = None,
              min_rows: int | None = None) -> int:
         """Read frames appended since the last call; return how many spans were added.
 
         Stops at the end of the file, after `max_frames` frames, once `budget_s` has passed,
-        or once `min_rows` traces are known (enough to draw a first screen).
+        or once `min_rows` traces are known (enough to draw a first screen). A frame that
+        does not decode raises `CorruptSessionError`.
         """
         added = 0
         deadline = None if budget_s is None else time.perf_counter() + budget_s
@@ -145,45 +184,111 @@ class TraceStore:
         table = self.table
         with self._lock:
             self.size = self.path.stat().st_size
-            with open(self.path, "rb") as fh:
-                for item in scan_frames(fh, self.offset, path=self.path, size=self.size):
-                    if isinstance(item, ScanResult):
-                        self.offset = item.end
-                        break
-                    if item.type is FrameType.RECORDS:
-                        spans = decode_slim_spans(item.body())
-                        table.absorb(spans, item.offset)
-                        added += len(spans)
-                        self.span_count += len(spans)
-                    elif item.type is FrameType.MANIFEST:
-                        self.manifest = self.manifest.merged(decode_manifest(item.body()))
-                    elif item.type is FrameType.BLOB:
-                        self.blob_at[item.body()[:32].hex()] = item.offset
-                    elif item.type is FrameType.SEAL:
-                        self.sealed = True
-                    self.offset = item.end  # after the frame is absorbed: iter_graphs reads up to here
-                    frames += 1
-                    if ((max_frames is not None and frames >= max_frames)
-                            or (deadline is not None and time.perf_counter() > deadline)
-                            or (min_rows is not None and table.count >= min_rows)):
-                        break
+            for item in self._reader.frames(self.offset, self.size):
+                if isinstance(item, ScanResult):
+                    self.offset = item.end
+                    break
+                frame = item.frame
+                if frame.type is FrameType.RECORDS:
+                    body = item.body(self.path)
+                    try:
+                        spans = decode_slim_spans(body)
+                    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                        raise corrupt(self.path, frame, "a MessagePack array of span records", exc) from None
+                    try:
+                        table.absorb(spans, frame.offset, f"{self.path}: records frame at offset {frame.offset}")
+                    except CorruptSessionError as exc:
+                        raise CorruptSessionError(str(exc), path=self.path, offset=frame.offset,
+                                                  expected=exc.expected) from None
+                    added += len(spans)
+                elif frame.type is FrameType.MANIFEST:
+                    try:
+                        self.manifest = self.manifest.merged(decode_manifest(item.body(self.path)))
+                    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                        raise corrupt(self.path, frame, "a MessagePack manifest map", exc) from None
+                elif frame.type is FrameType.BLOB:
+                    body = item.body(self.path)
+                    if len(body) < 32:
+                        raise corrupt(self.path, frame, "a sha256 and the blob's bytes")
+                    self.blob_at[body[:32].hex()] = frame.offset
+                elif frame.type is FrameType.SEAL:
+                    self.sealed = True
+                self.offset = frame.end  # after the frame is absorbed: iter_graphs reads up to here
+                frames += 1
+                if ((max_frames is not None and frames >= max_frames)
+                        or (deadline is not None and time.perf_counter() > deadline)
+                        or (min_rows is not None and table.count >= min_rows)):
+                    break
             if added:
                 self._cache.clear()  # a cached trace may have grown
+                if scratch_bytes() - self._released_at > RELEASE_EVERY:
+                    release_all()
+                    self._released_at = scratch_bytes()
             return added
 
-    @property
-    def at_end(self) -> bool:
-        return self.offset >= self.size
+    def derived(self, name: str, build: Callable[[], T], *, version: int = 0) -> T:
+        """What `build` makes of the tables, kept until more spans are scanned (or `version`,
+        e.g. of the clock offsets it used, changes)."""
+        at = (self.table.span_count, self.table.count, version)
+        hit = self._derived.get(name)
+        if hit is not None and hit[0] == at:
+            value: T = hit[1]
+            return value
+        value = build()
+        self._derived[name] = (at, value)
+        return value
 
-    # --- per-trace loading -------------------------------------------------------------
+    # --- the common time axis ------------------------------------------------------------
 
-    def _frames(self, offsets: list[int]) -> Iterator[bytes]:
-        """The bodies of the frames at these offsets (all read by `scan` before, so intact)."""
+    def refs(self) -> RefIndex:
+        """(node, seq) → span index over every span scanned (rebuilt when more were)."""
+        from edgetrace.tui._messages import RefIndex
+
+        refs = self._refs
+        if refs is None or refs.count != self.table.span_count:
+            refs = self._refs = RefIndex(self.table)
+        return refs
+
+    def messages(self) -> Messages:
+        from edgetrace.tui._messages import messages
+
+        msgs = self._messages
+        if msgs is None or len(msgs.cause) != self.table.span_count:
+            msgs = self._messages = messages(self.table, self.refs())
+        return msgs
+
+    def estimate_clocks(self) -> ClockOffsets:
+        """Estimate per-node clock offsets from the messages scanned so far and put every
+        trace's extent on the new common axis (cheap to call again: only new spans count)."""
+        from edgetrace.tui._messages import estimate_table_offsets
+
+        if self._clock_at == self.table.span_count:
+            return self.clock
+        with self._lock:
+            clock = estimate_table_offsets(self.table, self.messages())
+            nodes = self.table.nodes
+            off = np.zeros(len(nodes), np.int64)
+            for name, value in clock.offsets.items():
+                code = nodes.find(name)
+                if code is not None:
+                    off[code] = value
+            self.table.set_offsets(off)
+            self.clock = clock
+            self.clock_version += 1
+            self._clock_at = self.table.span_count
+            self._cache.clear()
+        return clock
+
+    # --- per-trace and per-span loading ------------------------------------------------
+
+    def _frames(self, offsets: list[int]) -> Iterator[tuple[OpenFrame, bytes]]:
+        """The frames at these offsets with their bodies (all read by `scan` before)."""
         with open(self.path, "rb") as fh:
             for at in offsets:
                 for item in scan_frames(fh, at, path=self.path):
                     if not isinstance(item, ScanResult):
-                        yield item.body()
+                        frame = OpenFrame(item, None)
+                        yield frame, frame.body(self.path)
                     break
 
     def graph(self, trace: str) -> TraceGraph:
@@ -197,19 +302,52 @@ class TraceStore:
         row = self.row_of(trace)
         spans: list[Span] = []
         if row is not None:
-            for body in self._frames(row.frame_offsets):
-                spans.extend(s for s in decode_spans(body) if s.trace == trace)
-        graph = TraceGraph(trace, spans)
+            for frame, body in self._frames(row.frame_offsets):
+                spans.extend(s for s in decode_records(self.path, frame, body) if s.trace == trace)
+        graph = TraceGraph(trace, spans, offsets=self.clock.offsets)
         self._cache[trace] = graph
         while len(self._cache) > GRAPH_CACHE:
             self._cache.popitem(last=False)
         return graph
 
+    def spans_at(self, indices: Iterable[int]) -> list[Span]:
+        """Full spans by span index (file order), decoding only the frames that hold them."""
+        idx = sorted(set(int(i) for i in indices))
+        if not idx:
+            return []
+        table = self.table
+        firsts = np.asarray(table.frame_first, np.int64)
+        frame_no = np.searchsorted(firsts, np.asarray(idx, np.int64), side="right") - 1
+        wanted: dict[int, list[int]] = {}
+        for i, f in zip(idx, frame_no.tolist(), strict=True):
+            wanted.setdefault(f, []).append(i - table.frame_first[f])
+        found: list[Span] = []
+        offsets = [table.frame_at[f] for f in sorted(wanted)]
+        for (frame, body), f in zip(self._frames(offsets), sorted(wanted), strict=True):
+            decoded = decode_records(self.path, frame, body)
+            found.extend(decoded[k] for k in wanted[f] if k < len(decoded))
+        return found
+
+    def span_index(self, ref: str) -> int | None:
+        """The span index of `node:seq`, or None if no such span was scanned."""
+        try:
+            node, seq = parse_ref(ref)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        code = self.table.nodes.find(node)
+        if code is None or seq > 0xFFFF_FFFF:
+            return None
+        return self.refs().one(code, seq)
+
+    def span(self, ref: str) -> Span | None:
+        i = self.span_index(ref)
+        return None if i is None else self.spans_at([i])[0]
+
     def blob(self, sha: str) -> bytes | None:
         at = self.blob_at.get(sha)
         if at is None:
             return None
-        for body in self._frames([at]):
+        for _frame, body in self._frames([at]):
             return body[32:]
         return None
 
@@ -226,29 +364,28 @@ class TraceStore:
         """
         from edgetrace.tui._graph import TraceGraph
 
+        table = self.table
+        known = table.count
+        firsts = np.asarray(table.frame_first, np.int64)
+        last = (np.searchsorted(firsts, table.columns.last[:known].astype(np.int64), side="right") - 1).tolist()
+        offsets = self.clock.offsets
         pending: dict[str, tuple[int, list[Span]]] = {}
-        end, known, last = self.offset, self.count, self.table.columns.last_frame
-        frame = -1
         new_row = 0
-        with open(self.path, "rb") as fh:
-            for item in scan_frames(fh, FILE_HEADER_SIZE, path=self.path):
-                if isinstance(item, ScanResult) or item.offset >= end or stop():
-                    break
-                if item.type is not FrameType.RECORDS:
-                    continue
-                frame += 1
-                for span in decode_spans(item.body()):
-                    entry = pending.get(span.trace)
-                    if entry is None:  # traces first appear in row order
-                        entry = pending[span.trace] = (new_row, [])
-                        new_row += 1
-                    entry[1].append(span)
-                for trace in list(pending):
-                    row = pending[trace][0]
-                    if row >= known or last[row] <= frame:
-                        row, spans = pending.pop(trace)
-                        if row < known:
-                            yield row, TraceGraph(trace, spans)
+        for frame_no, (frame, body) in enumerate(self._frames(list(table.frame_at))):
+            if stop():
+                return
+            for span in decode_records(self.path, frame, body):
+                entry = pending.get(span.trace)
+                if entry is None:  # traces first appear in row order
+                    entry = pending[span.trace] = (new_row, [])
+                    new_row += 1
+                entry[1].append(span)
+            for trace in list(pending):
+                row = pending[trace][0]
+                if row >= known or last[row] <= frame_no:
+                    row, spans = pending.pop(trace)
+                    if row < known:
+                        yield row, TraceGraph(trace, spans, offsets=offsets)
         for trace, (row, spans) in pending.items():
             if row < known:
-                yield row, TraceGraph(trace, spans)
+                yield row, TraceGraph(trace, spans, offsets=offsets)

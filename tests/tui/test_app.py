@@ -13,8 +13,8 @@ from edgetrace.tui._app import ExplorerApp
 from edgetrace.tui._detail import DetailScreen
 from edgetrace.tui._diff import DiffScreen
 from edgetrace.tui._help import HelpScreen
+from edgetrace.tui._list_screen import TraceListScreen
 from edgetrace.tui._picker import PickerScreen
-from edgetrace.tui._trace_list import TraceListScreen
 from edgetrace.tui._trace_view import TraceViewScreen
 
 SIZE = (80, 24)
@@ -44,7 +44,7 @@ async def test_navigation(toy_session: Path):
         assert lst.cursor == lst.count - 1
         await pilot.press("g", "k")
         assert lst.cursor == 0
-        await pilot.press("s")  # sort by trace id
+        await pilot.press("s", "s")  # sort by start time, then by trace id
         assert screen.sort_names[screen.sort_at] == "trace"
         await pilot.press("enter")
         view = app.screen
