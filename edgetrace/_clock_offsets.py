@@ -59,7 +59,7 @@ class ClockOffsets:
         off = self.offsets.get(node, 0)
         unc = self.uncertainty.get(node)
         sign = "+" if off >= 0 else "-"
-        text = f"{sign}{_ms(abs(off))}"
+        text = f"{sign}{_ms(abs(off))}" if off else "0"
         if unc is not None and node != self.reference:
             text += f" ±{_ms(unc)}"
         return text

@@ -137,7 +137,8 @@ def fleet(store: TraceStore) -> Fleet:
         uniq, inverse, counts = np.unique(link, return_inverse=True, return_counts=True)
         pct = _percentiles(latency.astype(np.int64), inverse.astype(np.int64))
         # round trips: a reply's receive spans the call, on the caller's one clock
-        is_reply = sp.kind[msgs.dst] == _RECV
+        replies = np.array([c for c, text in enumerate(t.names.text) if text.endswith(":reply")], np.uint32)
+        is_reply = (sp.kind[msgs.dst] == _RECV) & np.isin(sp.name[msgs.dst], replies)
         rtt = (sp.end[msgs.dst] - sp.start[msgs.dst])[is_reply]
         caller_link = (msgs.dst_node.astype(np.int64) << 16 | msgs.src_node.astype(np.int64))[is_reply]
         rtt_group = np.searchsorted(uniq, caller_link)

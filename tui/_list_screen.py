@@ -64,6 +64,9 @@ class TraceListScreen(Screen[None]):
             super().__init__()
             self.query = query
 
+    class Grown(Message):
+        """The background reader added rows."""
+
     class OpenFleet(Message):
         """The user asked for the fleet view."""
 
@@ -134,13 +137,14 @@ class TraceListScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="load")
     def _load(self) -> None:
         worker = get_current_worker()
-        last_paint = 0.0
+
+        def report() -> bool:
+            if not worker.is_cancelled:
+                self.post_message(self.Grown())  # thread-safe, and the reader need not wait
+            return not worker.is_cancelled
+
         while not worker.is_cancelled:
-            added = self.store.scan(budget_s=0.05)
-            now = time.monotonic()
-            if added and now - last_paint > 0.25:
-                last_paint = now
-                self.app.call_from_thread(self._grown)
+            added = self.store.scan(report=report)
             if self.store.at_end:
                 self.store.estimate_clocks()  # the whole file read: every trace on the final axis
                 if added:
@@ -149,6 +153,9 @@ class TraceListScreen(Screen[None]):
                     break
                 time.sleep(0.5)  # a live writer: poll for what it appends next
         self.app.call_from_thread(self._grown)
+
+    def on_trace_list_screen_grown(self, event: Grown) -> None:
+        self._grown()
 
     def _grown(self) -> None:
         lst = self.traces
@@ -221,9 +228,6 @@ class TraceListScreen(Screen[None]):
             if box.display:
                 self._close_box(box)
                 return
-        if self.chart.display and self.chart.has_focus:
-            self.action_chart()
-            return
         if self.filtered:
             self.ranges = Ranges()
             self.apply_filter("")
@@ -334,6 +338,10 @@ class TraceListScreen(Screen[None]):
         dur = st.table.columns.hi[:n][rows] - lo[rows]
         errors = st.table.columns.errors[:n][rows] > 0
         self.chart.show(ChartData(start.astype(np.int64), dur.astype(np.int64), errors))
+
+    def on_duration_chart_closed(self, event: DurationChart.Closed) -> None:
+        if self.chart.display:
+            self.action_chart()
 
     def on_duration_chart_selected(self, event: DurationChart.Selected) -> None:
         self.set_ranges(event.ranges)

@@ -30,7 +30,7 @@ __all__ = ["CHART_LEGEND", "ChartData", "DurationChart"]
 
 _LEVELS = " ·•●█"
 _AXIS = 9  # columns of duration labels on the left
-CHART_LEGEND = "· • ● █ more traces   x with errors   [ ] selection   ←→↑↓ move  space anchor  ⏎ select"
+CHART_LEGEND = "· • ● █ more traces  x with errors  ░ box  ←→↑↓ move  space anchor  ⏎ select  esc close"
 
 _STYLE = {
     "plain": Style(),
@@ -61,6 +61,9 @@ class DurationChart(Widget, can_focus=True):
         Binding("up,k", "move(0, 1)", "longer", show=False),
         Binding("down,j", "move(0, -1)", "shorter", show=False),
     ]
+
+    class Closed(Message):
+        """Escape: put the chart away."""
 
     class Selected(Message):
         """The user selected a box of cells: traces inside these ranges."""
@@ -137,6 +140,8 @@ class DurationChart(Widget, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         w, h = self.plot_size
+        if self._grid.shape != (w, h):  # resized since binned
+            self._bin()
         width = self.size.width
         if y == h:  # the time axis
             if len(self.data.start):
@@ -177,9 +182,15 @@ class DurationChart(Widget, can_focus=True):
 
     def action_move(self, dx: int, dy: int) -> None:
         w, h = self.plot_size
+        if self._grid.shape != (w, h):
+            self._bin()
         x, y = self.cursor
         self.cursor = (max(0, min(w - 1, x + dx)), max(0, min(h - 1, y + dy)))
         self.refresh()
+
+    def key_escape(self) -> None:
+        # (a key method, not a binding: the screen's own escape handling would take it first)
+        self.post_message(self.Closed())
 
     def action_anchor(self) -> None:
         self.anchor = None if self.anchor is not None else self.cursor

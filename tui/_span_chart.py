@@ -232,6 +232,15 @@ class SpanChart(ScrollView, can_focus=True):
             return "↦"
         return " "
 
+    def bar_columns(self, i: int, bar_w: int) -> tuple[int, int]:
+        """The cells [lo, hi) span i's bar covers in a bar area `bar_w` wide: both grow with
+        the span's common-axis start and end, so drawn order is time order."""
+        g = self.graph
+        extent = max(1, g.t1 - g.t0)
+        lo = min(bar_w - 1, int((g.t_start[i] - g.t0) / extent * bar_w))
+        hi = min(bar_w, int((g.t_end[i] - g.t0) / extent * bar_w) + 1)
+        return lo, max(lo + 1, hi)
+
     def _waterfall(self, i: int, lead: str, width: int) -> list[Segment]:
         g = self.graph
         s = g.spans[i]
@@ -243,10 +252,7 @@ class SpanChart(ScrollView, can_focus=True):
         text = f"{lead}{fold}{node + ' ' if node else ''}{s.kind.value} {s.name}"
         style = self._style_of(i)
         crit = i in g.critical_set
-        extent = max(1, g.t1 - g.t0)
-        lo = int((g.t_start[i] - g.t0) / extent * bar_w)
-        hi = max(lo + 1, int((g.t_end[i] - g.t0) / extent * bar_w))
-        lo, hi = min(lo, bar_w - 1), min(hi, bar_w)
+        lo, hi = self.bar_columns(i, bar_w)
         if i == self.selected:
             bar_style = STYLES["selected"]
         elif _bad(s):

@@ -156,14 +156,14 @@ def extract(spans: list[SlimSpan], nodes: Strings, strings: Strings, arena: Attr
     except KeyError as exc:
         raise CorruptSessionError(f"{where}: unknown span status {exc.args[0]!r}; expected ok or error",
                                   expected="a span status") from None
-    failed = flags > 0
+    error_s = [s.error for s in spans]
     error = np.zeros(n, np.uint32)
-    if failed.any():
-        for i in np.flatnonzero(failed).tolist():
-            text = spans[i].error
-            error[i] = strings.code(text)
-            if kind_s[i] == "recv" and text.startswith("timeout"):
-                flags[i] |= TIMEOUT
+    if any(error_s):
+        for i, text in enumerate(error_s):
+            if text:
+                error[i] = strings.code(text)
+                if flags[i] and kind_s[i] == "recv" and text.startswith("timeout"):
+                    flags[i] |= TIMEOUT
     raw = [bytes(s.attrs) for s in spans]
     distinct = list(dict.fromkeys(raw))
     bad = next((b for b in distinct if not (b and (0x80 <= b[0] <= 0x8F or b[0] in (0xDE, 0xDF)))), None)

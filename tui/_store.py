@@ -171,15 +171,19 @@ class TraceStore:
         return self.offset >= self.size
 
     def scan(self, *, budget_s: float | None = None, max_frames: int | None = None,
-             min_rows: int | None = None) -> int:
+             min_rows: int | None = None, report: Callable[[], bool] | None = None,
+             report_every_s: float = 0.25) -> int:
         """Read frames appended since the last call; return how many spans were added.
 
         Stops at the end of the file, after `max_frames` frames, once `budget_s` has passed,
-        or once `min_rows` traces are known (enough to draw a first screen). A frame that
-        does not decode raises `CorruptSessionError`.
+        or once `min_rows` traces are known (enough to draw a first screen). `report` is
+        called every `report_every_s` (a background reader repaints the list from it) and
+        stops the scan by returning False. A frame that does not decode raises
+        `CorruptSessionError`.
         """
         added = 0
         deadline = None if budget_s is None else time.perf_counter() + budget_s
+        next_report = time.perf_counter() + report_every_s
         frames = 0
         table = self.table
         with self._lock:
@@ -215,10 +219,17 @@ class TraceStore:
                     self.sealed = True
                 self.offset = frame.end  # after the frame is absorbed: iter_graphs reads up to here
                 frames += 1
+                now = time.perf_counter()
                 if ((max_frames is not None and frames >= max_frames)
-                        or (deadline is not None and time.perf_counter() > deadline)
+                        or (deadline is not None and now > deadline)
                         or (min_rows is not None and table.count >= min_rows)):
                     break
+                if report is not None and now >= next_report:
+                    next_report = now + report_every_s
+                    if added:
+                        self._cache.clear()
+                    if not report():
+                        break
             if added:
                 self._cache.clear()  # a cached trace may have grown
                 if scratch_bytes() - self._released_at > RELEASE_EVERY:
