@@ -100,6 +100,7 @@ def estimate_offsets(links: Iterable[LinkEvidence], nodes: Iterable[str] = ()) -
         return ClockOffsets()
     # each unordered pair: (estimate of theta_b - theta_a, uncertainty or None, how)
     pair: dict[tuple[str, str], tuple[int, int | None, str]] = {}
+    unc: int | None
     for (a, b), ab in by_dir.items():
         if (b, a) in pair or (a, b) in pair:
             continue
@@ -138,12 +139,12 @@ def estimate_offsets(links: Iterable[LinkEvidence], nodes: Iterable[str] = ()) -
         heap: list[tuple[int, int, str, str, int, int | None, str]] = []
         _push(heap, root, neighbours, theta)
         while heap:
-            _one_way, _cost, node, via, d, unc, how = heapq.heappop(heap)
+            _one_way, _cost, node, via, d, link_unc, how = heapq.heappop(heap)
             if node in theta:
                 continue
             theta[node] = theta[via] + d
             base = uncertainty.get(via)
-            uncertainty[node] = None if unc is None or base is None else base + unc
+            uncertainty[node] = None if link_unc is None or base is None else base + link_unc
             method[node] = how.format(peer=via)
             _push(heap, node, neighbours, theta)
     offsets = {n: -t for n, t in theta.items()}

@@ -98,8 +98,8 @@ class ExplorerApp(App[None]):
             error = error.error
         if self.error is None:
             self.error = error
-        self._exception_event.set()  # what Textual's own handler does: waiters (Pilot) stop waiting
         self.exit(return_code=2 if isinstance(error, EdgeTraceError) else 3)
+        self._exception_event.set()  # what Textual's own handler does: waiters (Pilot) stop waiting
 
     # --- routing ------------------------------------------------------------------------
 

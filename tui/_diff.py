@@ -108,6 +108,15 @@ class DiffModel:
         return [row for _, row in slots]
 
 
+def _value(value: object, limit: int) -> str:
+    """A produced value, compact: a model output map as `type=weed_detected confidence=0.99`."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (k != "type", str(k)))
+        text = " ".join(f"{k}={value[k]}" for k in keys)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+    return _short(value, limit)
+
+
 def _short(value: object, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -131,7 +140,7 @@ def _cell(span: Span | None, width: int) -> str:
     value = ""
     for key in (attr.DECISION, attr.OUTPUT):
         if key in span.attrs:
-            value = _short(span.attrs[key], max(8, width // 2))
+            value = _value(span.attrs[key], max(8, width // 2))
             break
     head = f"{span.kind.value} "
     tail = f" {span.ref}"
@@ -188,7 +197,7 @@ class DiffTable(ScrollView, can_focus=True):
         if not 0 <= i < len(self.rows):
             return Strip.blank(width, Style())
         row = self.rows[i]
-        half = max(10, (width - 4) // 2)
+        half = max(10, (width - 5) // 2)  # mark (2), space, cell, " │", cell
         mark = ("▶" if row.first else " ") + _MARK.get(row.state, "?")
         style = _STYLE.get(row.state, Style())
         if i == self.cursor:
@@ -244,7 +253,7 @@ class DiffScreen(Screen[None]):
         self.query_one("#diff-note", Static).update(printable(note))
 
     def _header(self) -> None:
-        half = max(10, (self.size.width - 4) // 2)
+        half = max(10, (self.size.width - 5) // 2)
         self.query_one("#diff-header", Static).update(f"   {'recorded'.ljust(half)} │replayed")
 
     def on_resize(self) -> None:

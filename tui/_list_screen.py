@@ -274,7 +274,9 @@ class TraceListScreen(Screen[None]):
     def _filter_big(self, flt: TraceFilter, serial: int) -> None:
         worker = get_current_worker()
         last = time.monotonic()
-        stop = lambda: worker.is_cancelled or serial != self._filter_serial  # noqa: E731
+
+        def stop() -> bool:
+            return worker.is_cancelled or serial != self._filter_serial
         for found, progress in flt.run_steps(stop):
             if time.monotonic() - last > 0.3:
                 last = time.monotonic()

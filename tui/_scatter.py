@@ -76,7 +76,7 @@ class DurationChart(Widget, can_focus=True):
         super().__init__(id=id)
         self.data = ChartData(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool))
         self.cursor = (0, 0)  # (column, row from the bottom)
-        self.anchor: tuple[int, int] | None = None
+        self.box_anchor: tuple[int, int] | None = None
         self._grid: npt.NDArray[np.int64] = np.zeros((1, 1), np.int64)
         self._errs: npt.NDArray[np.int64] = np.zeros((1, 1), np.int64)
         self._x: npt.NDArray[np.float64] = np.zeros(2)
@@ -122,7 +122,7 @@ class DurationChart(Widget, can_focus=True):
     # --- what a box of cells means ---------------------------------------------------------
 
     def _box(self) -> tuple[int, int, int, int]:
-        a = self.anchor or self.cursor
+        a = self.box_anchor or self.cursor
         (x0, y0), (x1, y1) = a, self.cursor
         return min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
 
@@ -159,7 +159,7 @@ class DurationChart(Widget, can_focus=True):
         segs = [Segment(f"{label:>{_AXIS - 1}} │", _STYLE["dim"])]
         peak = max(1, int(self._grid.max()))
         xa, xb, ya, yb = self._box()
-        boxed = self.anchor is not None
+        boxed = self.box_anchor is not None
         for x in range(w):
             n = int(self._grid[x, row])
             if n == 0:
@@ -193,10 +193,10 @@ class DurationChart(Widget, can_focus=True):
         self.post_message(self.Closed())
 
     def action_anchor(self) -> None:
-        self.anchor = None if self.anchor is not None else self.cursor
+        self.box_anchor = None if self.box_anchor is not None else self.cursor
         self.refresh()
 
     def action_select(self) -> None:
         self.post_message(self.Selected(self.ranges()))
-        self.anchor = None
+        self.box_anchor = None
         self.refresh()

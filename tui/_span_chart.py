@@ -70,7 +70,7 @@ class SpanChart(ScrollView, can_focus=True):
     """Waterfall tree or space-time rendering of a `TraceGraph`, with a selected span."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("space", "toggle", "fold"),
+        Binding("space", "fold", "fold"),
         Binding("j,down", "move(1)", "next span", show=False),
         Binding("k,up", "move(-1)", "prev span", show=False),
         Binding("g,home", "jump(0)", "first", show=False),
@@ -163,7 +163,7 @@ class SpanChart(ScrollView, can_focus=True):
         self.refresh()
         self.post_message(self.Selected(self.selected))
 
-    def action_toggle(self) -> None:
+    def action_fold(self) -> None:
         if self.mode == "waterfall":
             self.span_tree.toggle(self.selected)
             self._refold()

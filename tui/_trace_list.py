@@ -51,7 +51,7 @@ def _columns(width: int) -> tuple[int, int, bool, bool]:
     fixed = 3 + 8 + 5 + 8 + 8 + (3 if show_nodes else 0) + (8 if show_acts else 0) + parts
     rest = max(16, width - fixed)
     trace_w = min(28, max(10, rest // 2))
-    return trace_w, max(6, rest - trace_w), show_nodes, show_acts
+    return trace_w, max(6, min(72, rest - trace_w)), show_nodes, show_acts
 
 
 def list_line(width: int, flag: str, start: str, trace: str, root: str, nodes: str, spans: str,

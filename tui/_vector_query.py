@@ -140,7 +140,8 @@ class _Eval:
         name, f = c.name, c.per_value
         if name == "kind":
             answers = np.array([bool(f(k.value)) for k in KINDS])
-            return answers[self.col("kind")]
+            kinds: Mask = answers[self.col("kind")]
+            return kinds
         if name in ("node", "name", "error"):
             strings = table.nodes.text if name == "node" else table.names.text
             return self.by_column(name, strings.__getitem__, f)
