@@ -93,26 +93,61 @@ def _coded(values: list[str], table: Strings, dtype: Any) -> npt.NDArray[Any]:
 
 
 def _refs(values: list[str], nodes: Strings) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint32]]:
-    """`node:seq` strings as (node code, seq); "" and malformed refs as (0, 0)."""
+    """`node:seq` strings as (node code, seq); "" and malformed refs as (0, 0).
+
+    Parsed as one byte string with numpy (a frame's causes are nearly all different, so a
+    Python split per ref would be most of the frame's cost)."""
+    n = len(values)
+    out_node = np.zeros(n, np.uint16)
+    out_seq = np.zeros(n, np.uint32)
+    blob = "\x00".join(values).encode("utf-8", "surrogatepass")
+    arr = np.frombuffer(blob, np.uint8)
+    sep = np.flatnonzero(arr == 0)
+    if len(sep) != n - 1:  # a NUL inside a ref: one at a time
+        return _refs_slowly(values, nodes)
+    starts = np.concatenate(([0], sep + 1)).astype(np.int64)
+    ends = np.concatenate((sep, [len(arr)])).astype(np.int64)
+    colons = np.flatnonzero(arr == 0x3A)
+    at = np.searchsorted(colons, ends) - 1
+    c = np.where(at >= 0, colons[np.maximum(at, 0)] if len(colons) else 0, -1)
+    ok = (c > starts) & (ends - c - 1 >= 1) & (ends - c - 1 <= 10)
+    if not ok.any():
+        return out_node, out_seq
+    idx = np.flatnonzero(ok)
+    cc, ee, ss = c[idx], ends[idx], starts[idx]
+    length = ee - cc - 1
+    k = np.arange(10)
+    pos = ee[:, None] - 1 - k[None, :]
+    inside = k[None, :] < length[:, None]
+    digits = arr[np.where(inside, pos, 0)].astype(np.int64) - 48
+    good = ((digits >= 0) & (digits <= 9)) | ~inside
+    value = (np.where(inside, digits, 0) * (10 ** k)[None, :]).sum(axis=1)
+    valid = good.all(axis=1) & (value <= _MAX_SEQ)
+    idx, cc, ss, value = idx[valid], cc[valid], ss[valid], value[valid]
+    if not len(idx):
+        return out_node, out_seq
+    width = int((cc - ss).max())
+    cols = np.arange(width)
+    take = ss[:, None] + cols[None, :]
+    filled = cols[None, :] < (cc - ss)[:, None]
+    names = np.where(filled, arr[np.where(filled, take, 0)], 0).astype(np.uint8)
+    keys = names.view(f"S{width}").ravel()
+    distinct, inverse = np.unique(keys, return_inverse=True)
+    codes = np.asarray(nodes.codes_of([bytes(d).decode("utf-8", "surrogatepass") for d in distinct]), np.uint16)
+    out_node[idx] = codes[inverse]
+    out_seq[idx] = value
+    return out_node, out_seq
+
+
+def _refs_slowly(values: list[str], nodes: Strings) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint32]]:
     distinct = list(dict.fromkeys(values))
     local = dict(zip(distinct, range(len(distinct)), strict=True))
-    parts = [ref.rpartition(":") for ref in distinct]
-    seq_s = [p[2] for p in parts]
-    try:
-        seqs = np.array(seq_s, dtype=np.int64) if all(seq_s) else None
-    except (ValueError, OverflowError):
-        seqs = None
-    if seqs is not None and len(seqs) and (int(seqs.min()) < 0 or int(seqs.max()) > _MAX_SEQ):
-        seqs = None
-    if seqs is not None and all(p[0] for p in parts):
-        node_u = np.asarray(nodes.codes_of([p[0] for p in parts]), np.uint16)
-        seq_u = seqs.astype(np.uint32)
-    else:  # some ref is "" or malformed: one at a time
-        node_u = np.zeros(len(distinct), np.uint16)
-        seq_u = np.zeros(len(distinct), np.uint32)
-        for k, (node, sep, seq) in enumerate(parts):
-            if sep and node and seq.isdigit() and int(seq) <= _MAX_SEQ:
-                node_u[k], seq_u[k] = nodes.code(node), int(seq)
+    node_u = np.zeros(len(distinct), np.uint16)
+    seq_u = np.zeros(len(distinct), np.uint32)
+    for k, ref in enumerate(distinct):
+        node, sep, seq = ref.rpartition(":")
+        if sep and node and seq.isdigit() and len(seq) <= 10 and int(seq) <= _MAX_SEQ:
+            node_u[k], seq_u[k] = nodes.code(node), int(seq)
     ix = np.fromiter(map(local.__getitem__, values), np.intp, len(values))
     return node_u[ix], seq_u[ix]
 

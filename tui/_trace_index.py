@@ -34,6 +34,35 @@ class TraceIndex:
         # (hashes sorted, their rows), swapped whole so a reader never sees half of an update
         self._sorted: tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]] | None = None
         self._settled = 0  # rows below this are in the arrays
+        self._bloom: npt.NDArray[np.uint8] | None = None
+
+    def _bloom_add(self, new: npt.NDArray[np.int64], every: npt.NDArray[np.int64]) -> None:
+        """Note hashes in the filter that tells traces never settled from ones maybe settled:
+        `new` into the filter there is, or `every` into a larger one once it fills up (bits
+        are only ever set, or a whole new filter swapped in, so a reader is never misled)."""
+        import numpy as np
+
+        bits = 1 << max(20, (16 * len(every) - 1).bit_length())  # ~16 bits a trace: ~2% false hits
+        bloom = self._bloom
+        if bloom is None or len(bloom) * 8 < bits:
+            bloom, new = np.zeros(bits // 8, np.uint8), every
+        for shift in (0, 29):
+            at = (new.view(np.uint64) >> np.uint64(shift)) % np.uint64(len(bloom) * 8)
+            np.bitwise_or.at(bloom, (at >> np.uint64(3)).astype(np.int64),
+                             (np.uint8(1) << (at & np.uint64(7)).astype(np.uint8)))
+        self._bloom = bloom
+
+    def _maybe_seen(self, hashes: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        import numpy as np
+
+        bloom = self._bloom
+        if bloom is None:
+            return np.zeros(len(hashes), bool)
+        seen = np.ones(len(hashes), bool)
+        for shift in (0, 29):
+            at = (hashes.view(np.uint64) >> np.uint64(shift)) % np.uint64(len(bloom) * 8)
+            seen &= ((bloom[(at >> np.uint64(3)).astype(np.int64)] >> (at & np.uint64(7)).astype(np.uint8)) & 1) > 0
+        return seen
 
     def _search(self, traces: list[str]) -> Iterator[tuple[str, int]]:
         table = self._sorted
@@ -43,6 +72,11 @@ class TraceIndex:
 
         keys, rows = table
         hashes = np.fromiter((hash(t) for t in traces), np.int64, len(traces))
+        maybe = self._maybe_seen(hashes)
+        if not maybe.any():
+            return  # none was ever settled: the usual case for new traces
+        traces = [t for t, m in zip(traces, maybe.tolist(), strict=True) if m]
+        hashes = hashes[maybe]
         pos = np.searchsorted(keys, hashes)
         inside = pos < len(keys)
         hit = np.zeros(len(traces), bool)
@@ -81,10 +115,12 @@ class TraceIndex:
         hashes, rows = hashes[fresh], rows[fresh]
         order = np.argsort(hashes, kind="stable")
         hashes, rows = hashes[order], rows[order]
+        new = hashes
         if self._sorted is not None:
             keys, old = self._sorted
             at = np.searchsorted(keys, hashes)
             hashes, rows = np.insert(keys, at, hashes), np.insert(old, at, rows)
-        self._sorted = (hashes, rows)  # readers see the arrays before the dict is emptied
+        self._bloom_add(new, hashes)
+        self._sorted = (hashes, rows)  # readers see the filter and arrays before the dict is emptied
         self.recent = {}
         self._settled = count
