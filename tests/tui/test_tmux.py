@@ -30,6 +30,12 @@ def _wait_for(name: str, text: str, timeout: float = 15.0) -> str:
     raise AssertionError(f"{text!r} never appeared; screen was:\n{screen}")
 
 
+def _wait_until_gone(name: str, text: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text in _capture(name) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def _command(args: str, done: Path, **env: str) -> str:
     """`edgetrace ARGS` as a tmux command. cwd is outside the source tree, so the installed
     package runs — or the checkout PYTHONPATH names (the tmux server does not pass on our
@@ -73,7 +79,7 @@ def test_explore_in_a_real_terminal(toy_session: Path, tmp_path: Path):
         _keys(name, "?")
         _wait_for(name, "[trace list]")
         _keys(name, "Escape")
-        time.sleep(0.3)
+        _wait_until_gone(name, "[trace list]")
         _keys(name, "q")
         assert _exit_code(done) == "0"
     finally:
@@ -100,7 +106,9 @@ def test_explore_without_colour_at_80_columns(toy_session: Path, tmp_path: Path)
         _wait_for(name, "more traces")
         _keys(name, "Escape", "?")
         _wait_for(name, "[trace list]")
-        _keys(name, "Escape", "q")
+        _keys(name, "Escape")
+        _wait_until_gone(name, "[trace list]")  # (q would close the help, not quit)
+        _keys(name, "q")
         assert _exit_code(done) == "0"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
