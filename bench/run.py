@@ -24,8 +24,8 @@ BENCHES = {
         ["bench_live.py"], ["bench_live.py", "--steps", "10000", "--repeats", "3", "--records", "100000"]),
     "replay (issue 4: virtual-time speed, overhead vs model+rule time)": (
         ["bench_replay.py"], ["bench_replay.py", "--repeats", "3", "--virtual", "1200"]),
-    "explorer (issue 6: first screen, memory, keystroke latency at 1M spans)": (
-        ["bench_explore.py"], ["bench_explore.py", "--records", "100000", "--runs", "2"]),
+    "explorer (issues 6, 15: first screen, full scan, memory, filters at 1M and 10M spans)": (
+        ["bench_explore.py"], ["bench_explore.py", "--records", "100000"]),
 }
 
 

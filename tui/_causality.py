@@ -40,7 +40,9 @@ def session_graph(store: TraceStore) -> ChainGraph:
     def build() -> ChainGraph:
         sp = store.table.spans
         m = store.table.span_count
-        cause = store.messages().cause[:m]
+        from edgetrace.tui._messages import causes
+
+        cause = causes(store.table, m)
         ok = cause >= 0
         safe = np.where(ok, cause, 0)
         cross = ok & (sp.node[safe] != sp.node[:m])

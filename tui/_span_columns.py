@@ -47,6 +47,7 @@ class SpanColumns(Columns):
         "start": "i8", "end": "i8",  # local ns on the node's own clock
         "attrs": "u4", "error": "u4",
         "cause_node": "u2", "cause_seq": "u4", "parent_node": "u2", "parent_seq": "u4",
+        "cause_idx": "u4",  # index + 1 of the span `cause` names, once scanned; 0: none (yet)
         "next": "u4",  # index + 1 of the next span of the same trace; 0 ends the chain
     }
     trace: npt.NDArray[np.uint32]
@@ -63,6 +64,7 @@ class SpanColumns(Columns):
     cause_seq: npt.NDArray[np.uint32]
     parent_node: npt.NDArray[np.uint16]
     parent_seq: npt.NDArray[np.uint32]
+    cause_idx: npt.NDArray[np.uint32]
     next: npt.NDArray[np.uint32]
 
 

@@ -37,7 +37,7 @@ from edgetrace.tui._trace_table import TraceRow, TraceTable
 
 if TYPE_CHECKING:
     from edgetrace.tui._graph import TraceGraph
-    from edgetrace.tui._messages import Messages, RefIndex
+    from edgetrace.tui._messages import Messages
 
 __all__ = ["TraceStore"]
 
@@ -111,8 +111,6 @@ class TraceStore:
         self.table = TraceTable(max(1024, self.size // 256), span_capacity=max(2048, self.size // 64))
         self.clock = ClockOffsets()
         self._clock_at = -1  # span count the offsets were estimated at
-        self._refs: RefIndex | None = None
-        self._messages: Messages | None = None
         self._released_at = 0
         self._derived: dict[str, tuple[tuple[int, int, int], Any]] = {}
         self.clock_version = 0  # bumped when the offsets change
@@ -157,8 +155,7 @@ class TraceStore:
     @property
     def t0(self) -> int:
         """The earliest time on the common axis (trace list start times count from it)."""
-        n = self.table.count
-        return int(self.table.columns.lo[:n].min()) if n else 0
+        return self.table.t_min
 
     # --- scanning ----------------------------------------------------------------------
 
@@ -231,6 +228,7 @@ class TraceStore:
                     if not report():
                         break
             if added:
+                table.refs.retry(table.spans)  # causes that named spans further on in the file
                 self._cache.clear()  # a cached trace may have grown
                 if scratch_bytes() - self._released_at > RELEASE_EVERY:
                     release_all()
@@ -251,22 +249,11 @@ class TraceStore:
 
     # --- the common time axis ------------------------------------------------------------
 
-    def refs(self) -> RefIndex:
-        """(node, seq) → span index over every span scanned (rebuilt when more were)."""
-        from edgetrace.tui._messages import RefIndex
-
-        refs = self._refs
-        if refs is None or refs.count != self.table.span_count:
-            refs = self._refs = RefIndex(self.table)
-        return refs
-
     def messages(self) -> Messages:
+        """Every cross-node message scanned so far (kept until more spans are scanned)."""
         from edgetrace.tui._messages import messages
 
-        msgs = self._messages
-        if msgs is None or len(msgs.cause) != self.table.span_count:
-            msgs = self._messages = messages(self.table, self.refs())
-        return msgs
+        return self.derived("messages", lambda: messages(self.table))
 
     def estimate_clocks(self) -> ClockOffsets:
         """Estimate per-node clock offsets from the messages scanned so far and put every
@@ -276,7 +263,7 @@ class TraceStore:
         if self._clock_at == self.table.span_count:
             return self.clock
         with self._lock:
-            clock = estimate_table_offsets(self.table, self.messages())
+            clock = estimate_table_offsets(self.table)
             nodes = self.table.nodes
             off = np.zeros(len(nodes), np.int64)
             for name, value in clock.offsets.items():
@@ -327,8 +314,7 @@ class TraceStore:
         if not idx:
             return []
         table = self.table
-        firsts = np.asarray(table.frame_first, np.int64)
-        frame_no = np.searchsorted(firsts, np.asarray(idx, np.int64), side="right") - 1
+        frame_no = np.searchsorted(table.frame_firsts(), np.asarray(idx, np.int64), side="right") - 1
         wanted: dict[int, list[int]] = {}
         for i, f in zip(idx, frame_no.tolist(), strict=True):
             wanted.setdefault(f, []).append(i - table.frame_first[f])
@@ -348,7 +334,8 @@ class TraceStore:
         code = self.table.nodes.find(node)
         if code is None or seq > 0xFFFF_FFFF:
             return None
-        return self.refs().one(code, seq)
+        found = self.table.refs.one(code, seq)
+        return found if found is not None and found < self.table.span_count else None
 
     def span(self, ref: str) -> Span | None:
         i = self.span_index(ref)
@@ -377,8 +364,8 @@ class TraceStore:
 
         table = self.table
         known = table.count
-        firsts = np.asarray(table.frame_first, np.int64)
-        last = (np.searchsorted(firsts, table.columns.last[:known].astype(np.int64), side="right") - 1).tolist()
+        last = (np.searchsorted(table.frame_firsts(), table.columns.last[:known].astype(np.int64),
+                                side="right") - 1).tolist()
         offsets = self.clock.offsets
         pending: dict[str, tuple[int, list[Span]]] = {}
         new_row = 0

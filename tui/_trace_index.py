@@ -71,7 +71,7 @@ class TraceIndex:
         import numpy as np
 
         keys, rows = table
-        hashes = np.fromiter((hash(t) for t in traces), np.int64, len(traces))
+        hashes = np.fromiter(map(hash, traces), np.int64, len(traces))
         maybe = self._maybe_seen(hashes)
         if not maybe.any():
             return  # none was ever settled: the usual case for new traces
@@ -109,7 +109,7 @@ class TraceIndex:
         import numpy as np
 
         recent = self.recent
-        hashes = np.fromiter((hash(t) for t in recent), np.int64, len(recent))
+        hashes = np.fromiter(map(hash, recent), np.int64, len(recent))
         rows = np.fromiter(recent.values(), np.int32, len(recent))
         fresh = rows >= self._settled  # the others were recalled from the arrays
         hashes, rows = hashes[fresh], rows[fresh]

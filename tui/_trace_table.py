@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from edgetrace import _attrs as attr
 from edgetrace.tui._columns import Columns, allocate
+from edgetrace.tui._refs import RefTable
 from edgetrace.tui._slim_span import SlimSpan
 from edgetrace.tui._span_columns import ERROR, KIND_CODE, KINDS, TIMEOUT, SpanColumns, extract
 from edgetrace.tui._strings import AttrsArena, Strings
@@ -111,10 +112,14 @@ class TraceTable:
         self.arena = AttrsArena()
         self.frame_first: list[int] = []  # per records frame: index of its first span
         self.frame_at: list[int] = []  # per records frame: its file offset
+        self._firsts = np.zeros(64, np.int64)  # frame_first as an array (grown by doubling)
+        #: The earliest start on the common axis (list start times count from it).
+        self.t_min = 0
         self.more_acts: dict[int, str] = {}  # rows with more than one act: their act list
         #: Clock offset per node code (ns to add to a local time), as known when absorbing.
         self.offsets: npt.NDArray[np.int64] = np.zeros(1, np.int64)
         self.index = TraceIndex(self.trace_at)
+        self.refs = RefTable()
 
     # --- reading rows ------------------------------------------------------------------
 
@@ -136,11 +141,14 @@ class TraceTable:
             yield i - 1
             i = int(nxt[i - 1])
 
+    def frame_firsts(self) -> npt.NDArray[np.int64]:
+        """Per records frame, the index of its first span (a view: do not keep it)."""
+        return self._firsts[: len(self.frame_at)]
+
     def frame_of(self, spans: Iterable[int]) -> list[int]:
         """File offsets of the records frames that hold these spans, in file order."""
         idx = np.fromiter(spans, np.int64)
-        firsts = np.asarray(self.frame_first[: len(self.frame_at)], np.int64)
-        frames = np.unique(np.searchsorted(firsts, idx, side="right") - 1)
+        frames = np.unique(np.searchsorted(self.frame_firsts(), idx, side="right") - 1)
         at = self.frame_at
         return [at[int(f)] for f in frames]
 
@@ -254,6 +262,7 @@ class TraceTable:
             np.minimum.at(lo, rows, sp.start[a:b] + shift)
             np.maximum.at(hi, rows, sp.end[a:b] + shift)
         c.lo[:n], c.hi[:n] = lo, np.maximum(hi, lo)
+        self.t_min = int(lo.min())
 
     # --- absorbing a records frame -----------------------------------------------------
 
@@ -309,6 +318,9 @@ class TraceTable:
         sp.cause_node[base:end], sp.cause_seq[base:end] = f.cause
         sp.parent_node[base:end], sp.parent_seq[base:end] = f.parent
         sp.next[base:end] = 0
+        sp.cause_idx[base:end] = 0
+        self.refs.add(base, f.node, f.seq)
+        self.refs.resolve(sp, base + np.flatnonzero(f.cause[0] > 0))
         flags = f.flags
         decide = np.flatnonzero(f.kind == _DECIDE)
         if len(decide):
@@ -345,7 +357,13 @@ class TraceTable:
             c.hi[fresh] = np.iinfo(np.int64).min
         c.lo[head_rows] = np.minimum(c.lo[head_rows], np.minimum.reduceat((f.start + off)[order], starts))
         c.hi[head_rows] = np.maximum(c.hi[head_rows], np.maximum.reduceat((f.end + off)[order], starts))
+        k = len(self.frame_first)
+        if k >= len(self._firsts):
+            self._firsts = np.concatenate((self._firsts, np.zeros(len(self._firsts), np.int64)))
+        self._firsts[k] = base
         self.frame_first.append(base)
+        low = int((f.start + off).min())
+        self.t_min = low if base == 0 else min(self.t_min, low)
         self.frame_at.append(offset)
         self.span_count = end
         self.count = row0 + len(new)

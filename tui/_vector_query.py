@@ -60,7 +60,9 @@ def _trace_graph(store: TraceStore, m: int) -> ChainGraph:
     """Chains per (trace, node), linked by the causes inside a trace (as `TraceGraph` has it)."""
     sp = store.table.spans
     trace, node = sp.trace[:m].astype(np.int64), sp.node[:m]
-    cause = store.messages().cause[:m]
+    from edgetrace.tui._messages import causes
+
+    cause = causes(store.table, m)
     ok = cause >= 0
     safe = np.where(ok, cause, 0)
     inside = ok & (trace[safe] == trace) & (node[safe] != node)

@@ -104,3 +104,31 @@ def test_columns_grow_past_the_first_guess(tmp_path: Path):
     roomy.scan()
     fields = list(TraceRow.__slots__)
     assert [[getattr(r, f) for f in fields] for r in store.rows] == [[getattr(r, f) for f in fields] for r in roomy.rows]
+
+
+def test_causes_resolve_when_their_span_comes_later_in_the_file(tmp_path: Path):
+    """A hub stores each agent's batches as they arrive: a receive may be stored before the
+    send it names. Its cause is found once the send is scanned, and the message counts as
+    evidence for the clock offsets."""
+    send = Span(node="a", seq=1, kind=SpanKind.SEND, name="m", trace="t", start=100, end=100)
+    recv = Span(node="b", seq=1, kind=SpanKind.RECV, name="m", trace="t", cause="a:1", start=50, end=50)
+    back = Span(node="a", seq=2, kind=SpanKind.RECV, name="m:reply", trace="t", cause="b:1", start=100, end=300)
+    wild = Span(node="c", seq=4_000_000_000, kind=SpanKind.LOG, name="x", trace="u")
+    dup = Span(node="b", seq=1, kind=SpanKind.RECV, name="again", trace="t", cause="a:1", start=60, end=60)
+    path = tmp_path / "late.ets"
+    with SessionWriter(path, Manifest(app="x")) as w:
+        w.append([recv, wild])
+        w.append([send, back, dup])
+        w.seal()
+    store = TraceStore(path)
+    store.scan(max_frames=2)  # the manifest and the first records frame
+    assert store.span_index("b:1") == 0 and store.table.refs.pending.tolist() == [0]
+    store.scan()
+    assert store.span_index("a:1") == 2 and store.span_index("b:1") == 0  # the first of a repeat
+    assert store.span_index("c:4000000000") is None and store.span_index("nope:1") is None
+    assert not len(store.table.refs.pending)
+    msgs = store.messages()
+    assert sorted(zip(msgs.src.tolist(), msgs.dst.tolist(), strict=True)) == [(0, 3), (2, 0), (2, 4)]
+    clock = store.estimate_clocks()
+    # b's clock is 50 ns behind a's send, and the reply took 200 ns: b runs behind
+    assert clock.offsets["b"] - clock.offsets["a"] > 0
