@@ -62,12 +62,13 @@ def describe_span(span: Span, graph: TraceGraph, clock: dict[str, int] | None,
     offset = graph.offsets.get(span.node, 0)
     at = f"+{format_duration(graph.t_start[i] - graph.t0)} into the trace" if i is not None else ""
     sign = "+" if offset >= 0 else "-"
+    shift = (f"offset to the common axis {sign}{format_duration(abs(offset))}" if offset
+             else "no offset: this clock agrees with the reference")
     lines = [
         f"{span.kind.value} {span.name}",
         f"  node {span.node}   seq {span.seq}   ref {span.ref}   trace {span.trace}",
         f"  start {at} on the common axis   duration {format_duration(span.duration)}",
-        f"  local clock of {span.node}: start {span.start} ns, end {span.end} ns"
-        f"   (offset to the common axis {sign}{format_duration(abs(offset))})",
+        f"  local clock of {span.node}: start {span.start} ns, end {span.end} ns   ({shift})",
     ]
     if i is not None and i in graph.moved:
         lines.append(f"  drawn {format_duration(graph.moved[i])} later than its clock says, so that it does "

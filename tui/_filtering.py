@@ -30,27 +30,34 @@ class TraceFilter:
     """One application of a query and ranges to the traces scanned so far."""
 
     def __init__(self, store: TraceStore, query: Query, ranges: Ranges) -> None:
-        from edgetrace.tui._vector_query import Unsupported, matching_rows
-
         self.store = store
         self.query = query
         self.ranges = ranges
         self.count = store.count
         self._found: Rows | None = None
+        self._tried = False
         self.columnar = True
-        if query.empty:
-            self._found = np.arange(self.count, dtype=np.int32)
-        else:
-            try:
-                self._found = matching_rows(store, query)
-            except Unsupported:
-                self.columnar = False
         self._keep = self._range_mask()
+
+    def _columns(self) -> None:
+        """Answer from the columns if they can (once)."""
+        from edgetrace.tui._vector_query import Unsupported, matching_rows
+
+        if self._tried:
+            return
+        self._tried = True
+        if self.query.empty:
+            self._found = np.arange(self.count, dtype=np.int32)
+            return
+        try:
+            self._found = matching_rows(self.store, self.query)
+        except Unsupported:
+            self.columnar = False
 
     @property
     def quick(self) -> bool:
-        """Whether `run()` answers without decoding much (call it on the UI thread)."""
-        return self._found is not None or self.store.span_count <= SYNC_FILTER_SPANS
+        """Whether `run()` is quick enough for the UI thread (a small session, or no query)."""
+        return self.store.span_count <= SYNC_FILTER_SPANS or self.query.empty
 
     def _range_mask(self) -> npt.NDArray[np.bool_]:
         n = self.count
@@ -65,6 +72,7 @@ class TraceFilter:
         return rows[self._keep[rows]].astype(np.int32)
 
     def run(self) -> Rows:
+        self._columns()
         if self._found is None:
             for _found, _progress in self.run_steps(lambda: False):
                 pass
@@ -75,7 +83,9 @@ class TraceFilter:
         return self._ranged(self._found)
 
     def run_steps(self, stop: Callable[[], bool]) -> Iterator[tuple[Rows, float]]:
-        """Decode and test trace by trace; yields (rows found so far, progress 0..1)."""
+        """From the columns, else decoding and testing trace by trace; yields (rows found so
+        far, progress 0..1)."""
+        self._columns()
         if self._found is not None:
             yield self.result(), 1.0
             return

@@ -55,6 +55,7 @@ class PickerScreen(Screen[None]):
                                    "`edgetrace record`, or run `edgetrace explore SESSION`."),
                          id="picker-title", markup=False)
         options = []
+        width = max(60, self.app.size.width - 6)
         for p in self.sessions:
             try:
                 st = p.stat()
@@ -63,7 +64,8 @@ class PickerScreen(Screen[None]):
             except OSError:
                 when, size = "?", "?"
             tag = "recent " if p.resolve() in self.recent else "       "
-            options.append(Option(printable(f"{tag}{fit(p.name, 30)} {size:>9}  {when}  {p.parent}"), id=str(p)))
+            head = f"{tag}{fit(p.name, 30)} {size:>9}  {when}  "
+            options.append(Option(fit(head + str(p.parent), width), id=str(p)))
         yield OptionList(*options, id="picker")
         yield KeyFooter()
 
