@@ -94,6 +94,8 @@ class Columns:
             new = allocate(dtype, cap, fill=self.FILL.get(name, 0))
             new[: len(old)] = old
             setattr(self, name, new)  # one assignment: readers see the old array or the new
+            del old
+            release_all()  # the copy's pages: one column's worth resident at a time, not all
         self.capacity = cap
 
     def nbytes(self) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgetrace._clock_offsets import LinkEvidence
+from edgetrace.tui._columns import allocate, release_all
 from edgetrace.tui._span_columns import KIND_CODE, SpanColumns
 
 __all__ = ["RefTable"]
@@ -22,6 +23,7 @@ _RECV = KIND_CODE["recv"]
 #: A node's seq array grows at most this far past its largest seq so far (a wild seq in a
 #: damaged or hand-made file is simply not indexed).
 _MAX_GAP = 1 << 22
+_CHUNK = 1 << 22
 
 
 class RefTable:
@@ -62,8 +64,10 @@ class RefTable:
             at = int(self.base[code])
             new_at = at if old and at + old == self.used else self.used  # the last region grows in place
             if new_at + size > len(self.slots):
-                grown = np.zeros(max(new_at + size, 2 * len(self.slots)), np.uint32)
-                grown[: self.used] = self.slots[: self.used]
+                grown = allocate("u4", max(new_at + size, 2 * len(self.slots)))
+                for a in range(0, self.used, _CHUNK):  # a piece at a time, handing pages back
+                    grown[a:min(self.used, a + _CHUNK)] = self.slots[a:min(self.used, a + _CHUNK)]
+                    release_all()
                 self.slots = grown
             if new_at != at and old:
                 self.slots[new_at:new_at + old] = self.slots[at:at + old]

@@ -45,8 +45,9 @@ T = TypeVar("T")
 
 #: Traces whose decoded graphs are kept (the ones opened lately).
 GRAPH_CACHE = 32
-#: Scratch-backed pages are handed back to the kernel after this many bytes of new columns.
-RELEASE_EVERY = 64 * 1024 * 1024
+#: Scratch-backed pages are handed back to the kernel after this many more spans are scanned
+#: (about 60 MB of columns written).
+RELEASE_EVERY = 1_000_000
 
 
 class _Rows(Sequence[TraceRow]):
@@ -108,7 +109,7 @@ class TraceStore:
         self._cache: OrderedDict[str, TraceGraph] = OrderedDict()
         self._reader = FrameReader(self.path)
         # room for rows and spans is guessed from the file size (pages never written cost nothing)
-        self.table = TraceTable(max(1024, self.size // 256), span_capacity=max(2048, self.size // 64))
+        self.table = TraceTable(max(1024, self.size // 128), span_capacity=max(2048, self.size // 48))
         self.clock = ClockOffsets()
         self._clock_at = -1  # span count the offsets were estimated at
         self._released_at = 0
@@ -167,6 +168,12 @@ class TraceStore:
     def at_end(self) -> bool:
         return self.offset >= self.size
 
+    def _release(self) -> None:
+        """Hand written scratch pages back to the kernel (when any columns live in scratch)."""
+        if scratch_bytes():
+            release_all()
+        self._released_at = self.table.span_count
+
     def scan(self, *, budget_s: float | None = None, max_frames: int | None = None,
              min_rows: int | None = None, report: Callable[[], bool] | None = None,
              report_every_s: float = 0.25) -> int:
@@ -216,6 +223,8 @@ class TraceStore:
                     self.sealed = True
                 self.offset = frame.end  # after the frame is absorbed: iter_graphs reads up to here
                 frames += 1
+                if table.span_count - self._released_at >= RELEASE_EVERY:
+                    self._release()
                 now = time.perf_counter()
                 if ((max_frames is not None and frames >= max_frames)
                         or (deadline is not None and now > deadline)
@@ -230,9 +239,7 @@ class TraceStore:
             if added:
                 table.refs.retry(table.spans)  # causes that named spans further on in the file
                 self._cache.clear()  # a cached trace may have grown
-                if scratch_bytes() - self._released_at > RELEASE_EVERY:
-                    release_all()
-                    self._released_at = scratch_bytes()
+                self._release()
             return added
 
     def derived(self, name: str, build: Callable[[], T], *, version: int = 0) -> T:
@@ -271,6 +278,7 @@ class TraceStore:
                 if code is not None:
                     off[code] = value
             self.table.set_offsets(off)
+            self._release()
             self.clock = clock
             self.clock_version += 1
             self._clock_at = self.table.span_count

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgetrace import _attrs as attr
-from edgetrace.tui._columns import Columns, allocate
+from edgetrace.tui._columns import Columns, allocate, release_all
 from edgetrace.tui._refs import RefTable
 from edgetrace.tui._slim_span import SlimSpan
 from edgetrace.tui._span_columns import ERROR, KIND_CODE, KINDS, TIMEOUT, SpanColumns, extract
@@ -261,6 +261,7 @@ class TraceTable:
             rows = sp.trace[a:b]
             np.minimum.at(lo, rows, sp.start[a:b] + shift)
             np.maximum.at(hi, rows, sp.end[a:b] + shift)
+            release_all()  # the chunk just read
         c.lo[:n], c.hi[:n] = lo, np.maximum(hi, lo)
         self.t_min = int(lo.min())
 

@@ -132,3 +132,24 @@ def test_causes_resolve_when_their_span_comes_later_in_the_file(tmp_path: Path):
     clock = store.estimate_clocks()
     # b's clock is 50 ns behind a's send, and the reply took 200 ns: b runs behind
     assert clock.offsets["b"] - clock.offsets["a"] > 0
+
+
+def test_settling_merges_like_a_sort(monkeypatch: pytest.MonkeyPatch):
+    """The chunked merge of new hashes into the sorted arrays equals sorting them together,
+    duplicates and hashes that straddle chunk borders included."""
+    import numpy as np
+
+    from edgetrace.tui import _trace_index
+
+    monkeypatch.setattr(_trace_index, "_CHUNK", 7)
+    rng = np.random.default_rng(3)
+    for n_old, n_new in [(0, 5), (50, 1), (1, 50), (200, 60)]:
+        keys = np.sort(rng.integers(-20, 20, n_old)).astype(np.int64)
+        hashes = np.sort(rng.integers(-25, 25, n_new)).astype(np.int64)
+        rows_old = np.arange(n_old, dtype=np.int32)
+        rows_new = np.arange(n_old, n_old + n_new, dtype=np.int32)
+        out_keys, out_rows = _trace_index._merged((keys, rows_old), hashes, rows_new)
+        assert out_keys.tolist() == sorted(keys.tolist() + hashes.tolist())
+        assert sorted(out_rows.tolist()) == list(range(n_old + n_new))  # every row once
+        both = dict(zip(rows_old.tolist() + rows_new.tolist(), keys.tolist() + hashes.tolist(), strict=True))
+        assert [both[r] for r in out_rows.tolist()] == out_keys.tolist()  # each row beside its hash
