@@ -4,7 +4,11 @@
                   └── LiveWorld ◄─TCP─► other agents (link emulation per grid profile)
 
 A restarted agent resumes its sequence numbers and clock from the spool, so the node's
-stream in the session stays contiguous across crashes.
+stream in the session stays contiguous across crashes; each start is a new incarnation of the
+spool (edgetrace.agents._spool), so a spool lost or rolled back since cannot make the hub
+drop new spans as duplicates. The spool lives in the node's data folder
+(`DATA/spool/<session>/<node>.spool`, DATA as edgetrace._discovery says), not the working
+directory, unless `--spool` says otherwise.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgetrace._discovery import data_dir
 from edgetrace._records import Manifest, Span
-from edgetrace._transport import TcpTransport
+from edgetrace._transport import TcpTransport, Transport
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._live import LiveWorld
 from edgetrace.agents._node import NodeRuntime
@@ -59,7 +64,7 @@ class AgentConfig:
     listen: tuple[str, int] = ("127.0.0.1", 0)
     peers: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     token: str = ""
-    spool_dir: Path = Path(".edgetrace-spool")
+    spool_dir: Path | None = None  # default: the node's data folder (spool_root())
     profile: GridProfile | None = None
     seed: int = 0
     epoch_ns: int | None = None
@@ -67,11 +72,12 @@ class AgentConfig:
     manifest: Manifest | None = None
     drain_timeout: float = 10.0
     flush_timeout: float = 20.0
+    transport: Transport | None = None  # default: TCP to `hub` (TLS and tokens: the CLI builds it)
 
 
 async def run_agent(cfg: AgentConfig) -> int:
     app = load_app(cfg.app_ref)
-    spool = Spool(cfg.spool_dir / cfg.session / f"{cfg.node}.spool", sync=cfg.sync)
+    spool = Spool((cfg.spool_dir or spool_root()) / cfg.session / f"{_file_name(cfg.node)}.spool", sync=cfg.sync)
     sink = _ShippingSink(spool)
     models, policies = app.artifact_hashes()
     manifest = Manifest(session_id=cfg.session, app=app.name, app_ref=cfg.app_ref, nodes=[cfg.node],
@@ -85,8 +91,11 @@ async def run_agent(cfg: AgentConfig) -> int:
     if spool.last_seq:
         node.recorder.resume(spool.last_seq, spool.clock)
         log.warning("agent %s: resuming after seq %d from the spool", cfg.node, spool.last_seq)
-    shipper = Shipper(spool, TcpTransport(*cfg.hub), token=cfg.token, node=cfg.node, session=cfg.session, manifest=manifest,
-                      seed=cfg.seed)
+    def rebase(after: int) -> None:  # the hub's stream is past our numbers: continue after it
+        node.recorder.resume(after, node.recorder.clock_dict())
+
+    shipper = Shipper(spool, cfg.transport or TcpTransport(*cfg.hub), token=cfg.token, node=cfg.node,
+                      session=cfg.session, manifest=manifest, seed=cfg.seed, on_rebase=rebase)
     sink.shipper = shipper
     server = await world.serve(node.deliver, *cfg.listen)
     shipper.start()
@@ -103,9 +112,25 @@ async def run_agent(cfg: AgentConfig) -> int:
     await shipper.stop()
     node.close()
     spool.close()
+    quarantined = spool.stats()
+    if quarantined["lost"] or quarantined["rejected"]:
+        print(f"agent {cfg.node}: {quarantined['lost']} span(s) lost to damage in the spool and "
+              f"{quarantined['rejected']} refused by the hub (they did not validate) — recorded as lost in the "
+              "session", file=sys.stderr, flush=True)
     if not complete:
-        print(f"agent {cfg.node}: {spool.last_seq - spool.acked} spans not yet acknowledged; they stay in "
+        why = f"; the hub: {shipper.cursor.busy or shipper.refused}" if shipper.cursor.busy or shipper.refused else ""
+        print(f"agent {cfg.node}: {spool.unacked} spans not yet acknowledged{why}; they stay in "
               f"{spool.path} and ship on the next start", file=sys.stderr, flush=True)
         return 1
-    print(f"stopped {cfg.node} {spool.last_seq} spans shipped", flush=True)
+    print(f"stopped {cfg.node} {spool.last_span} spans shipped", flush=True)
     return 0
+
+
+def spool_root() -> Path:
+    """Where agents keep their spools by default: DATA/spool (DATA: $EDGETRACE_DATA, else ~/.local/share/edgetrace)."""
+    return data_dir() / "spool"
+
+
+def _file_name(node: str) -> str:
+    """A node id as a file name: anything but letters, digits, '.', '_' and '-' escaped."""
+    return "".join(c if (c.isalnum() and c.isascii()) or c in "._-" else f"%{ord(c):02x}" for c in node).lstrip(".") or "_"

@@ -167,8 +167,10 @@ def record(
                 proc.wait()
         shutil.rmtree(work, ignore_errors=True)
     from edgetrace._session import Session
+    from edgetrace._trust import remember_session
 
     stored = Session(out)
+    remember_session(stored.manifest)  # recorded here, by this user: `edgetrace replay OUT` may run its app
     return RecordResult(out, session, nodes, len(inputs), len(stored), time.monotonic() - started, failures)
 
 

@@ -133,10 +133,23 @@ class GridProfile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GridProfile:
-        """Inverse of to_dict (durations already in ns), for profiles stored in a manifest."""
-        def lp(d: Mapping[str, Any]) -> LinkProfile:
-            return LinkProfile(int(d.get("latency_min", 0)), int(d.get("latency_max", 0)),
-                               int(d.get("jitter", 0)), float(d.get("loss", 0.0)), float(d.get("spike", 0.0)),
-                               int(d.get("spike_min", 0)), int(d.get("spike_max", 0)))
-        links = tuple((str(x.get("from", "*")), str(x.get("to", "*")), lp(x)) for x in data.get("links", []))
-        return cls(str(data.get("name", "")), str(data.get("description", "")), links, lp(data.get("default", {})))
+        """Inverse of to_dict (durations already in ns), for profiles stored in a manifest.
+
+        A manifest is data from a file: anything malformed is a ConfigError, never a crash.
+        """
+        def lp(d: Any) -> LinkProfile:
+            if not isinstance(d, Mapping):
+                raise TypeError(f"a link is a map, not {type(d).__name__}")
+            ints = [int(d.get(k, 0)) for k in ("latency_min", "latency_max", "jitter", "spike_min", "spike_max")]
+            loss, spike = float(d.get("loss", 0.0)), float(d.get("spike", 0.0))
+            if any(not 0 <= v < 2**62 for v in ints) or not 0.0 <= loss <= 1.0 or not 0.0 <= spike <= 1.0:
+                raise ValueError("durations must be 0 to 2^62 ns, probabilities 0 to 1")
+            return LinkProfile(ints[0], max(ints[0], ints[1]), ints[2], loss, spike, ints[3], max(ints[3], ints[4]))
+        try:
+            raw_links = data.get("links", [])
+            if not isinstance(raw_links, list):
+                raise TypeError("links are a list")
+            links = tuple((str(x.get("from", "*")), str(x.get("to", "*")), lp(x)) for x in raw_links)
+            return cls(str(data.get("name", "")), str(data.get("description", "")), links, lp(data.get("default", {})))
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise ConfigError(f"malformed grid profile: {exc}") from None

@@ -4,8 +4,9 @@ Store-and-forward: it connects, lets its `ShipperCursor` (edgetrace.agents._curs
 and decide what to send, and hands the cursor each reply. This module is only the loop
 around that: any failure — refused connection, reset, timeout, a reply that makes no sense
 — ends the connection and it tries again with exponential backoff and jitter (drawn from a
-seeded RNG). The link itself is a `Transport` (TCP by default, or the in-memory twin). It
-never raises into the app being traced; it logs.
+seeded RNG); a hub that is busy (a full disk) is asked again after the delay it gave. The
+link itself is a `Transport` (TCP by default, or the in-memory twin). It never raises into
+the app being traced; it logs.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 
-from edgetrace._errors import AuthError, EdgeTraceError
+from edgetrace._errors import AuthError, EdgeTraceError, TransportError
 from edgetrace._records import Manifest
 from edgetrace._transport import TcpTransport, Transport
 from edgetrace._wire import DEFAULT_MAX_FRAME
@@ -35,14 +37,15 @@ class Shipper:
 
     def __init__(self, spool: Spool, hub: tuple[str, int] | Transport, *, token: str, node: str, session: str,
                  manifest: Manifest | None = None, batch: int = 500, max_frame: int = DEFAULT_MAX_FRAME,
-                 backoff: tuple[float, float] = (0.05, 2.0), seed: int = 0, timeout: float = 10.0) -> None:
+                 backoff: tuple[float, float] = (0.05, 2.0), seed: int = 0, timeout: float = 10.0,
+                 on_rebase: Callable[[int], None] | None = None) -> None:
         self.spool = spool
         self.transport = hub if isinstance(hub, Transport) else TcpTransport(*hub, max_frame=max_frame,
                                                                               timeout=timeout)
         self.node = node
         self.session = session
         self.cursor = ShipperCursor(spool, token=token, node=node, session=session, manifest=manifest,
-                                    batch=batch, max_bytes=max_frame // 2)
+                                    batch=batch, max_bytes=max_frame // 2, on_rebase=on_rebase)
         self.backoff = backoff
         self._rng = random.Random(f"{seed}/shipper/{node}")
         self._wake = asyncio.Event()
@@ -78,6 +81,11 @@ class Shipper:
             if self.refused:
                 log.error("shipper %s: the hub refused us: %s", self.node, self.refused)
                 return
+            if self.cursor.busy:
+                log.warning("shipper %s: the hub cannot store now (%s); asking again in %.1fs", self.node,
+                            self.cursor.busy, self.cursor.retry_after)
+                await asyncio.sleep(self.cursor.retry_after * (0.5 + self._rng.random()))
+                continue
             await asyncio.sleep(delay * (0.5 + self._rng.random()))
             delay = min(delay * 2, self.backoff[1])
 
@@ -87,7 +95,7 @@ class Shipper:
             try:
                 await link.send(cursor.hello())
                 cursor.receive(await link.receive())
-                if cursor.refused:
+                if cursor.refused or cursor.busy:
                     return
                 self.connected = True
                 while not self._stopping:
@@ -101,6 +109,8 @@ class Shipper:
                         continue
                     await link.send(batch)
                     cursor.receive(await link.receive())
+                    if cursor.must_wait():
+                        return
                     self.sent_batches += 1
             finally:
                 self.connected = False
@@ -110,7 +120,7 @@ class Shipper:
         """Wait until the hub acknowledged everything spooled; False on timeout."""
         deadline = time.monotonic() + timeout
         self.poke()
-        while self.spool.acked < self.spool.last_seq:
+        while self.spool.acked < self.spool.last_span:
             if time.monotonic() > deadline or self.refused:
                 return False
             self.poke()
@@ -125,8 +135,12 @@ class Shipper:
             cursor.receive(await link.receive())
             if cursor.refused:
                 raise AuthError(f"the hub refused to seal session {self.session!r}: {cursor.refused}")
+            if cursor.busy:
+                raise TransportError(f"the hub cannot seal session {self.session!r} now: {cursor.busy}")
             await link.send(cursor.seal())
             cursor.receive(await link.receive())
+            if cursor.busy:
+                raise TransportError(f"the hub cannot seal session {self.session!r} now: {cursor.busy}")
 
     async def stop(self) -> None:
         # A flag as well as cancel(): on 3.11 a cancel that lands as wait_for times out can be

@@ -9,7 +9,10 @@ are merged by their array headers.
 from __future__ import annotations
 
 import os
+import stat
+import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from edgetrace._errors import CorruptSessionError, SessionNotFoundError, UsageError
 from edgetrace._frames import (
@@ -42,9 +45,15 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000) -> t
     if not path.is_file():
         raise SessionNotFoundError(f"{path}: no such session", path=path)
     before = path.stat().st_size
-    tmp = path.with_name(path.name + ".compacting")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    # created exclusively under a fresh random name (never a fixed name someone could plant a
+    # symlink at), in the same folder so the rename is atomic
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".compacting")
+    tmp = Path(name)
     try:
-        sealed = _rewrite_xz(path, tmp, records_per_frame)
+        with os.fdopen(fd, "wb") as out:
+            sealed = _rewrite_xz(path, out, records_per_frame)
+            os.fchmod(out.fileno(), mode)
         if not sealed:
             raise UsageError(f"{path}: only a sealed session can be compacted (it may still be written)")
     except BaseException:
@@ -54,12 +63,12 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000) -> t
     return before, path.stat().st_size
 
 
-def _rewrite_xz(path: Path, tmp: Path, records_per_frame: int) -> bool:
-    """Copy `path` to `tmp` frame by frame, records regrouped and xz-compressed; True if sealed."""
+def _rewrite_xz(path: Path, out: BinaryIO, records_per_frame: int) -> bool:
+    """Copy `path` to `out` frame by frame, records regrouped and xz-compressed; True if sealed."""
     pending: list[bytes] = []
     count = 0
     sealed = False
-    with open(path, "rb") as src, open(tmp, "wb") as out:
+    with open(path, "rb") as src:
         read_file_header(src.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=FORMAT_VERSION,
                          path=path, what="session")
         out.write(encode_file_header(SESSION_MAGIC, FORMAT_VERSION))
@@ -67,7 +76,7 @@ def _rewrite_xz(path: Path, tmp: Path, records_per_frame: int) -> bool:
         def flush() -> None:
             nonlocal count
             if pending:
-                out.write(encode_frame(FrameType.RECORDS, _join_arrays(pending, count), compress="lzma"))
+                out.write(encode_frame(FrameType.RECORDS, _join_arrays(pending, count), compress="lzma", count=count))
                 pending.clear()
                 count = 0
 
@@ -86,7 +95,8 @@ def _rewrite_xz(path: Path, tmp: Path, records_per_frame: int) -> bool:
                 sealed = True
             elif item.type is FrameType.BLOB:
                 out.write(encode_frame(FrameType.BLOB, item.body(), compress="lzma"))
-            else:
+            else:  # manifest and marker frames keep their place among the records
+                flush()
                 out.write(encode_frame(item.type, item.body()))
         flush()
         out.flush()

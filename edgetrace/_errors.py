@@ -12,10 +12,12 @@ object they concern (a session path, a node, a span) so callers can act on them:
     ├── SessionError                anything about a session file (carries .path)
     │   ├── SessionNotFoundError
     │   ├── CorruptSessionError     CRC mismatch, bad frame, bad record (.offset, .expected)
-    │   └── UnsupportedFormatError  a format version this build cannot read
+    │   ├── UnsupportedFormatError  a format version this build cannot read
+    │   └── StorageError            a session cannot be written: disk full, I/O error
     ├── TransportError              the live link between agents and hub
     │   ├── FrameError              malformed or oversized frame
-    │   └── AuthError               missing or wrong token
+    │   ├── AuthError               missing or wrong token
+    │   └── IngestError             an OTLP request the hub cannot take (edgetrace._otlp; .status)
     ├── ModelError                  an ONNX model that cannot be loaded or run (.model)
     ├── PolicyError                 a rule policy that cannot be loaded or evaluated (.policy)
     └── ReplayError                 a session that cannot be replayed (e.g. app not importable)
@@ -38,6 +40,7 @@ __all__ = [
     "ReplayError",
     "SessionError",
     "SessionNotFoundError",
+    "StorageError",
     "TransportError",
     "UnsupportedFormatError",
     "UsageError",
@@ -98,6 +101,10 @@ class UnsupportedFormatError(SessionError):
     def __init__(self, message: str, *, path: Path | str | None = None, version: int = 0) -> None:
         super().__init__(message, path=path)
         self.version = version
+
+
+class StorageError(SessionError):
+    """A session cannot be written (a full disk, an I/O error); nothing unwritten was acknowledged."""
 
 
 class TransportError(EdgeTraceError):

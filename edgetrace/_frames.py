@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import enum
 import lzma
+import os
+import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal, overload
 
 from edgetrace._errors import CorruptSessionError, UnsupportedFormatError
 
@@ -27,6 +29,8 @@ __all__ = [
     "FLAG_ZLIB",
     "FRAME_HEADER_SIZE",
     "MAX_FRAME_PAYLOAD",
+    "MAX_INFLATED",
+    "Damage",
     "Frame",
     "FrameType",
     "ScanResult",
@@ -34,6 +38,7 @@ __all__ = [
     "encode_frame",
     "read_file_header",
     "scan_frames",
+    "upgrade_file_header",
 ]
 
 _FILE_HEADER = struct.Struct("<8sHHI")  # magic, version, reserved, crc32 of the first 12 bytes
@@ -42,6 +47,9 @@ _HEADER_CRC = struct.Struct("<I")
 FILE_HEADER_SIZE = _FILE_HEADER.size
 FRAME_HEADER_SIZE = _FRAME_HEADER.size + _HEADER_CRC.size
 MAX_FRAME_PAYLOAD = 256 * 1024 * 1024
+#: The most a compressed frame may inflate to (records or one blob): readers never spend more.
+MAX_INFLATED = 64 * 1024 * 1024
+_STEP = 1 << 20
 FLAG_ZLIB = 0x01  # zlib level 1: what live writers use (the hub stores ≈ 300k records/s)
 FLAG_LZMA = 0x02  # xz preset 0: what finished sessions are compacted to (≈ 2.5× smaller)
 _KNOWN_FLAGS = FLAG_ZLIB | FLAG_LZMA
@@ -54,6 +62,7 @@ class FrameType(enum.IntEnum):
     BLOB = 3
     SEAL = 4
     ACK = 5
+    MARKER = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,22 +71,70 @@ class Frame:
     type: FrameType
     flags: int
     payload: bytes
+    path: Path | str = ""  # the file it came from, for messages
 
     @property
     def end(self) -> int:
         return self.offset + FRAME_HEADER_SIZE + len(self.payload)
 
-    def body(self) -> bytes:
-        """The payload with frame-level compression undone."""
+    def body(self, limit: int = MAX_INFLATED) -> bytes:
+        """The payload with frame-level compression undone; never more than `limit` bytes.
+
+        A compressed payload that would inflate past `limit` is refused (CorruptSessionError)
+        before the memory is spent: a 156 KB frame of xz can hold a gigabyte of zeros.
+        """
         if self.flags & ~_KNOWN_FLAGS:
             raise CorruptSessionError(
-                f"frame at offset {self.offset} has flags {self.flags:#04x} that this build does not know "
-                "(written by a newer edgetrace? upgrade to read it)",
-                offset=self.offset, expected=f"flags within {_KNOWN_FLAGS:#04x}",
+                f"{self.path}: frame at offset {self.offset} has flags {self.flags:#04x} that this build does "
+                "not know (written by a newer edgetrace? upgrade to read it)",
+                path=self.path or None, offset=self.offset, expected=f"flags within {_KNOWN_FLAGS:#04x}",
             )
-        if self.flags & FLAG_LZMA:
-            return lzma.decompress(self.payload, format=lzma.FORMAT_XZ)
-        return zlib.decompress(self.payload) if self.flags & FLAG_ZLIB else self.payload
+        if not self.flags & (FLAG_LZMA | FLAG_ZLIB):
+            return self.payload
+        data, complete = self._inflate(limit)
+        if not complete:
+            raise CorruptSessionError(
+                f"{self.path}: frame at offset {self.offset} inflates past the {limit}-byte limit, or is "
+                f"cut short ({len(self.payload)} bytes stored)",
+                path=self.path or None, offset=self.offset, expected=f"a compressed payload of at most {limit} bytes",
+            )
+        return data
+
+    def head(self, n: int) -> bytes:
+        """The first `n` bytes of the body, inflating no more than that (a blob's hash)."""
+        if not self.flags & (FLAG_LZMA | FLAG_ZLIB) or self.flags & ~_KNOWN_FLAGS:
+            return self.payload[:n]
+        return self._inflate(n)[0][:n]
+
+    def _inflate(self, limit: int) -> tuple[bytes, bool]:
+        """Up to `limit` bytes of the inflated payload, and whether that is all of it."""
+        parts: list[bytes] = []  # a step at a time: a refused bomb costs `limit`, not a multiple of it
+        size = 0
+        try:
+            if self.flags & FLAG_LZMA:
+                xz = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+                data = self.payload
+                while not xz.eof and size < limit and (data or not xz.needs_input):
+                    parts.append(xz.decompress(data, max_length=min(limit - size, _STEP)))
+                    size += len(parts[-1])
+                    data = b""
+                complete = xz.eof and not xz.unused_data
+            else:
+                inflater = zlib.decompressobj()
+                data = self.payload
+                while data and size < limit:
+                    parts.append(inflater.decompress(data, min(limit - size, _STEP)))
+                    size += len(parts[-1])
+                    data = inflater.unconsumed_tail
+                complete = inflater.eof and not inflater.unconsumed_tail and not inflater.unused_data
+            if not complete and size > _STEP:
+                return b"", False  # refused: never join (copy) what is being thrown away
+            return (parts[0] if len(parts) == 1 else b"".join(parts)), complete
+        except (lzma.LZMAError, zlib.error) as exc:
+            raise CorruptSessionError(
+                f"{self.path}: frame at offset {self.offset} does not decompress: {exc}",
+                path=self.path or None, offset=self.offset, expected="a compressed payload",
+            ) from None
 
 
 def encode_file_header(magic: bytes, version: int) -> bytes:
@@ -85,8 +142,25 @@ def encode_file_header(magic: bytes, version: int) -> bytes:
     return head + _HEADER_CRC.pack(zlib.crc32(head))
 
 
+def upgrade_file_header(fh: BinaryIO, magic: bytes, version: int) -> None:
+    """Rewrite an older file's 16-byte header to `version` in place, before appending to it.
+
+    Only a writer does this, just before it appends frames the older version does not have;
+    16 bytes at offset 0 land in one sector, so a crash leaves the old header or the new one.
+    """
+    fh.seek(0)
+    fh.write(encode_file_header(magic, version))
+    fh.flush()
+    os.fsync(fh.fileno())
+    fh.seek(0, os.SEEK_END)
+
+
 def read_file_header(data: bytes, *, magic: bytes, supported: int, path: Path | str, what: str) -> int:
-    """Check magic, version and header CRC; return the version."""
+    """Check magic, version and header CRC; return the version.
+
+    `supported` is the newest version this reader knows; every version from 1 up to it is
+    read (each format version reads the ones before it, docs/format.md says how).
+    """
     if len(data) < FILE_HEADER_SIZE:
         raise CorruptSessionError(
             f"{path}: not a {what}: file is {len(data)} bytes, shorter than the "
@@ -104,25 +178,29 @@ def read_file_header(data: bytes, *, magic: bytes, supported: int, path: Path | 
             f"{path}: file header CRC mismatch at offset 0 (the header is damaged)",
             path=path, offset=0, expected="file header CRC",
         )
-    if version != supported:
+    if not 1 <= version <= supported:
         newer = version > supported
         advice = (
             "upgrade edgetrace (pip install -U edgetrace) to read it"
             if newer
             else f"convert it with an edgetrace release that reads format {version}"
         )
+        reads = f"version {supported}" if supported == 1 else f"versions 1 to {supported}"
         raise UnsupportedFormatError(
             f"{path}: {what} format version {version} is not supported by this build "
-            f"(reads version {supported}); {advice}",
+            f"(reads {reads}); {advice}",
             path=path, version=version,
         )
     return int(version)
 
 
-def encode_frame(ftype: FrameType, payload: bytes, *, compress: bool | str = False, flags: int = 0) -> bytes:
+def encode_frame(ftype: FrameType, payload: bytes, *, compress: bool | str = False, flags: int = 0,
+                 count: int = 0) -> bytes:
     """`compress`: False, True or "zlib" (fast, for live writers), or "lzma" (small, for finished files).
 
     `flags` marks a payload that is already compressed (the agent's zlib bytes, stored as sent).
+    `count`: how many records a RECORDS frame holds (format 2; capped at 65535, 0 = not said),
+    so a reader that has to skip the frame as damaged can still say how many records it lost.
     """
     if flags & ~_KNOWN_FLAGS:
         raise ValueError(f"unknown frame flags {flags:#04x}")
@@ -133,8 +211,29 @@ def encode_frame(ftype: FrameType, payload: bytes, *, compress: bool | str = Fal
             packed, flag = zlib.compress(payload, 1), FLAG_ZLIB
         if len(packed) < len(payload):
             payload, flags = packed, flag
-    head = _FRAME_HEADER.pack(len(payload), int(ftype), flags, 0, zlib.crc32(payload))
+    head = _FRAME_HEADER.pack(len(payload), int(ftype), flags, min(max(count, 0), 0xFFFF), zlib.crc32(payload))
     return head + _HEADER_CRC.pack(zlib.crc32(head)) + payload
+
+
+def _zeros_from_within(read: Callable[[int, int], bytes], total: int, start: int, end: int) -> bool:
+    """True if everything from some byte in [start, end) up to the end of the data is zero.
+
+    That is the zero tail some file systems leave after a crash (the size was updated, the
+    data blocks were not), starting anywhere in the frame being written: a torn tail, not
+    damage. The scan runs backwards from the end and stops at the first non-zero byte.
+    """
+    at = total
+    while at > start:
+        step = min(_ZERO_SCAN, at - start)
+        chunk = read(at - step, step)
+        stripped = chunk.rstrip(b"\0")
+        if stripped:
+            return at - step + len(stripped) < end  # the zeros begin inside the frame
+        at -= step
+    return True
+
+
+_ZERO_SCAN = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,21 +244,59 @@ class ScanResult:
     torn: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """A damaged stretch a salvaging scan skipped: bytes [offset, end), what was wrong, and how
+    many records it held when its (intact) header says so."""
+
+    offset: int
+    end: int
+    reason: str
+    records: int | None = None
+
+    @property
+    def size(self) -> int:
+        return self.end - self.offset
+
+
+# what a frame header can look like at a resync point: type 1-6, known flags, reserved 0
+_CANDIDATE = re.compile(rb"(?s)(?=.{4}[\x01-\x06][\x00-\x03])")
+_RESYNC_CHUNK = 1 << 20
+
+
+@overload
 def scan_frames(
-    source: bytes | memoryview | BinaryIO, start: int, *, path: Path | str, size: int | None = None
-) -> Iterator[Frame | ScanResult]:
+    source: bytes | memoryview | BinaryIO, start: int, *, path: Path | str, size: int | None = None,
+    salvage: Literal[False] = False,
+) -> Iterator[Frame | ScanResult]: ...
+
+
+@overload
+def scan_frames(
+    source: bytes | memoryview | BinaryIO, start: int, *, path: Path | str, size: int | None = None,
+    salvage: bool,
+) -> Iterator[Frame | Damage | ScanResult]: ...
+
+
+def scan_frames(
+    source: bytes | memoryview | BinaryIO, start: int, *, path: Path | str, size: int | None = None,
+    salvage: bool = False,
+) -> Iterator[Frame | Damage | ScanResult]:
     """Yield intact frames from `start`, then one ScanResult saying where and why it stopped.
 
     A frame that runs past the end of the data is a torn tail (as is a tail of zero bytes,
-    which some file systems leave after a crash). A header or payload whose CRC does not
-    match raises CorruptSessionError: a crash cannot produce that, only damage can.
+    which some file systems leave after a crash, starting anywhere in the last frame). A
+    header or payload whose CRC does not match raises CorruptSessionError: a crash cannot
+    produce that, only damage can. With `salvage` a damaged stretch is yielded as a `Damage`
+    instead and the scan goes on at the next intact frame (both CRCs must match there), so one
+    bad byte costs one frame, not the file.
     """
     if isinstance(source, (bytes, memoryview)):
         data = memoryview(source)
         total = len(data) if size is None else size
 
         def read(at: int, n: int) -> bytes:
-            return bytes(data[at : at + n])
+            return bytes(data[at : min(at + n, total)])
     else:
         fh = source
         if size is None:
@@ -169,52 +306,94 @@ def scan_frames(
 
         def read(at: int, n: int) -> bytes:
             fh.seek(at)
-            return fh.read(n)
+            return fh.read(max(0, min(n, total - at)))
 
     offset = start
     while True:
-        if offset == total:
+        if offset >= total:
             yield ScanResult(offset, False)
             return
-        head = read(offset, FRAME_HEADER_SIZE)
-        if len(head) < FRAME_HEADER_SIZE:
+        frame = _frame_at(read, total, offset, path)
+        if isinstance(frame, Frame):
+            yield frame
+            offset = frame.end
+            continue
+        if frame is None:  # runs past the end, or a zero tail: torn
             yield ScanResult(offset, True)
             return
-        (hcrc,) = _HEADER_CRC.unpack_from(head, _FRAME_HEADER.size)
-        if zlib.crc32(head[: _FRAME_HEADER.size]) != hcrc:
-            if not any(head) and not any(read(offset, total - offset)):
-                yield ScanResult(offset, True)
-                return
-            raise CorruptSessionError(
-                f"{path}: frame header CRC mismatch at offset {offset} "
-                "(expected an intact frame header; the file is damaged here)",
-                path=path, offset=offset, expected="frame header CRC",
-            )
-        length, ftype, flags, _reserved, pcrc = _FRAME_HEADER.unpack_from(head, 0)
-        if length > MAX_FRAME_PAYLOAD:
-            raise CorruptSessionError(
-                f"{path}: frame at offset {offset} claims {length} bytes, over the "
-                f"{MAX_FRAME_PAYLOAD}-byte limit",
-                path=path, offset=offset, expected="frame length within limit",
-            )
-        body_at = offset + FRAME_HEADER_SIZE
-        if body_at + length > total:
-            yield ScanResult(offset, True)
-            return
-        payload = read(body_at, length)
-        if zlib.crc32(payload) != pcrc:
-            raise CorruptSessionError(
-                f"{path}: payload CRC mismatch in frame at offset {offset} "
-                f"({length} bytes; the file is damaged here)",
-                path=path, offset=offset, expected="payload CRC",
-            )
-        try:
-            kind = FrameType(ftype)
-        except ValueError:
-            raise CorruptSessionError(
-                f"{path}: unknown frame type {ftype} at offset {offset}; expected one of "
-                + ", ".join(f"{t.value} ({t.name})" for t in FrameType),
-                path=path, offset=offset, expected="frame type",
-            ) from None
-        yield Frame(offset, kind, flags, payload)
-        offset = body_at + length
+        if not salvage:
+            raise frame
+        resume = _resync(read, total, offset + 1, path)
+        yield Damage(offset, resume, str(frame).removeprefix(f"{path}: "), _records_said(read, offset))
+        offset = resume
+
+
+def _frame_at(read: Callable[[int, int], bytes], total: int, offset: int,
+              path: Path | str) -> Frame | CorruptSessionError | None:
+    """The intact frame at `offset`, None for a torn tail, or the error that says how it is damaged."""
+    head = read(offset, FRAME_HEADER_SIZE)
+    if len(head) < FRAME_HEADER_SIZE:
+        return None
+    (hcrc,) = _HEADER_CRC.unpack_from(head, _FRAME_HEADER.size)
+    if zlib.crc32(head[: _FRAME_HEADER.size]) != hcrc:
+        if _zeros_from_within(read, total, offset, offset + FRAME_HEADER_SIZE):
+            return None
+        return CorruptSessionError(
+            f"{path}: frame header CRC mismatch at offset {offset} "
+            "(expected an intact frame header; the file is damaged here)",
+            path=path, offset=offset, expected="frame header CRC",
+        )
+    length, ftype, flags, _reserved, pcrc = _FRAME_HEADER.unpack_from(head, 0)
+    if length > MAX_FRAME_PAYLOAD:
+        return CorruptSessionError(
+            f"{path}: frame at offset {offset} claims {length} bytes, over the "
+            f"{MAX_FRAME_PAYLOAD}-byte limit",
+            path=path, offset=offset, expected="frame length within limit",
+        )
+    body_at = offset + FRAME_HEADER_SIZE
+    if body_at + length > total:
+        return None
+    payload = read(body_at, length)
+    if zlib.crc32(payload) != pcrc:
+        if _zeros_from_within(read, total, body_at, body_at + length):
+            return None  # the header made it, the rest of the write did not
+        return CorruptSessionError(
+            f"{path}: payload CRC mismatch in frame at offset {offset} "
+            f"({length} bytes; the file is damaged here)",
+            path=path, offset=offset, expected="payload CRC",
+        )
+    try:
+        kind = FrameType(ftype)
+    except ValueError:
+        return CorruptSessionError(
+            f"{path}: unknown frame type {ftype} at offset {offset}; expected one of "
+            + ", ".join(f"{t.value} ({t.name})" for t in FrameType),
+            path=path, offset=offset, expected="frame type",
+        )
+    return Frame(offset, kind, flags, payload, path)
+
+
+def _records_said(read: Callable[[int, int], bytes], offset: int) -> int | None:
+    """The record count in the header of the frame at `offset`, if that header is intact."""
+    head = read(offset, FRAME_HEADER_SIZE)
+    if len(head) < FRAME_HEADER_SIZE or zlib.crc32(head[: _FRAME_HEADER.size]) != _HEADER_CRC.unpack_from(
+            head, _FRAME_HEADER.size)[0]:
+        return None
+    _length, ftype, _flags, count, _crc = _FRAME_HEADER.unpack_from(head, 0)
+    if ftype != FrameType.RECORDS:
+        return 0
+    return count or None
+
+
+def _resync(read: Callable[[int, int], bytes], total: int, at: int, path: Path | str) -> int:
+    """The offset of the next intact frame at or after `at`, or `total` if there is none."""
+    while at < total:
+        chunk = read(at, _RESYNC_CHUNK + FRAME_HEADER_SIZE)
+        for match in _CANDIDATE.finditer(chunk):
+            if match.start() >= _RESYNC_CHUNK:
+                break
+            candidate = at + match.start()
+            if isinstance(_frame_at(read, total, candidate, path), Frame):
+                return candidate
+        at += _RESYNC_CHUNK
+    return total

@@ -1,10 +1,13 @@
-"""The session store: an append-only file of CRC-checked frames.
+"""The session store: an append-only file of CRC-checked frames — this module reads it.
 
-One writer (the hub, or the replayer's `--save`) appends manifest, record and blob frames;
-any number of readers (show, replay, the explorer following a live session) read the intact
-prefix. Blobs are content-addressed by sha256 and written once per session. Opening a
-session for writing cuts a torn tail left by a crash; opening it for reading only stops
-before it, since the writer may be in the middle of that frame. See docs/format.md.
+One writer (the hub, or the replayer's `--save`; edgetrace._writer) appends manifest, record,
+blob and marker frames; any number of readers (show, replay, the explorer following a live
+session) read the intact prefix. Blobs are content-addressed by sha256 and written once per
+session. Opening a session for writing cuts a torn tail left by a crash; opening it for
+reading only stops before it, since the writer may be in the middle of that frame. Damage
+is refused with the offset and what was expected, unless the reader asked to `salvage`:
+then each damaged frame is skipped, counted and listed (`Session.damage`), never silently.
+See docs/format.md.
 
 Both ends also work on an in-memory buffer (`buffer=`) holding exactly the bytes a file
 would: that is how `MemorySessionStore` (edgetrace._store) keeps sessions in tests, with the
@@ -16,34 +19,32 @@ from __future__ import annotations
 import enum
 import io
 import os
-import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import msgspec
 
-from edgetrace._codec import decode_manifest, decode_spans, encode_manifest, encode_spans
+from edgetrace._codec import decode_manifest, decode_marker, decode_spans
 from edgetrace._errors import CorruptSessionError, SessionNotFoundError, UsageError
 from edgetrace._frames import (
     FILE_HEADER_SIZE,
-    FLAG_ZLIB,
+    Damage,
     Frame,
     FrameType,
     ScanResult,
-    encode_file_header,
-    encode_frame,
     read_file_header,
     scan_frames,
 )
-from edgetrace._records import FORMAT_VERSION, Manifest, Span, blob_id
-from edgetrace._version import __version__
+from edgetrace._records import FORMAT_VERSION, Incarnation, Lost, Manifest, Marker, Span, blob_id
 
 if TYPE_CHECKING:
     from edgetrace._index import CausalIndex
+    from edgetrace._writer import SessionWriter
 
 __all__ = ["SESSION_MAGIC", "SESSION_SUFFIX", "FsyncPolicy", "Session", "SessionWriter"]
+
+_SALVAGE_HINT = " (edgetrace show/replay/export --salvage skips the damaged frame and reads the rest)"
 
 SESSION_MAGIC = b"ETSESS\r\n"
 SESSION_SUFFIX = ".ets"
@@ -100,6 +101,18 @@ def _decode_records(frame: Frame, path: Path) -> list[Span]:
         ) from None
 
 
+def _decode_marker_frame(frame: Frame, path: Path) -> Marker | None:
+    try:
+        return decode_marker(frame.body())
+    except CorruptSessionError:
+        raise
+    except Exception as exc:
+        raise CorruptSessionError(
+            f"{path}: marker frame at offset {frame.offset} does not decode: {exc}",
+            path=path, offset=frame.offset, expected="an incarnation or lost marker",
+        ) from None
+
+
 def _decode_manifest_frame(frame: Frame, path: Path) -> Manifest:
     try:
         return decode_manifest(frame.body())
@@ -112,186 +125,25 @@ def _decode_manifest_frame(frame: Frame, path: Path) -> Manifest:
         ) from None
 
 
-class SessionWriter:
-    """Appends frames to a session file; creating it, or continuing it after a crash.
-
-    The writer remembers the highest seq stored per node and which blobs exist, so the hub
-    can deduplicate by (node, seq) and store each blob once across restarts.
-
-    With `buffer` the session lives in that in-memory buffer instead of a file (`path` then
-    only names it in messages); a non-empty buffer is recovered like a file left by a crash.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        manifest: Manifest | None = None,
-        *,
-        fsync: FsyncPolicy | str = FsyncPolicy.NEVER,
-        compress: bool | str = True,
-        buffer: io.BytesIO | None = None,
-    ) -> None:
-        self.path = Path(path)
-        self.fsync = FsyncPolicy(fsync)
-        self.compress = compress
-        self.manifest = Manifest()
-        self.last_seq: dict[str, int] = {}
-        self.blob_ids: set[str] = set()
-        self.records = 0
-        self.sealed = False
-        self.torn_bytes_cut = 0
-        self._fh: BinaryIO
-        if buffer is not None:
-            size = buffer.seek(0, io.SEEK_END)
-            if size:
-                end = self._recover(buffer)
-                self.torn_bytes_cut = size - end
-                buffer.truncate(end)
-                buffer.seek(end)
-            else:
-                buffer.write(encode_file_header(SESSION_MAGIC, FORMAT_VERSION))
-            self._fh = buffer
-        elif self.path.exists() and self.path.stat().st_size > 0:
-            with open(self.path, "rb") as fh:
-                end = self._recover(fh)
-            size = self.path.stat().st_size
-            if end < size:
-                self.torn_bytes_cut = size - end
-                os.truncate(self.path, end)
-            self._fh = open(self.path, "ab")
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "wb")
-            self._fh.write(encode_file_header(SESSION_MAGIC, FORMAT_VERSION))
-            self._fh.flush()
-        self._in_memory = buffer is not None
-        if manifest is not None:
-            self.write_manifest(manifest)
-
-    def _recover(self, fh: BinaryIO) -> int:
-        """Absorb every intact frame; return where they end (a torn tail starts there)."""
-        fh.seek(0)
-        read_file_header(
-            fh.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=FORMAT_VERSION, path=self.path, what="session"
-        )
-        for item in scan_frames(fh, FILE_HEADER_SIZE, path=self.path):
-            if isinstance(item, ScanResult):
-                return item.end
-            self._absorb(item)
-        raise AssertionError("scan_frames always ends with a ScanResult")
-
-    def _absorb(self, frame: Frame) -> None:
-        if frame.type is FrameType.MANIFEST:
-            self.manifest = self.manifest.merged(_decode_manifest_frame(frame, self.path))
-        elif frame.type is FrameType.RECORDS:
-            for span in _decode_records(frame, self.path):
-                if span.seq > self.last_seq.get(span.node, 0):
-                    self.last_seq[span.node] = span.seq
-                self.records += 1
-        elif frame.type is FrameType.BLOB:
-            self.blob_ids.add(frame.body()[:32].hex())
-        elif frame.type is FrameType.SEAL:
-            self.sealed = True
-
-    def _write(self, data: bytes) -> None:
-        self._fh.write(data)
-        if self.fsync is FsyncPolicy.FRAME:
-            self.sync()
-
-    def write_manifest(self, manifest: Manifest) -> None:
-        if not manifest.edgetrace:
-            manifest = msgspec.structs.replace(
-                manifest, edgetrace=__version__, python=manifest.python or sys.version.split()[0]
-            )
-        self.manifest = self.manifest.merged(manifest)
-        self._write(encode_frame(FrameType.MANIFEST, encode_manifest(manifest)))
-
-    def append(self, spans: Sequence[Span]) -> None:
-        """Write spans as one frame (one CRC, one compression window)."""
-        if not spans:
-            return
-        self._write(encode_frame(FrameType.RECORDS, encode_spans(list(spans)), compress=self.compress))
-        for span in spans:
-            if span.seq > self.last_seq.get(span.node, 0):
-                self.last_seq[span.node] = span.seq
-        self.records += len(spans)
-
-    def append_encoded(self, payload: bytes, spans: Sequence[Any], *, zlib_packed: bytes | None = None,
-                       last: tuple[str, int] | None = None) -> None:
-        """Write an already-encoded records payload (the hub forwards what agents sent).
-
-        `zlib_packed`, when given, is `payload` compressed by the agent: stored as it is.
-        `last` = (node, seq) when the caller knows the batch is one node's, in order.
-        """
-        if zlib_packed is not None and self.compress:
-            self._write(encode_frame(FrameType.RECORDS, zlib_packed, flags=FLAG_ZLIB))
-        else:
-            self._write(encode_frame(FrameType.RECORDS, payload, compress=self.compress))
-        if last is not None:
-            node, seq = last
-            if seq > self.last_seq.get(node, 0):
-                self.last_seq[node] = seq
-        else:
-            for span in spans:
-                if span.seq > self.last_seq.get(span.node, 0):
-                    self.last_seq[span.node] = span.seq
-        self.records += len(spans)
-
-    def put_blob(self, data: bytes, sha: str | None = None) -> str:
-        sha = sha or blob_id(data)
-        if sha not in self.blob_ids:
-            self._write(
-                encode_frame(FrameType.BLOB, bytes.fromhex(sha) + data, compress=self.compress)
-            )
-            self.blob_ids.add(sha)
-        return sha
-
-    def seal(self) -> None:
-        """Mark the session complete: readers following it live can stop waiting."""
-        if not self.sealed:
-            self._write(encode_frame(FrameType.SEAL, b""))
-            self.sealed = True
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-    def sync(self) -> None:
-        self._fh.flush()
-        if not self._in_memory:
-            os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        """Finish writing; an in-memory buffer stays open, since it *is* the stored session."""
-        if self._fh.closed:
-            return
-        if self._in_memory:
-            self._fh = io.BytesIO()
-            self._fh.close()  # writing on fails as it would on a closed file
-            return
-        if self.fsync in (FsyncPolicy.FRAME, FsyncPolicy.CLOSE):
-            self.sync()
-        self._fh.close()
-
-    def __enter__(self) -> SessionWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
 class Session:
     """A session read from disk: manifest, spans in stored order, blobs on demand.
 
     `refresh()` picks up frames a live writer appended since the last read, which is how
     the explorer follows a session the hub is still writing. With `buffer` it reads a session
     an in-memory `SessionWriter` is writing (`path` then only names it in messages).
+
+    With `salvage`, a damaged frame (a CRC mismatch, a record that does not validate) is
+    skipped and listed in `damage` instead of refusing the session; `salvage_report()` says
+    what was skipped and which records are missing. What a session says about its nodes'
+    streams besides the records is in `incarnations` (where an agent started or rebased) and
+    `lost` (seqs an agent quarantined or the hub refused, with why).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, buffer: io.BytesIO | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, buffer: io.BytesIO | None = None,
+                 salvage: bool = False) -> None:
         self.path = Path(path)
         self._buffer = buffer
+        self.salvage = salvage
         if buffer is None and not self.path.exists():
             raise SessionNotFoundError(f"{self.path}: no such session", path=self.path)
         if buffer is None and self.path.is_dir():
@@ -303,20 +155,23 @@ class Session:
         self.spans: list[Span] = []
         self.sealed = False
         self.torn = False
+        self.incarnations: list[Incarnation] = []
+        self.lost: list[Lost] = []
+        self.damage: list[Damage] = []
         self._blob_at: dict[str, int] = {}
         self._by_ref: dict[str, Span] = {}
         self._offset = FILE_HEADER_SIZE
         self._index: CausalIndex | None = None
         with self._open() as fh:
-            read_file_header(
+            self.version = read_file_header(
                 fh.read(FILE_HEADER_SIZE),
                 magic=SESSION_MAGIC, supported=FORMAT_VERSION, path=self.path, what="session",
             )
         self.refresh()
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Session:
-        return cls(path)
+    def open(cls, path: str | os.PathLike[str], *, salvage: bool = False) -> Session:
+        return cls(path, salvage=salvage)
 
     def _open(self) -> BinaryIO:
         if self._buffer is not None:
@@ -326,26 +181,98 @@ class Session:
     def refresh(self) -> list[Span]:
         """Read frames appended since the last call; return the new spans."""
         new: list[Span] = []
-        with self._open() as fh:
-            for item in scan_frames(fh, self._offset, path=self.path):
-                if isinstance(item, ScanResult):
-                    self._offset = item.end
-                    self.torn = item.torn
-                    break
-                if item.type is FrameType.RECORDS:
-                    new.extend(_decode_records(item, self.path))
-                elif item.type is FrameType.MANIFEST:
-                    self.manifest = self.manifest.merged(_decode_manifest_frame(item, self.path))
-                elif item.type is FrameType.BLOB:
-                    self._blob_at[item.body()[:32].hex()] = item.offset
-                elif item.type is FrameType.SEAL:
-                    self.sealed = True
+        try:
+            with self._open() as fh:
+                for item in scan_frames(fh, self._offset, path=self.path, salvage=self.salvage):
+                    if isinstance(item, ScanResult):
+                        self._offset = item.end
+                        self.torn = item.torn
+                        break
+                    if isinstance(item, Damage):
+                        self.damage.append(item)
+                        continue
+                    try:
+                        self._take(item, new)
+                    except CorruptSessionError as exc:
+                        if not self.salvage:
+                            raise
+                        self.damage.append(Damage(item.offset, item.end, str(exc).removeprefix(f"{self.path}: ")))
+        except CorruptSessionError as exc:
+            raise CorruptSessionError(f"{exc}{_SALVAGE_HINT}", path=exc.path, offset=exc.offset,
+                                      expected=exc.expected) from None
         for span in new:
             self._by_ref.setdefault(span.ref, span)
         self.spans.extend(new)
         if new and self._index is not None:
             self._index.extend(new)
         return new
+
+    def _take(self, item: Frame, new: list[Span]) -> None:
+        if item.type is FrameType.RECORDS:
+            new.extend(_decode_records(item, self.path))
+        elif item.type is FrameType.MANIFEST:
+            self.manifest = self.manifest.merged(_decode_manifest_frame(item, self.path))
+        elif item.type is FrameType.BLOB:
+            self._blob_at[item.head(32).hex()] = item.offset
+        elif item.type is FrameType.SEAL:
+            self.sealed = True
+        elif item.type is FrameType.MARKER:
+            marker = _decode_marker_frame(item, self.path)
+            if isinstance(marker, Incarnation):
+                self.incarnations.append(marker)
+            elif isinstance(marker, Lost):
+                self.lost.append(marker)
+
+    # --- what the streams say --------------------------------------------------------------
+
+    def restarts(self, node: str) -> list[int]:
+        """Stored seqs at which `node` restarted (a new agent process), in order, its first included."""
+        return [m.base for m in self.incarnations if m.node == node and m.restart]
+
+    def missing(self) -> dict[str, list[tuple[int, int | None]]]:
+        """Per node, seq ranges neither stored nor accounted for by a marker (what damage cost);
+        a range that runs to the node's end (nothing of it came after the damage) ends in None."""
+        found: dict[str, list[tuple[int, int | None]]] = {}
+        by_node: dict[str, list[tuple[int, int]]] = {}
+        for span in self.spans:
+            by_node.setdefault(span.node, []).append((span.seq, span.seq))
+        for lost in self.lost:
+            by_node.setdefault(lost.node, []).append((lost.first, lost.last))
+        starts: dict[str, set[int]] = {}
+        for m in self.incarnations:
+            starts.setdefault(m.node, set()).add(m.base)
+            by_node.setdefault(m.node, [])
+        for node, ranges in by_node.items():
+            ranges.sort()
+            expected = 1
+            for first, last in ranges:
+                if first > expected and first not in starts.get(node, ()):
+                    found.setdefault(node, []).append((expected, first - 1))
+                expected = max(expected, last + 1)
+            if self.damage and max(starts.get(node, {0})) >= expected:  # an incarnation with nothing left
+                found.setdefault(node, []).append((max(starts[node]), None))
+        return found
+
+    def salvage_report(self) -> str:
+        """One line for stderr: what salvage skipped and exactly which records are missing."""
+        if not self.damage:
+            return ""
+        size = sum(d.size for d in self.damage)
+        where = ", ".join(str(d.offset) for d in self.damage[:5]) + (" …" if len(self.damage) > 5 else "")
+        said = [d.records for d in self.damage]
+        if all(n is not None for n in said):
+            count = f"{sum(n or 0 for n in said)} records are missing"
+        else:
+            count = f"at least {sum(n or 0 for n in said)} records are missing (a damaged header does not say)"
+        missing = self.missing()
+        detail = "; ".join(
+            f"{node} seq " + ", ".join(f"{a}" if a == b else f"{a}–{b if b is not None else ''}" for a, b in ranges[:4])
+            + (" …" if len(ranges) > 4 else "")
+            for node, ranges in sorted(missing.items())[:6])
+        from edgetrace._text import printable
+
+        return printable(f"salvaged {self.path}: skipped {len(self.damage)} damaged frame(s), {size} bytes at "
+                         f"offset(s) {where}; {count}" + (f" ({detail})" if detail else ""), limit=2000)
 
     # --- lookups -------------------------------------------------------------------------
 
@@ -405,3 +332,13 @@ class Session:
 
     def __len__(self) -> int:
         return len(self.spans)
+
+
+
+def __getattr__(name: str) -> object:
+    # SessionWriter lives in edgetrace._writer, which builds on this module: re-exported lazily
+    if name == "SessionWriter":
+        from edgetrace._writer import SessionWriter
+
+        return SessionWriter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,11 +16,15 @@ first use, the same object afterwards. Two stores:
 from __future__ import annotations
 
 import abc
+import errno
 import io
 import logging
+import os
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from edgetrace._errors import SessionNotFoundError, UsageError
 from edgetrace._records import is_session_id
@@ -36,15 +40,27 @@ class SessionStore(abc.ABC):
 
     `fsync` is the policy the hub honours before it acknowledges anything (`frame`: forced
     to disk per batch). Writers are used from one thread or event loop at a time.
+
+    Open sessions are bounded, least recently used first: beyond `max_open` a writer gives
+    its file descriptor back (`release()`: its state stays, the next write reopens the file
+    without reading it), beyond `max_sessions` it is closed and forgotten (the next use
+    recovers it from the file). So hellos naming a thousand sessions cost no more than
+    `max_open` descriptors.
     """
 
-    def __init__(self, *, fsync: FsyncPolicy | str = FsyncPolicy.FRAME) -> None:
+    def __init__(self, *, fsync: FsyncPolicy | str = FsyncPolicy.FRAME, max_open: int = 128,
+                 max_sessions: int = 4096) -> None:
         self.fsync = FsyncPolicy(fsync)
-        self._writers: dict[str, SessionWriter] = {}
+        self.max_open = max(1, max_open)
+        self.max_sessions = max(self.max_open, max_sessions)
+        self._writers: OrderedDict[str, SessionWriter] = OrderedDict()
 
     def open(self, session: str) -> SessionWriter:
         """The session's writer: created, or recovered from what is stored (a torn tail is cut)."""
         writer = self._writers.get(session)
+        if writer is not None and writer.closed:
+            del self._writers[session]
+            writer = None
         if writer is None:
             if not is_session_id(session):
                 raise UsageError(f"bad session id {session[:40]!r}")
@@ -52,11 +68,25 @@ class SessionStore(abc.ABC):
             if writer.torn_bytes_cut:
                 log.warning("session %s: cut a torn tail of %d bytes left by a crash", session, writer.torn_bytes_cut)
             self._writers[session] = writer
+        self._writers.move_to_end(session)
+        self._bound()
         return writer
+
+    def _bound(self) -> None:
+        """Give back descriptors (and then whole writers) of the least recently used sessions."""
+        while len(self._writers) > self.max_sessions:
+            _, oldest = self._writers.popitem(last=False)
+            oldest.close()
+        if len(self._writers) > self.max_open:
+            for i, writer in enumerate(self._writers.values()):
+                if i >= len(self._writers) - self.max_open:
+                    break
+                writer.release()
 
     def get(self, session: str) -> SessionWriter | None:
         """The session's writer if it is open, else None: nothing is created or recovered."""
-        return self._writers.get(session)
+        writer = self._writers.get(session)
+        return writer if writer is not None and not writer.closed else None
 
     @abc.abstractmethod
     def sessions(self) -> list[str]:
@@ -86,8 +116,9 @@ class SessionStore(abc.ABC):
 class FileSessionStore(SessionStore):
     """One session file per id, `DATA/<id>.ets`; the folder is created on the first write."""
 
-    def __init__(self, data_dir: str | Path, *, fsync: FsyncPolicy | str = FsyncPolicy.FRAME) -> None:
-        super().__init__(fsync=fsync)
+    def __init__(self, data_dir: str | Path, *, fsync: FsyncPolicy | str = FsyncPolicy.FRAME, max_open: int = 128,
+                 max_sessions: int = 4096) -> None:
+        super().__init__(fsync=fsync, max_open=max_open, max_sessions=max_sessions)
         self.data_dir = Path(data_dir)
 
     def path(self, session: str) -> Path:
@@ -98,9 +129,6 @@ class FileSessionStore(SessionStore):
         return sorted(on_disk | set(self._writers))
 
     def read(self, session: str) -> Session:
-        writer = self._writers.get(session)
-        if writer is not None:
-            writer.flush()  # under fsync=never the last batch may still sit in our buffer
         return Session(self.path(session))
 
     def _open_writer(self, session: str) -> SessionWriter:
@@ -111,13 +139,21 @@ class MemorySessionStore(SessionStore):
     """Sessions as in-memory session files (see the module docstring); nothing touches disk.
 
     `fsync` is accepted so a hub over this store takes the same code path as over files;
-    syncing a buffer does nothing.
+    syncing a buffer does nothing. `capacity` (bytes, all sessions together) makes it a
+    small disk: a write past it fails as a full disk does (ENOSPC); raise or clear it to
+    give space back.
     """
 
     def __init__(self, snapshot: Mapping[str, bytes] | None = None, *,
-                 fsync: FsyncPolicy | str = FsyncPolicy.FRAME) -> None:
-        super().__init__(fsync=fsync)
-        self._buffers = {session: io.BytesIO(data) for session, data in (snapshot or {}).items()}
+                 fsync: FsyncPolicy | str = FsyncPolicy.FRAME, capacity: int | None = None,
+                 max_open: int = 128, max_sessions: int = 4096) -> None:
+        super().__init__(fsync=fsync, max_open=max_open, max_sessions=max_sessions)
+        self.capacity = capacity
+        self._buffers: dict[str, io.BytesIO] = {
+            session: _Disk(self, data) for session, data in (snapshot or {}).items()}
+
+    def used(self) -> int:
+        return sum(len(buf.getbuffer()) for buf in self._buffers.values())
 
     def sessions(self) -> list[str]:
         return sorted(self._buffers)
@@ -133,9 +169,27 @@ class MemorySessionStore(SessionStore):
         return {session: buf.getvalue() for session, buf in sorted(self._buffers.items())}
 
     def _open_writer(self, session: str) -> SessionWriter:
-        buffer = self._buffers.setdefault(session, io.BytesIO())
+        buffer = self._buffers.get(session)
+        if buffer is None:
+            buffer = self._buffers[session] = _Disk(self)
         return SessionWriter(self._name(session), fsync=self.fsync, buffer=buffer)
 
     @staticmethod
     def _name(session: str) -> Path:
         return Path("<memory>") / f"{session}{SESSION_SUFFIX}"
+
+
+class _Disk(io.BytesIO):
+    """A session's buffer that refuses to grow the store past its capacity (ENOSPC)."""
+
+    def __init__(self, store: MemorySessionStore, data: bytes = b"") -> None:
+        super().__init__(data)
+        self._store = store
+
+    def write(self, data: Any) -> int:
+        capacity = self._store.capacity
+        if capacity is not None:
+            grow = max(0, self.tell() + len(memoryview(data)) - len(self.getbuffer()))
+            if grow and self._store.used() + grow > capacity:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data)

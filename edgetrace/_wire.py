@@ -19,8 +19,10 @@ from edgetrace._records import Manifest
 __all__ = [
     "DEFAULT_MAX_FRAME",
     "Ack",
+    "Busy",
     "Hello",
     "HubMessage",
+    "IncarnationRef",
     "Records",
     "Refused",
     "Seal",
@@ -36,22 +38,48 @@ _LEN = struct.Struct(">I")
 
 
 class Hello(msgspec.Struct, tag="hello", kw_only=True):
-    """An agent introduces itself: who it is, which session, and its proof of membership."""
+    """An agent introduces itself: who it is, which session, its proof of membership, and the
+    incarnations of its spool (id, first local seq, last local seq or 0 for the one being
+    written), oldest first, so the hub can say how far it holds them (edgetrace._streams)."""
 
     token: str
     node: str
     session: str
     manifest: Manifest | None = None
+    incarnations: list[tuple[str, int, int]] = []
 
 
 class Welcome(msgspec.Struct, tag="welcome", kw_only=True):
-    """The hub's answer: resume after `last_seq` (everything up to it is stored)."""
+    """The hub's answer: resume after `last_seq` (everything of this spool up to it is stored).
+
+    `high` is the node's highest stored seq: an agent whose new incarnation has recorded
+    nothing yet starts after it, so its numbers need no translation (a rebase).
+    """
 
     last_seq: int
+    high: int = 0
 
 
 class Refused(msgspec.Struct, tag="refused", kw_only=True):
+    """Final: a wrong token, a bad session id. The agent gives up and says why."""
+
     reason: str
+
+
+class Busy(msgspec.Struct, tag="busy", kw_only=True):
+    """Not now: the hub cannot store (a full disk) or has too many connections. Try again later."""
+
+    reason: str
+    retry_after: float = 1.0
+
+
+class IncarnationRef(msgspec.Struct, array_like=True):
+    """Which incarnation a batch's spans belong to: its id, first local seq, and whether it is a
+    new process (a restart) or the same one renumbered to follow the hub (a rebase)."""
+
+    id: str
+    start: int
+    restart: bool = True
 
 
 class Records(msgspec.Struct, tag="records", kw_only=True):
@@ -59,18 +87,30 @@ class Records(msgspec.Struct, tag="records", kw_only=True):
 
     With `zlib` the spans are zlib-compressed by the agent: ≈ 15× fewer bytes over a 4G link,
     and the hub stores the compressed bytes as they came instead of compressing them again.
+    All spans of a batch belong to one `incarnation` (numbered locally from its start);
+    `missing` are local seq ranges the agent lost to damage in its spool and quarantined,
+    with why: the hub records them as lost, so the stream goes on past them.
     """
 
     spans: bytes
     blobs: list[tuple[str, bytes]] = []
     zlib: bool = False
+    incarnation: IncarnationRef | None = None
+    missing: list[tuple[int, int, str]] = []
 
 
 class Ack(msgspec.Struct, tag="ack", kw_only=True):
-    """Everything of `node` up to `seq` is persisted; contiguous, so seq is a cursor."""
+    """Everything of `node` up to local `seq` is persisted (or accounted for); contiguous, a cursor.
+
+    `offset` maps the batch's incarnation to stored seqs (stored = local + offset; not 0 after
+    a lost or rolled-back spool); `rejected` lists local seqs the hub refused to store (a
+    record that does not validate), with why: recorded as lost, never to be resent.
+    """
 
     node: str
     seq: int
+    offset: int = 0
+    rejected: list[tuple[int, str]] = []
 
 
 class Seal(msgspec.Struct, tag="seal", kw_only=True):
@@ -79,7 +119,7 @@ class Seal(msgspec.Struct, tag="seal", kw_only=True):
     session: str
 
 
-HubMessage = Hello | Welcome | Refused | Records | Ack | Seal
+HubMessage = Hello | Welcome | Refused | Busy | Records | Ack | Seal
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(HubMessage)

@@ -247,10 +247,10 @@ class DiffScreen(Screen[None]):
         ))
         self._header()
         first = next((r for r in rows if r.first), None)
-        note = f"first divergence: {m.describe_first(self.trace)}"
+        note = printable(f"first divergence: {m.describe_first(self.trace)}")
         if first is not None and first.note:
-            note += f"\n  {first.note}"
-        self.query_one("#diff-note", Static).update(printable(note))
+            note += f"\n  {printable(first.note)}"  # a line of its own, not an escaped newline
+        self.query_one("#diff-note", Static).update(note)
 
     def _header(self) -> None:
         half = max(10, (self.size.width - 5) // 2)

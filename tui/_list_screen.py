@@ -125,7 +125,7 @@ class TraceListScreen(Screen[None]):
         self._update_status()
         if self._initial_query:
             self.apply_filter(self._initial_query)
-        if self.follow and not (self.store.at_end and self.store.sealed):
+        if not (self.store.at_end and (self.store.sealed or not self.follow)):
             # the first screen first: the reader competes with the UI for the GIL.
             self.set_timer(LOAD_DELAY_S, self._load)
 
@@ -149,7 +149,7 @@ class TraceListScreen(Screen[None]):
                 self.store.estimate_clocks()  # the whole file read: every trace on the final axis
                 if added:
                     self.app.call_from_thread(self._grown)
-                if self.store.sealed:
+                if self.store.sealed or not self.follow:
                     break
                 time.sleep(0.5)  # a live writer: poll for what it appends next
         self.app.call_from_thread(self._grown)
@@ -175,7 +175,14 @@ class TraceListScreen(Screen[None]):
     def _update_status(self) -> None:
         st = self.store
         m = st.manifest
-        state = ("sealed" if st.sealed else "live") if st.at_end else f"loading {st.progress:.0%}"
+        if not st.at_end:
+            state = f"loading {st.progress:.0%}"
+        elif st.sealed:
+            state = "sealed"
+        elif st.torn and not self.follow:  # a crash cut the last frame short: what came before is shown
+            state = f"torn tail, {st.torn_bytes:,} bytes not read"
+        else:
+            state = "live" if self.follow else "not sealed"
         shown = self.traces.count
         view = f"{shown:,}/{len(st.rows):,} traces" if self.traces.order is not None else f"{len(st.rows):,} traces"
         text = (f"{st.path.name}  {m.app or '-'}  {view}  {st.span_count:,} spans  [{state}]  "

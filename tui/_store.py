@@ -103,6 +103,7 @@ class TraceStore:
         self.rows = _Rows(self)
         self.blob_at: dict[str, int] = {}
         self.sealed = False
+        self.torn = False  # the last scan stopped before an incomplete frame (a crash, or a writer mid-frame)
         self.offset = FILE_HEADER_SIZE
         self.size = self.path.stat().st_size
         self._lock = threading.Lock()
@@ -166,7 +167,13 @@ class TraceStore:
 
     @property
     def at_end(self) -> bool:
-        return self.offset >= self.size
+        """Every intact frame is read (what follows, if anything, is a torn tail)."""
+        return self.offset >= self.size or self.torn
+
+    @property
+    def torn_bytes(self) -> int:
+        """Bytes after the last intact frame: a torn tail the scan stopped before."""
+        return self.size - self.offset if self.torn else 0
 
     def _release(self) -> None:
         """Hand written scratch pages back to the kernel (when any columns live in scratch)."""
@@ -192,9 +199,11 @@ class TraceStore:
         table = self.table
         with self._lock:
             self.size = self.path.stat().st_size
+            self.torn = False
             for item in self._reader.frames(self.offset, self.size):
                 if isinstance(item, ScanResult):
                     self.offset = item.end
+                    self.torn = item.torn
                     break
                 frame = item.frame
                 if frame.type is FrameType.RECORDS:
@@ -215,10 +224,10 @@ class TraceStore:
                     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                         raise corrupt(self.path, frame, "a MessagePack manifest map", exc) from None
                 elif frame.type is FrameType.BLOB:
-                    body = item.body(self.path)
-                    if len(body) < 32:
+                    head = frame.head(32)  # the id only: a blob is inflated when it is shown
+                    if len(head) < 32:
                         raise corrupt(self.path, frame, "a sha256 and the blob's bytes")
-                    self.blob_at[body[:32].hex()] = frame.offset
+                    self.blob_at[head.hex()] = frame.offset
                 elif frame.type is FrameType.SEAL:
                     self.sealed = True
                 self.offset = frame.end  # after the frame is absorbed: iter_graphs reads up to here

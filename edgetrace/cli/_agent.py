@@ -12,6 +12,9 @@ from pathlib import Path
 from edgetrace._errors import UsageError
 from edgetrace.cli._hub import parse_address
 
+EXAMPLES = """\
+edgetrace agent --app mypkg.pipeline:app --node tractor-07 --session field-trial --hub 10.0.0.2:7411"""
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--app", required=True, metavar="MODULE:APP", help="the app, e.g. mypkg.pipeline:app")
@@ -21,7 +24,9 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT", help="where peers reach this node")
     p.add_argument("--peer", action="append", default=[], metavar="NODE=HOST:PORT", help="a peer's address")
     p.add_argument("--token", default=os.environ.get("EDGETRACE_TOKEN", ""), help="shared hub token")
-    p.add_argument("--spool", default=".edgetrace-spool", metavar="DIR", help="local spool folder")
+    p.add_argument("--spool", default=None, metavar="DIR",
+                   help="local spool folder (default: DATA/spool, DATA being $EDGETRACE_DATA or "
+                   "~/.local/share/edgetrace: the node's data folder, not the working directory)")
     p.add_argument("--sync", default="never", choices=["never", "always"],
                    help="fsync every span to the spool (always) or leave it to the OS (never, default)")
     p.add_argument("--grid", metavar="JSON", help="grid profile (as stored in a session manifest) to emulate")
@@ -48,6 +53,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = AgentConfig(
         app_ref=args.app, node=args.node, hub=parse_address(args.hub, default_port=7411), session=args.session,
         listen=parse_address(args.listen, default_port=0), peers=peers, token=args.token,
-        spool_dir=Path(args.spool), profile=profile, seed=args.seed, epoch_ns=args.epoch_ns, sync=args.sync,
+        spool_dir=Path(args.spool) if args.spool else None, profile=profile, seed=args.seed, epoch_ns=args.epoch_ns, sync=args.sync,
     )
     return asyncio.run(run_agent(cfg))

@@ -15,6 +15,13 @@ from pathlib import Path
 from edgetrace._errors import UsageError
 from edgetrace._records import parse_ref
 
+EXAMPLES = """\
+edgetrace explore
+edgetrace explore run.ets
+edgetrace explore run.ets --against replayed.ets
+edgetrace explore run.ets --filter 'kind=act without after(kind=decide)'
+edgetrace explore run.ets --focus hub:42 --cut"""
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", metavar="SESSION", nargs="?", help="session file (.ets); omit to pick one")

@@ -10,14 +10,27 @@ from typing import Any
 import msgspec
 
 from edgetrace import _attrs as attr
+from edgetrace._handler_errors import error_summary, is_handler_error
 from edgetrace._records import Span, Status
 from edgetrace._session import Session
+from edgetrace._text import printable
+
+EXAMPLES = """\
+edgetrace show run.ets
+edgetrace show run.ets --trace tractor-01/f0001
+edgetrace show run.ets --json"""
 
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", metavar="SESSION", help="session file (.ets)")
     p.add_argument("--trace", metavar="ID", help="list the spans of one trace")
+    p.add_argument("--paths", action="store_true",
+                   help="latency per causal chain shape (input → … → act across nodes): percentiles and the "
+                        "hop that dominates")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--salvage", action="store_true",
+                   help="skip damaged frames (with a warning that counts what is missing) instead of refusing "
+                   "the session")
 
 
 def trace_summary(trace_id: str, spans: list[Span]) -> dict[str, Any]:
@@ -69,10 +82,35 @@ def _ms(ns: int) -> str:
     return f"{ns / 1e6:9.1f}ms" if ns < 10_000_000_000 else f"{ns / 1e9:9.2f}s "
 
 
+def open_session(path: str, salvage: bool) -> Session:
+    """A session for a reader verb; with `salvage`, damage is skipped and reported on stderr."""
+    session = Session.open(path, salvage=salvage)
+    if session.damage:
+        print(f"edgetrace: warning: {session.salvage_report()}", file=sys.stderr, flush=True)
+    return session
+
+
 def run(args: argparse.Namespace) -> int:
-    session = Session.open(args.session)
+    session = open_session(args.session, args.salvage)
     m = session.manifest
     out = sys.stdout
+    if args.paths:
+        from edgetrace._paths import chain_paths
+
+        paths = chain_paths(session.spans, session.index)
+        if args.json:
+            out.write(msgspec.json.encode({"session": str(session.path), "paths": paths},
+                                          order="deterministic").decode() + "\n")
+            return 0
+        out.write(f"{len(paths)} chain shape(s) in {session.path}\n")
+        for path in paths:
+            lat, hop = path["latency_ns"], path["dominant_hop"]
+            out.write(f"\n{path['chains']} chain(s): " + printable(" → ".join(path["shape"])) + "\n")
+            out.write(f"  end to end  p50 {_ms(lat['p50']).strip()}  p90 {_ms(lat['p90']).strip()}  "
+                      f"p99 {_ms(lat['p99']).strip()}  max {_ms(lat['max']).strip()}\n")
+            out.write(f"  dominated by {printable(hop['from'])} → {printable(hop['to'])}: median {_ms(hop['median_ns']).strip()} "
+                      f"({hop['share']:.0%} of the median chain)\n")
+        return 0
     if args.trace:
         spans = session.trace(args.trace)
         if args.json:
@@ -82,14 +120,17 @@ def run(args: argparse.Namespace) -> int:
         origin: dict[str, int] = {}
         for s in spans:
             origin.setdefault(s.node, s.start)
-        out.write(f"trace {args.trace}: {len(spans)} spans in causal order\n")
+        out.write(f"trace {printable(args.trace)}: {len(spans)} spans in causal order\n")
         for s in spans:
-            extra = f"  ← {s.cause}" if s.cause else ""
-            err = f"  ERROR {s.error}" if s.status is Status.ERROR else ""
+            extra = f"  ← {printable(s.cause)}" if s.cause else ""
+            err = f"  ERROR {printable(s.error)}" if s.status is Status.ERROR else ""
+            where = s.attrs.get(attr.CODE)
+            if is_handler_error(s) and isinstance(where, str) and where:
+                err += f" at {printable(where)}"
             out.write(
-                f"  {s.ref:<22} {s.kind.value:<9} {s.name:<28} "
+                f"  {printable(s.ref):<22} {s.kind.value:<9} {printable(s.name):<28} "
                 f"+{_ms(s.start - origin[s.node])} {_ms(s.duration)}  "
-                f"[{session.index.clock(s)}]{extra}{err}\n"
+                f"[{printable(session.index.clock(s))}]{extra}{err}\n"
             )
         return 0
     traces = session.traces()
@@ -102,23 +143,36 @@ def run(args: argparse.Namespace) -> int:
             "nodes": session.nodes,
             "spans": len(session),
             "traces": summaries,
+            "incarnations": msgspec.to_builtins(session.incarnations),
+            "lost": msgspec.to_builtins(session.lost),
         }
         out.write(msgspec.json.encode(data, order="deterministic").decode() + "\n")
         return 0
     state = "complete" if session.sealed else "open (still being written, or the writer stopped)"
-    out.write(f"session  {session.path}  [{state}]\n")
-    out.write(f"app      {m.app or '-'}  scenario {m.scenario or '-'}  profile {m.profile or '-'}"
+    p = printable
+    out.write(f"session  {p(session.path)}  [{state}]\n")
+    out.write(f"app      {p(m.app or '-')}  scenario {p(m.scenario or '-')}  profile {p(m.profile or '-')}"
               f"  seed {m.seed}\n")
-    out.write(f"nodes    {len(session.nodes)}: {', '.join(session.nodes)}\n")
+    out.write(f"nodes    {len(session.nodes)}: {p(', '.join(session.nodes))}\n")
     for kind, table in (("models", m.models), ("policies", m.policies)):
         if table:
-            out.write(f"{kind:<8} " + ", ".join(f"{k} {v[:12]}" for k, v in sorted(table.items())) + "\n")
-    out.write(f"traces   {len(summaries)}  spans {len(session)}\n\n")
+            out.write(f"{kind:<8} " + ", ".join(f"{p(k)} {p(v[:12])}" for k, v in sorted(table.items())) + "\n")
+    restarts = [i for i in session.incarnations if i.restart and i.base > 1]
+    rollbacks = [i for i in session.incarnations if i.reused]
+    if restarts or rollbacks or session.lost:
+        lost = sum(x.count for x in session.lost)
+        out.write(f"streams  {len(restarts)} agent restart(s), {len(rollbacks)} rollback(s) stored around "
+                  f"({sum(i.reused for i in rollbacks)} seqs reused), {lost} record(s) lost or refused\n")
+    out.write(f"traces   {len(summaries)}  spans {len(session)}\n")
+    said = error_summary(session.spans)
+    if said:
+        out.write(f"errors   {printable(said)}\n")
+    out.write("\n")
     for t in summaries:
         flags = ("E" if t["errors"] else " ") + ("~" if t["untimed"] else " ")
-        acts = ",".join(t["actions"]) or "-"
+        acts = p(",".join(t["actions"]) or "-")
         out.write(
-            f"{flags} {t['trace']:<24} {t['spans']:>4} spans {_ms(t['duration_ns'])} "
-            f"{len(t['nodes']):>3} nodes  act {acts:<10} decision {t['decision']}\n"
+            f"{flags} {p(t['trace']):<24} {t['spans']:>4} spans {_ms(t['duration_ns'])} "
+            f"{len(t['nodes']):>3} nodes  act {acts:<10} decision {p(t['decision'])}\n"
         )
     return 0

@@ -22,13 +22,14 @@ def _fill(spool: Spool, n: int, node: str = "a", distinct: int = 7) -> Recorder:
 def test_pending_returns_spans_after_cursor_with_their_blobs(tmp_path):
     spool = Spool(tmp_path / "a.spool")
     _fill(spool, 600, distinct=10_000)
-    spans, blobs = spool.pending(0, limit=1000)
+    pending = spool.pending(0, limit=1000)
+    spans, blobs = pending.spans, pending.blobs
     assert [s.seq for s in spans] == list(range(1, 601))
     assert {sha for sha, _ in blobs} == {s.blobs["input"] for s in spans}
-    later, _ = spool.pending(300, limit=10)
+    later = spool.pending(300, limit=10).spans
     assert [s.seq for s in later] == list(range(301, 311))
     # the first span of every sparse-index block brings its blob along
-    block, block_blobs = spool.pending(256, limit=1)
+    block, block_blobs = spool.pending(256, limit=1).spans, spool.pending(256, limit=1).blobs
     assert block[0].seq == 257 and block_blobs
     spool.close()
 
@@ -47,7 +48,10 @@ def test_recovery_restores_cursor_clock_and_cuts_torn_tail(tmp_path):
     resumed = Recorder("a", again)
     resumed.resume(again.last_seq, again.clock)
     resumed.record(SpanKind.LOG, "after-restart")
-    assert [s.seq for s in again.pending(49)[0]] == [50, 51]
+    # a restart is a new incarnation: a batch holds spans of one incarnation only
+    assert [s.seq for s in again.pending(49).spans] == [50]
+    assert [s.seq for s in again.pending(50).spans] == [51]
+    assert again.pending(50).incarnation is again.incarnation != again.pending(49).incarnation
     again.close()
 
 
@@ -72,6 +76,6 @@ def test_truncation_anywhere_keeps_a_contiguous_prefix(tmp_path_factory, n, data
     cut = data.draw(st.integers(16, len(raw)))
     path.write_bytes(raw[:cut])
     again = Spool(path)
-    seqs = [s.seq for s in again.pending(0, limit=1000)[0]]
+    seqs = [s.seq for s in again.pending(0, limit=1000).spans]
     again.close()
     assert seqs == list(range(1, again.last_seq + 1))

@@ -1,4 +1,4 @@
-"""Sessions the explorer tests open: skewed clocks, racing writers, an OTel trace, damage."""
+"""Sessions the explorer tests open: skewed clocks, racing writers, an OTel trace, damage, torn tails."""
 
 from __future__ import annotations
 
@@ -84,18 +84,36 @@ def hostile_session(path: Path) -> Path:
 
 
 def damaged(source: Path, folder: Path) -> dict[str, Path]:
-    """A flipped byte, a zeroed tail, a start time of 2**64 - 1."""
+    """Damage a crash cannot leave (issue 14, defect 10): a flipped byte, a zeroed stretch
+    with intact frames after it, a start time of 2**64 - 1."""
     data = bytearray(source.read_bytes())
     flip = bytearray(data)
     flip[len(flip) // 2] ^= 0x40
-    zero = bytearray(data)
-    zero[-64:] = bytes(64)
-    out = {"flipped byte": folder / "flip.ets", "zeroed tail": folder / "zero.ets"}
+    hole = bytearray(data)
+    hole[len(hole) // 2:len(hole) // 2 + 64] = bytes(64)
+    out = {"flipped byte": folder / "flip.ets", "zeroed stretch": folder / "hole.ets"}
     out["flipped byte"].write_bytes(bytes(flip))
-    out["zeroed tail"].write_bytes(bytes(zero))
+    out["zeroed stretch"].write_bytes(bytes(hole))
     out["start 2**64-1"] = folder / "huge.ets"
     with SessionWriter(out["start 2**64-1"], Manifest(app="x")) as w:
         w.append([Span(node="a", seq=1, kind=SpanKind.INPUT, name="frame", trace="t1", start=2**64 - 1,
                        end=2**64 - 1)])
         w.seal()
+    return out
+
+
+def torn(source: Path, folder: Path) -> dict[str, Path]:
+    """What a crash leaves (issue 14, defect 9): the source's spans in two frames, unsealed,
+    the second one ending in zeros (the size was updated, the data blocks were not) or cut short."""
+    from edgetrace._session import Session
+
+    spans = Session(source).spans
+    whole = folder / "whole.ets"
+    with SessionWriter(whole, Manifest(app="toy")) as w:
+        w.append(spans[: len(spans) // 2])
+        w.append(spans[len(spans) // 2:])
+    data = whole.read_bytes()
+    out = {"zeroed tail": folder / "zero.ets", "cut short": folder / "cut.ets"}
+    out["zeroed tail"].write_bytes(data[:-64] + bytes(64))
+    out["cut short"].write_bytes(data[:-40])
     return out

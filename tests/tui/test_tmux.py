@@ -114,18 +114,19 @@ def test_explore_without_colour_at_80_columns(toy_session: Path, tmp_path: Path)
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
 
 
-def test_damaged_session_in_a_real_terminal(toy_session: Path, tmp_path: Path):
-    """A flipped byte deep in the file is found by the scan inside the app: still one line, 2."""
+@pytest.mark.parametrize("what", ["flipped byte", "zeroed stretch", "start 2**64-1"])
+def test_damaged_session_in_a_real_terminal(toy_session: Path, tmp_path: Path, what: str):
+    """Damage found by the scan inside the app (issue 14, defect 10): one line, exit 2."""
     from sessions import damaged
 
-    bad = damaged(toy_session, tmp_path)["flipped byte"]
+    bad = damaged(toy_session, tmp_path)[what]
     name = f"edgetrace-{uuid.uuid4().hex[:8]}"
     done, err = tmp_path / "exit-code", tmp_path / "stderr"
     _start(name, _command(f"explore '{bad}' 2> '{err}'", done), tmp_path)
     try:
         assert _exit_code(done) == "2"
         text = err.read_text()
-        assert text.count("\n") == 1 and "edgetrace: error:" in text and "CRC" in text
+        assert text.count("\n") == 1 and "edgetrace: error:" in text and str(bad) in text
         assert "Traceback" not in text
     finally:
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)

@@ -381,6 +381,28 @@ async def test_damaged_sessions_are_one_error_and_exit_2(tmp_path: Path, toy_ses
         assert isinstance(app.error, CorruptSessionError) and "\n" not in str(app.error), what
 
 
+@sync
+async def test_a_torn_tail_opens_what_came_before_it(tmp_path: Path, toy_session: Path):
+    """A zero tail or a frame cut short is what a crash leaves: the intact frames are shown,
+    the status says how much was not read, nothing is an error."""
+    from sessions import torn
+
+    whole = ExplorerApp(toy_session, follow=False)
+    async with whole.run_test(size=SIZE):
+        spans = whole.store.span_count
+    for what, path in torn(toy_session, tmp_path).items():
+        app = ExplorerApp(path, follow=False)
+        async with app.run_test(size=(120, 24)) as pilot:
+            await pilot.pause()
+            store = app.store
+            assert store.at_end and store.torn and not store.sealed, what
+            assert store.span_count == spans // 2, what  # the first frame
+            assert "torn tail" in str(app.screen.query_one("#status").render()), what
+            await pilot.press("enter")  # a trace of the intact part opens
+            assert isinstance(app.screen, TraceViewScreen), what
+        assert app.return_code in (0, None) and app.error is None, what
+
+
 @pytest.mark.app_errors
 @sync
 async def test_a_bug_is_exit_3(monkeypatch: pytest.MonkeyPatch, toy_session: Path):
