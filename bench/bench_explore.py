@@ -8,7 +8,7 @@ BASE`; its code runs with PYTHONPATH=DIR), it measures what a user waits for:
 - process start → whole file scanned by the background reader (goal ≤ 2 s at 1M), and the
   same scan with no UI at all (`TraceStore.scan()` in a bare process);
 - peak RSS once the whole file is scanned (goal ≤ 500 MB at 10M);
-- keystroke → repaint while scrolling (j, page down, G);
+- keystroke → repaint while scrolling the scanned session (j, page down, G);
 - at 1M, each filter's time on the fully scanned session (goal ≤ 1 s), up to `--filter-timeout`.
 
 The sessions are the `fleet` topology of bench/_synth.py (1,000 nodes), generated once into
@@ -51,7 +51,14 @@ async def main():
         out["first_screen_s"] = time.time() - T0
         out["rows_at_first_screen"] = len(app.store.rows)
         out["rss_first_screen_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        lat = {}
+        while not app.store.at_end:
+            await pilot.pause(0.02)
+        out["full_scan_s"] = time.time() - T0
+        out["traces"] = len(app.store.rows)
+        out["spans"] = app.store.span_count
+        await pilot.pause(0.5)
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        lat = {}  # after the scan: keystrokes timed meanwhile would hold up the scan's figure
         for key in ("j", "pagedown", "G", "g"):
             times = []
             for _ in range(10):
@@ -61,13 +68,6 @@ async def main():
                 times.append((time.perf_counter() - t) * 1e3)
             lat[key] = times
         out["latency_ms"] = lat
-        while not app.store.at_end:
-            await pilot.pause(0.05)
-        out["full_scan_s"] = time.time() - T0
-        out["traces"] = len(app.store.rows)
-        out["spans"] = app.store.span_count
-        await pilot.pause(0.5)
-        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         screen = app.screen
         filters = {}
         for text in FILTERS:
@@ -138,6 +138,35 @@ def measure(path: Path, pythonpath: Path, *, filters: list[str], filter_timeout:
     return {**bare, **app}
 
 
+def _median_of(results: list[dict[str, object]]) -> dict[str, object]:
+    """One run's figures from several: the median of each number (keystroke samples pooled,
+    each filter's time the median, done only if every run finished it); `runs` says how many."""
+    ok = [r for r in results if "error" not in r]
+    if not ok:
+        return results[0]
+    out: dict[str, object] = {**ok[0], "runs": len(ok)}
+    for key, value in ok[0].items():
+        if isinstance(value, float):
+            out[key] = statistics.median(float(r[key]) for r in ok if isinstance(r.get(key), (int, float)))
+    lat = [r.get("latency_ms") for r in ok]
+    if all(isinstance(x, dict) for x in lat):
+        out["latency_ms"] = {k: [v for x in lat for v in x[k]] for k in lat[0]}  # type: ignore[union-attr]
+    flt = [r.get("filters") for r in ok]
+    if all(isinstance(x, dict) for x in flt) and flt[0]:
+        out["filters"] = {text: {"s": statistics.median(x[text]["s"] for x in flt),  # type: ignore[index]
+                                 "done": all(x[text]["done"] for x in flt),  # type: ignore[index]
+                                 "traces": flt[0][text]["traces"]} for text in flt[0]}  # type: ignore[index]
+    return out
+
+
+def _ratio(*values: object) -> str:
+    """baseline ÷ this checkout, when both figures exist (a lower bound when the baseline timed out)."""
+    if len(values) != 2 or not all(isinstance(v, (int, float)) and v for v in values):
+        return ""
+    base, this = values
+    return f"{float(base) / float(this):>15.1f}×"  # type: ignore[arg-type]
+
+
 def _fmt(value: object, unit: str = "s") -> str:
     if not isinstance(value, (int, float)):
         return "-"
@@ -146,7 +175,7 @@ def _fmt(value: object, unit: str = "s") -> str:
 
 def report(size: int, runs: dict[str, dict[str, object]]) -> None:
     names = list(runs)
-    print(f"\n{size:,} spans — " + "  vs  ".join(f"{n}: {runs[n].get('traces', '?'):,} traces" if isinstance(
+    print(f"\n{size:,} spans, median of {runs[names[-1]].get('runs', 1)} run(s) — " + "  vs  ".join(f"{n}: {runs[n].get('traces', '?'):,} traces" if isinstance(
         runs[n].get("traces"), int) else f"{n}: {runs[n].get('error', '?')}" for n in names))
     rows = [
         ("first rendered screen (goal ≤ 1 s)", "first_screen_s", "s"),
@@ -157,9 +186,10 @@ def report(size: int, runs: dict[str, dict[str, object]]) -> None:
         ("peak RSS, no UI", "bare_rss_mb", "MB"),
     ]
     width = max(len(r[0]) for r in rows) + 2
-    print(" " * width + "".join(f"{n:>16}" for n in names))
+    print(" " * width + "".join(f"{n:>16}" for n in names) + ("   baseline/this" if len(names) == 2 else ""))
     for label, key, unit in rows:
-        print(f"{label:<{width}}" + "".join(f"{_fmt(runs[n].get(key), unit):>16}" for n in names))
+        print(f"{label:<{width}}" + "".join(f"{_fmt(runs[n].get(key), unit):>16}" for n in names)
+              + _ratio(*(runs[n].get(key) for n in names)))
     for key in ("j", "pagedown", "G"):
         cells = []
         for n in names:
@@ -181,7 +211,9 @@ def report(size: int, runs: dict[str, dict[str, object]]) -> None:
                     cells.append(f"> {one['s']:.0f} s")
                 else:
                     cells.append(f"{one['s']:.2f} s")
-            print(f"  {text:<{width - 2}}" + "".join(f"{c:>16}" for c in cells))
+            secs = [f[text]["s"] if isinstance(f, dict) and isinstance(f.get(text), dict) else None  # type: ignore[index]
+                    for f in filters.values()]
+            print(f"  {text:<{width - 2}}" + "".join(f"{c:>16}" for c in cells) + _ratio(*secs))
 
 
 def main() -> None:
@@ -194,6 +226,7 @@ def main() -> None:
     ap.add_argument("--filters-up-to", type=int, default=2_000_000, help="time filters on sessions up to this size")
     ap.add_argument("--timeout", type=float, default=1800.0, help="give up on one run after this long")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "edgetrace-bench")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per checkout and size; figures are medians")
     ap.add_argument("--json", type=Path, help="write every figure here")
     args = ap.parse_args()
     checkouts = {"this checkout": ROOT}
@@ -211,8 +244,12 @@ def main() -> None:
             print(f"generated {path} in {time.perf_counter() - t:.0f} s")
         print(f"session {path}: {path.stat().st_size / 1e6:.0f} MB", flush=True)
         filters = FILTERS if size <= args.filters_up_to else []
-        runs = {name: measure(path, where, filters=filters, filter_timeout=args.filter_timeout,
-                              timeout=args.timeout) for name, where in checkouts.items()}
+        raw: dict[str, list[dict[str, object]]] = {name: [] for name in checkouts}
+        for _ in range(args.repeats):  # interleaved: drift on a shared machine hits both alike
+            for name, where in checkouts.items():
+                raw[name].append(measure(path, where, filters=filters, filter_timeout=args.filter_timeout,
+                                         timeout=args.timeout))
+        runs = {name: _median_of(results) for name, results in raw.items()}
         everything[str(size)] = runs
         report(size, runs)
     if args.json:
