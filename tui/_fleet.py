@@ -4,7 +4,7 @@ Per node: spans, errors, timeouts (calls that gave up, rule engines that ran out
 messages sent and received, and its clock offset (`edgetrace._clock_offsets`) with how it
 was found. Per link (sender → receiver): messages, one-way latency percentiles on the common
 axis (offsets applied), round trips of the calls made over it (one clock, so exact), error
-replies, and the calls over it that timed out.
+replies, the calls over it that timed out, and how far apart its two clocks are.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ class LinkStats:
     rtt_p99: int | None = None
     errors: int = 0
     timeouts: int = 0
+    #: how far the receiver's clock reads ahead of the sender's (ns; the two estimated offsets)
+    clock_delta: int = 0
 
 
 @dataclass
@@ -155,7 +157,7 @@ def fleet(store: TraceStore) -> Fleet:
             r = rtt_pct.get(k)
             result.links.append(LinkStats(
                 names[a], names[b], int(counts[k]), p50, p90, p99, r[0] if r else None, r[2] if r else None,
-                int(err[k]), timed.get((a, b), 0)))
+                int(err[k]), timed.get((a, b), 0), int(off[a] - off[b])))
         for (a, b), n in timed.items():  # calls that never got through appear as links too
             if not any(ls.src == names[a] and ls.dst == names[b] for ls in result.links):
                 result.links.append(LinkStats(names[a], names[b], 0, timeouts=n))

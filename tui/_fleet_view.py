@@ -59,16 +59,27 @@ def node_head(width: int) -> str:
                f"clock offset (vs reference)", width)
 
 
+#: Terminals at least this wide also show each link's clock difference (at 80 columns the
+#: names keep the room; the nodes' offsets above say the same).
+CLOCK_COLUMN_WIDTH = 100
+
+
+def _delta(ns: int) -> str:
+    return "0" if not ns else ("+" if ns > 0 else "-") + format_duration(abs(ns))
+
+
 def link_line(s: LinkStats, width: int) -> str:
-    link_w = max(14, min(40, width - 58))
+    link_w = max(14, min(40, width - 58 - (10 if width >= CLOCK_COLUMN_WIDTH else 0)))
+    clock = f" {_delta(s.clock_delta):>9}" if width >= CLOCK_COLUMN_WIDTH else ""
     return fit(f"  {fit(f'{s.src} ─▶ {s.dst}', link_w)} {s.messages:>7,} {_dur(s.p50):>7} {_dur(s.p90):>7} "
-               f"{_dur(s.p99):>7} {_dur(s.rtt_p50):>7} {s.errors:>5,} {s.timeouts:>5,}", width)
+               f"{_dur(s.p99):>7} {_dur(s.rtt_p50):>7} {s.errors:>5,} {s.timeouts:>5,}{clock}", width)
 
 
 def link_head(width: int) -> str:
-    link_w = max(14, min(40, width - 58))
+    link_w = max(14, min(40, width - 58 - (10 if width >= CLOCK_COLUMN_WIDTH else 0)))
+    clock = f" {'rx clock':>9}" if width >= CLOCK_COLUMN_WIDTH else ""
     return fit(f"  {fit('LINK sender ─▶ receiver', link_w)} {'msgs':>7} {'p50':>7} {'p90':>7} {'p99':>7} "
-               f"{'rtt p50':>7} {'errs':>5} {'t/out':>5}", width)
+               f"{'rtt p50':>7} {'errs':>5} {'t/out':>5}{clock}", width)
 
 
 class FleetTable(ScrollView, can_focus=True):
@@ -201,6 +212,8 @@ class FleetScreen(Screen[None]):
             f"clock reference {self.data.reference or '-'}"))
         note = ("latency: one way, on the common time axis (clock offsets applied); rtt: a call's round trip "
                 "on the caller's clock; ⏎ lists the traces of a node or link")
+        if self.size.width >= CLOCK_COLUMN_WIDTH:
+            note += "; rx clock: how far the receiver's clock reads ahead of the sender's"
         if self.data.unknown_timeouts:
             note += f"; {self.data.unknown_timeouts} timed-out calls name no destination"
         self.query_one("#fleet-note", Static).update(note)

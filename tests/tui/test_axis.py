@@ -110,3 +110,21 @@ def test_otel_critical_path_never_exceeds_the_trace(otel_session: Path, tmp_path
     assert 0 < g.critical_ns <= g.duration
     # the root waited on its children, one after the other: all of them block it
     assert g.critical[-1] == g.index_of("otel:checkout:1") and len(g.critical) == children + 1
+
+
+def test_the_fleet_shows_each_clock_offset_per_node_and_per_link(skewed_session: Path):
+    """t-1's clock reads 2 s behind: the fleet says so for the node and on its links."""
+    from edgetrace.tui._fleet import fleet
+    from edgetrace.tui._fleet_view import link_head, link_line, node_line
+
+    store = TraceStore(skewed_session)
+    store.scan()
+    data = fleet(store)
+    node = next(n for n in data.nodes if n.node == "t-1")
+    assert node.offset.startswith(("+1.9", "+2")) and "round trips" in node.method
+    assert node.offset in node_line(node, 120)
+    out = next(ls for ls in data.links if (ls.src, ls.dst) == ("t-1", "hub"))
+    back = next(ls for ls in data.links if (ls.src, ls.dst) == ("hub", "t-1"))
+    assert abs(out.clock_delta - 2_000_000_000) < 50_000_000 and back.clock_delta == -out.clock_delta
+    assert "rx clock" in link_head(120) and link_line(out, 120).split()[-1].startswith(("+1.9", "+2"))
+    assert "rx clock" not in link_head(80)  # at 80 columns the names keep the room

@@ -229,6 +229,9 @@ async def test_fleet_view_filters_by_node_and_link(toy_session: Path):
         link = next(ls for ls in data.links if ls.src == "t-0" and ls.dst == "hub")
         assert link.messages > 0 and 0 < link.p50 <= link.p90 <= link.p99 and link.rtt_p50
         assert sum(ls.timeouts for ls in data.links) + data.unknown_timeouts == sum(n.timeouts for n in data.nodes)
+        offsets = app.store.clock.offsets  # per node and per link: the estimated clock offsets
+        assert all(n.offset for n in data.nodes if n.node in offsets)
+        assert all(ls.clock_delta == offsets.get(ls.src, 0) - offsets.get(ls.dst, 0) for ls in data.links)
         await pilot.press("j", "enter")  # the second node
         lst = app.screen
         assert isinstance(lst, TraceListScreen) and lst.filter_query.text == f"node={data.nodes[1].node}"
