@@ -303,6 +303,41 @@ async def test_causal_view_of_a_set_of_refs(toy_session: Path):
 
 
 @sync
+async def test_the_why_cut_of_a_finding_opens_as_a_view(race_session: Path):
+    """explore --why REF: the cut edgetrace._why gives the finding (what a replay report lists
+    under it), as a causal view of exactly those spans with the finding as the focus."""
+    from edgetrace._session import Session
+    from edgetrace._why import Why
+    from edgetrace.tui._finding import finding_cut
+
+    session = Session(race_session)
+    # t-2 reads the key the others write: its decision's cut reaches their writes, via the hub
+    act = [s for s in session.spans if s.kind is SpanKind.DECIDE and s.node == "t-2"][-1]
+    expected = [c.span.ref for c in Why(session.spans).cut(act.ref)]
+    refs = finding_cut(race_session, act.ref)
+    assert refs[0] == act.ref and set(refs) == set(expected) and len(refs) > 3
+    assert len({session.span(r).node for r in refs}) > 2  # across nodes: the reader, the host, a writer
+    app = ExplorerApp(race_session, follow=False, focus=refs, cut=True)
+    async with app.run_test(size=SIZE):
+        view = app.screen
+        assert isinstance(view, CausalViewScreen) and view.focus_ref == act.ref
+        sp = app.store.table.spans
+        shown = {f"{app.store.table.nodes.text[int(sp.node[i])]}:{int(sp.seq[i])}" for i in view.spans.tolist()}
+        assert shown == set(refs)
+        assert all(r["rel"] in ("focus", "past") for r in view.chart.rows)  # a cut is the finding's past
+
+
+def test_why_in_the_command_line_is_checked_first(toy_session: Path, capsys: pytest.CaptureFixture[str]):
+    from edgetrace.cli._main import main
+
+    assert main(["explore", str(toy_session), "--why", "t-0:999"]) == 2
+    assert main(["explore", str(toy_session), "--why", "t-0:1", "--focus", "t-0:2"]) == 2
+    assert main(["explore", str(toy_session), "--why", "t-0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 3 and "no span 't-0:999'" in err and "Traceback" not in err
+
+
+@sync
 async def test_races_are_marked(race_session: Path):
     app = ExplorerApp(race_session, follow=False)
     async with app.run_test(size=SIZE) as pilot:
