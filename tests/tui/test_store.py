@@ -153,3 +153,34 @@ def test_settling_merges_like_a_sort(monkeypatch: pytest.MonkeyPatch):
         assert sorted(out_rows.tolist()) == list(range(n_old + n_new))  # every row once
         both = dict(zip(rows_old.tolist() + rows_new.tolist(), keys.tolist() + hashes.tolist(), strict=True))
         assert [both[r] for r in out_rows.tolist()] == out_keys.tolist()  # each row beside its hash
+
+
+def test_both_format_versions_and_stream_markers(tmp_path: Path):
+    """Format 2's MARKER frames (a restart, a lost range) sit between records frames: the scan
+    steps over them and reads every record; a format-1 file reads as before."""
+    from edgetrace._records import Incarnation, Lost
+    from edgetrace._session import Session
+
+    path = tmp_path / "v2.ets"
+    spans = [Span(node="a", seq=i, kind=SpanKind.LOG, name="l", trace=f"t{i % 3}", start=i, end=i + 1)
+             for i in range(1, 11)]
+    with SessionWriter(path, Manifest(app="mark")) as w:
+        w.write_marker(Incarnation(node="a", id="00000000000000aa", start=1, base=1, restart=True))
+        w.append(spans[:4])
+        w.write_marker(Lost(node="a", first=5, last=5, reason="damaged in the spool"))
+        w.write_marker(Incarnation(node="a", id="00000000000000bb", start=6, base=6, previous="00000000000000aa",
+                                   restart=True))
+        w.append(spans[5:])
+        w.seal()
+    assert Session(path).version == 2 and Session(path).restarts("a") == [1, 6]
+    store = TraceStore(path)
+    store.scan()
+    assert store.at_end and store.sealed and not store.torn
+    assert store.span_count == 9 and store.count == 3
+    assert {s.ref for s in store.spans_at(range(9))} == {s.ref for s in spans if s.seq != 5}
+
+    old = Path(__file__).parents[1] / "data" / "agri-demo.ets"
+    assert old.read_bytes()[8] == 1  # written before markers existed
+    store = TraceStore(old)
+    store.scan()
+    assert store.at_end and store.span_count == len(Session(old).spans)
