@@ -65,11 +65,12 @@ class ExplorerApp(App[None]):
     def __init__(self, session: str | Path | None = None, *, against: str | Path | None = None,
                  follow: bool = True, search: Sequence[Path] | None = None,
                  initial_scan_s: float = 0.1, focus: Sequence[str] = (), cut: bool = False,
-                 query: str = "", recent: Path | None = None) -> None:
+                 query: str = "", recent: Path | None = None, salvage: bool = False) -> None:
         super().__init__()
         self.session_path = Path(session) if session else None
         self.against = Path(against) if against else None
         self.follow = follow
+        self.salvage = salvage
         self.search = list(search) if search is not None else [data_dir(), Path.cwd(), Path.cwd() / "edgetrace-demo"]
         self.initial_scan_s = initial_scan_s
         self.focus_refs = list(focus)
@@ -104,7 +105,7 @@ class ExplorerApp(App[None]):
     # --- routing ------------------------------------------------------------------------
 
     def open_session(self, path: Path) -> None:
-        store = TraceStore(path)
+        store = TraceStore(path, salvage=self.salvage)
         # enough for the first screen; a worker of the list screen reads the rest.
         store.scan(budget_s=self.initial_scan_s, min_rows=FIRST_SCREEN_ROWS)
         store.estimate_clocks()
@@ -118,7 +119,7 @@ class ExplorerApp(App[None]):
         if self.against is not None:
             from edgetrace.tui._diff import DiffModel
 
-            self.diff = DiffModel(path, self.against)
+            self.diff = DiffModel(path, self.against, salvage=self.salvage)
             marks = set(self.diff.diverged)
         self.push_screen(TraceListScreen(store, follow=self.follow, marks=marks, query=self.initial_query))
         if self.focus_refs:
@@ -206,7 +207,7 @@ class ExplorerApp(App[None]):
 
         try:
             if self._session is None:
-                self._session = Session(store.path)
+                self._session = Session(store.path, salvage=store.salvage)
             else:
                 self._session.refresh()
             index: CausalIndex = self._session.index  # (`Session.index` is untyped: built lazily)

@@ -49,11 +49,11 @@ class DiffRow:
 class DiffModel:
     """Divergences between two sessions, and the aligned rows of any trace."""
 
-    def __init__(self, recorded: str | Path, replayed: str | Path) -> None:
+    def __init__(self, recorded: str | Path, replayed: str | Path, *, salvage: bool = False) -> None:
         from edgetrace._stepkey import step_keys
         from edgetrace.replay._divergence import compare
 
-        self.a, self.b = Session(recorded), Session(replayed)
+        self.a, self.b = Session(recorded, salvage=salvage), Session(replayed, salvage=salvage)
         self.keys_a, self.keys_b = step_keys(self.a.spans), step_keys(self.b.spans)
         found = compare(self.a.spans, self.keys_a, self.a.index, self.b.spans, self.keys_b, self.b.index)
         self.by_key = {d.key: d for d in found}

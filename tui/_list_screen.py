@@ -191,6 +191,8 @@ class TraceListScreen(Screen[None]):
             text += f"  filter: {self.filter_query.text}"
         if not self.ranges.empty:
             text += f"  {self.ranges.describe()}"
+        if st.damage:
+            text += f"  {st.damage_note()}"
         if self.filter_note:
             text += f"  {self.filter_note}"
         self.query_one("#status", Static).update(printable(text))

@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from edgetrace._errors import CorruptSessionError
-from edgetrace._frames import Frame, FrameType, ScanResult, scan_frames
+from edgetrace._frames import Damage, Frame, FrameType, ScanResult, scan_frames
 
 __all__ = ["AHEAD", "FrameReader", "OpenFrame", "corrupt"]
 
@@ -76,18 +76,22 @@ class FrameReader:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def frames(self, start: int, size: int) -> Iterator[OpenFrame | ScanResult]:
+    def frames(self, start: int, size: int, *, salvage: bool = False) -> Iterator[OpenFrame | Damage | ScanResult]:
         """`OpenFrame`s from `start`, then the `ScanResult` where reading stopped. Stopping
-        early is fine: frames read ahead are simply dropped."""
+        early is fine: frames read ahead are simply dropped. With `salvage` a damaged stretch
+        comes as a `Damage` (in file order) and reading goes on after it."""
         pool = _executor()
-        ahead: deque[OpenFrame] = deque()
+        ahead: deque[OpenFrame | Damage] = deque()
         with open(self.path, "rb") as fh:
-            for item in scan_frames(fh, start, path=self.path, size=size):
+            for item in scan_frames(fh, start, path=self.path, size=size, salvage=salvage):
                 if isinstance(item, ScanResult):
                     while ahead:
                         yield ahead.popleft()
                     yield item
                     return
+                if isinstance(item, Damage):
+                    ahead.append(item)
+                    continue
                 future = pool.submit(_body, item) if item.type is FrameType.RECORDS and item.flags else None
                 ahead.append(OpenFrame(item, future))
                 if len(ahead) > AHEAD:

@@ -27,7 +27,14 @@ import numpy.typing as npt
 from edgetrace._clock_offsets import ClockOffsets
 from edgetrace._codec import decode_manifest, decode_spans
 from edgetrace._errors import CorruptSessionError, SessionNotFoundError, UsageError
-from edgetrace._frames import FILE_HEADER_SIZE, FrameType, ScanResult, read_file_header, scan_frames
+from edgetrace._frames import (
+    FILE_HEADER_SIZE,
+    Damage,
+    FrameType,
+    ScanResult,
+    read_file_header,
+    scan_frames,
+)
 from edgetrace._records import FORMAT_VERSION, Manifest, Span, parse_ref
 from edgetrace._session import SESSION_MAGIC, SESSION_SUFFIX
 from edgetrace.tui._columns import release_all, scratch_bytes
@@ -43,6 +50,8 @@ __all__ = ["TraceStore"]
 
 T = TypeVar("T")
 
+#: What a refusal of a damaged session adds (main's readers say the same of theirs).
+SALVAGE_HINT = " (edgetrace explore --salvage skips the damaged frame and shows the rest)"
 #: Traces whose decoded graphs are kept (the ones opened lately).
 GRAPH_CACHE = 32
 #: Scratch-backed pages are handed back to the kernel after this many more spans are scanned
@@ -88,8 +97,11 @@ class TraceStore:
     a reader always sees a consistent prefix).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, salvage: bool = False) -> None:
         self.path = Path(path)
+        #: skip a damaged frame (listed in `damage`) rather than refuse the session
+        self.salvage = salvage
+        self.damage: list[Damage] = []
         if not self.path.exists():
             raise SessionNotFoundError(f"{self.path}: no such session", path=self.path)
         if self.path.is_dir():
@@ -170,6 +182,13 @@ class TraceStore:
         """Every intact frame is read (what follows, if anything, is a torn tail)."""
         return self.offset >= self.size or self.torn
 
+    def damage_note(self) -> str:
+        """What salvage skipped, in a few words for the status line ("" when nothing)."""
+        if not self.damage:
+            return ""
+        size = sum(d.size for d in self.damage)
+        return f"salvaged: {len(self.damage)} damaged frame(s), {size:,} bytes skipped"
+
     @property
     def torn_bytes(self) -> int:
         """Bytes after the last intact frame: a torn tail the scan stopped before."""
@@ -190,7 +209,7 @@ class TraceStore:
         or once `min_rows` traces are known (enough to draw a first screen). `report` is
         called every `report_every_s` (a background reader repaints the list from it) and
         stops the scan by returning False. A frame that does not decode raises
-        `CorruptSessionError`.
+        `CorruptSessionError`; with `salvage` it is listed in `damage` and skipped.
         """
         added = 0
         deadline = None if budget_s is None else time.perf_counter() + budget_s
@@ -200,56 +219,76 @@ class TraceStore:
         with self._lock:
             self.size = self.path.stat().st_size
             self.torn = False
-            for item in self._reader.frames(self.offset, self.size):
-                if isinstance(item, ScanResult):
-                    self.offset = item.end
-                    self.torn = item.torn
-                    break
-                frame = item.frame
-                if frame.type is FrameType.RECORDS:
-                    body = item.body(self.path)
-                    try:
-                        spans = decode_slim_spans(body)
-                    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                        raise corrupt(self.path, frame, "a MessagePack array of span records", exc) from None
-                    try:
-                        table.absorb(spans, frame.offset, f"{self.path}: records frame at offset {frame.offset}")
-                    except CorruptSessionError as exc:
-                        raise CorruptSessionError(str(exc), path=self.path, offset=frame.offset,
-                                                  expected=exc.expected) from None
-                    added += len(spans)
-                elif frame.type is FrameType.MANIFEST:
-                    try:
-                        self.manifest = self.manifest.merged(decode_manifest(item.body(self.path)))
-                    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                        raise corrupt(self.path, frame, "a MessagePack manifest map", exc) from None
-                elif frame.type is FrameType.BLOB:
-                    head = frame.head(32)  # the id only: a blob is inflated when it is shown
-                    if len(head) < 32:
-                        raise corrupt(self.path, frame, "a sha256 and the blob's bytes")
-                    self.blob_at[head.hex()] = frame.offset
-                elif frame.type is FrameType.SEAL:
-                    self.sealed = True
-                self.offset = frame.end  # after the frame is absorbed: iter_graphs reads up to here
-                frames += 1
-                if table.span_count - self._released_at >= RELEASE_EVERY:
-                    self._release()
-                now = time.perf_counter()
-                if ((max_frames is not None and frames >= max_frames)
-                        or (deadline is not None and now > deadline)
-                        or (min_rows is not None and table.count >= min_rows)):
-                    break
-                if report is not None and now >= next_report:
-                    next_report = now + report_every_s
-                    if added:
-                        self._cache.clear()
-                    if not report():
+            try:
+                for item in self._reader.frames(self.offset, self.size, salvage=self.salvage):
+                    if isinstance(item, ScanResult):
+                        self.offset = item.end
+                        self.torn = item.torn
                         break
+                    if isinstance(item, Damage):
+                        self.damage.append(item)
+                        self.offset = item.end
+                        continue
+                    frame = item.frame
+                    try:
+                        added += self._take(item)
+                    except CorruptSessionError as exc:
+                        if not self.salvage:
+                            raise
+                        self.damage.append(Damage(frame.offset, frame.end, str(exc).removeprefix(f"{self.path}: ")))
+                    self.offset = frame.end  # after the frame is absorbed: iter_graphs reads up to here
+                    frames += 1
+                    if table.span_count - self._released_at >= RELEASE_EVERY:
+                        self._release()
+                    now = time.perf_counter()
+                    if ((max_frames is not None and frames >= max_frames)
+                            or (deadline is not None and now > deadline)
+                            or (min_rows is not None and table.count >= min_rows)):
+                        break
+                    if report is not None and now >= next_report:
+                        next_report = now + report_every_s
+                        if added:
+                            self._cache.clear()
+                        if not report():
+                            break
+            except CorruptSessionError as exc:  # only without salvage: say how to read the rest
+                raise CorruptSessionError(f"{exc}{SALVAGE_HINT}", path=exc.path or self.path, offset=exc.offset,
+                                          expected=exc.expected) from None
             if added:
                 table.refs.retry(table.spans)  # causes that named spans further on in the file
                 self._cache.clear()  # a cached trace may have grown
                 self._release()
             return added
+
+    def _take(self, item: OpenFrame) -> int:
+        """Absorb one intact frame; return how many spans it added. A payload that does not
+        decode is a CorruptSessionError, raised before anything of the frame is kept."""
+        frame = item.frame
+        if frame.type is FrameType.RECORDS:
+            body = item.body(self.path)
+            try:
+                spans = decode_slim_spans(body)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise corrupt(self.path, frame, "a MessagePack array of span records", exc) from None
+            try:
+                self.table.absorb(spans, frame.offset, f"{self.path}: records frame at offset {frame.offset}")
+            except CorruptSessionError as exc:
+                raise CorruptSessionError(str(exc), path=self.path, offset=frame.offset,
+                                          expected=exc.expected) from None
+            return len(spans)
+        if frame.type is FrameType.MANIFEST:
+            try:
+                self.manifest = self.manifest.merged(decode_manifest(item.body(self.path)))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise corrupt(self.path, frame, "a MessagePack manifest map", exc) from None
+        elif frame.type is FrameType.BLOB:
+            head = frame.head(32)  # the id only: a blob is inflated when it is shown
+            if len(head) < 32:
+                raise corrupt(self.path, frame, "a sha256 and the blob's bytes")
+            self.blob_at[head.hex()] = frame.offset
+        elif frame.type is FrameType.SEAL:
+            self.sealed = True
+        return 0
 
     def derived(self, name: str, build: Callable[[], T], *, version: int = 0) -> T:
         """What `build` makes of the tables, kept until more spans are scanned (or `version`,

@@ -37,6 +37,8 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="open the causal cut of the step at REF (a finding: its pruned causal past across nodes "
                         "and traces, the steps a replay report lists under it)")
     p.add_argument("--filter", metavar="QUERY", default="", help="start with this filter (the / box's language)")
+    p.add_argument("--salvage", action="store_true",
+                   help="skip damaged frames (the status line counts them) instead of refusing the session")
     p.add_argument("--no-follow", action="store_true",
                    help="read the session once; do not follow a writer that is still appending")
 
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         if path:
             TraceStore(Path(path))  # a bad path or a non-session file: exit 2 before the screen
     if args.against:
-        Session(args.against)
+        Session(args.against, salvage=args.salvage)
     cut = args.cut
     if args.why:
         from edgetrace.tui._finding import finding_cut
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from edgetrace.tui._recent import recent_file
 
     app = ExplorerApp(args.session, against=args.against, follow=not args.no_follow, focus=focus,
-                      cut=cut, query=args.filter, recent=recent_file())
+                      cut=cut, query=args.filter, recent=recent_file(), salvage=args.salvage)
     app.run()
     if app.error is not None:
         raise app.error  # the CLI's contract: bad input one line and 2, a bug one line and 3

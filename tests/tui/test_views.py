@@ -419,6 +419,38 @@ async def test_damaged_sessions_are_one_error_and_exit_2(tmp_path: Path, toy_ses
         assert isinstance(app.error, CorruptSessionError) and "\n" not in str(app.error), what
 
 
+@pytest.mark.app_errors
+@sync
+async def test_salvage_skips_the_damaged_frame_and_says_so(tmp_path: Path, toy_session: Path):
+    """Without --salvage the one line says how to read the rest; with it the damaged frame is
+    skipped, the rest shown, and the status line counts what was skipped."""
+    from sessions import torn
+
+    from edgetrace._frames import scan_frames
+
+    whole = torn(toy_session, tmp_path)["zeroed tail"].with_name("whole.ets")  # two records frames
+    data = bytearray(whole.read_bytes())
+    first = next(f for f in scan_frames(bytes(data), 16, path=whole)
+                 if getattr(f, "type", None) is not None and f.type.name == "RECORDS")
+    data[first.offset + 40] ^= 0x40  # inside the first records frame's payload
+    bad = tmp_path / "bad.ets"
+    bad.write_bytes(bytes(data))
+    app = ExplorerApp(bad, follow=False)
+    async with app.run_test(size=SIZE):
+        pass
+    assert app.return_code == 2 and "--salvage" in str(app.error) and "\n" not in str(app.error)
+    app = ExplorerApp(bad, follow=False, salvage=True)
+    async with app.run_test(size=(160, 24)) as pilot:
+        await pilot.pause()
+        store = app.store
+        assert store.at_end and len(store.damage) == 1 and store.damage[0].offset == first.offset
+        assert store.span_count > 0 and store.count > 0  # the second frame's spans
+        assert "salvaged: 1 damaged frame(s)" in str(app.screen.query_one("#status").render())
+        await pilot.press("enter")
+        assert isinstance(app.screen, TraceViewScreen)
+    assert app.error is None
+
+
 @sync
 async def test_a_torn_tail_opens_what_came_before_it(tmp_path: Path, toy_session: Path):
     """A zero tail or a frame cut short is what a crash leaves: the intact frames are shown,
