@@ -28,8 +28,8 @@ BENCHES = {
         ["bench_record.py"], ["bench_record.py", "--steps", "5000", "--repeats", "3"]),
     "replay (issue 4: virtual-time speed, overhead vs model+rule time)": (
         ["bench_replay.py"], ["bench_replay.py", "--repeats", "3", "--virtual", "1200"]),
-    "explorer (issue 6: first screen, memory, keystroke latency at 1M spans)": (
-        ["bench_explore.py"], ["bench_explore.py", "--records", "100000", "--runs", "2"]),
+    "explorer (issues 6, 15: first screen, full scan, memory, filters at 1M and 10M spans)": (
+        ["bench_explore.py"], ["bench_explore.py", "--records", "100000"]),
     "causal cuts (issue 13: the cut of one finding in a 1M-record session)": (
         ["bench_why.py"], ["bench_why.py", "--records", "100000", "--nodes", "200"]),
     "sweeps (issue 17: seeds/s with and without the inference memo, process pool vs Ray)": (

@@ -16,13 +16,15 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from edgetrace import _attrs as attr
 from edgetrace._codec import decode_any
 from edgetrace._records import Span
+from edgetrace.tui._footer import KeyFooter
+from edgetrace.tui._format import format_duration
 from edgetrace.tui._graph import TraceGraph
-from edgetrace.tui._trace_list import format_duration
+from edgetrace.tui._text import printable
 
 __all__ = ["DetailScreen", "decode_blob", "describe_span"]
 
@@ -57,14 +59,21 @@ def describe_span(span: Span, graph: TraceGraph, clock: dict[str, int] | None,
                   blob: Callable[[str], bytes | None]) -> str:
     """The detail text of a span (plain text, so tests and snapshots can read it)."""
     i = graph.index_of(span.ref)
-    origin = graph.origin.get(span.node, span.start)
+    offset = graph.offsets.get(span.node, 0)
+    at = f"+{format_duration(graph.t_start[i] - graph.t0)} into the trace" if i is not None else ""
+    sign = "+" if offset >= 0 else "-"
+    shift = (f"offset to the common axis {sign}{format_duration(abs(offset))}" if offset
+             else "no offset: this clock agrees with the reference")
     lines = [
         f"{span.kind.value} {span.name}",
         f"  node {span.node}   seq {span.seq}   ref {span.ref}   trace {span.trace}",
-        f"  start +{format_duration(span.start - origin)} (local {span.start} ns)   "
-        f"end {span.end} ns   duration {format_duration(span.duration)}",
-        f"  status {span.status.value}" + (f"   error: {span.error}" if span.error else ""),
+        f"  start {at} on the common axis   duration {format_duration(span.duration)}",
+        f"  local clock of {span.node}: start {span.start} ns, end {span.end} ns   ({shift})",
     ]
+    if i is not None and i in graph.moved:
+        lines.append(f"  drawn {format_duration(graph.moved[i])} later than its clock says, so that it does "
+                     "not receive a message before it was sent")
+    lines.append(f"  status {span.status.value}" + (f"   error: {span.error}" if span.error else ""))
     if span.parent:
         lines.append(f"  parent {span.parent}")
     if span.cause:
@@ -98,7 +107,7 @@ def describe_span(span: Span, graph: TraceGraph, clock: dict[str, int] | None,
             data = blob(sha)
             body = decode_blob(data) if data is not None else "(blob not in this session)"
             lines.append(f"  {role} [{sha[:12]}]  {body}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def _short(value: Any, limit: int = 300) -> str:
@@ -133,7 +142,7 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-scroll"):
             yield Static(self.text, id="detail", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#detail-scroll").focus()

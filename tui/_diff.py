@@ -20,11 +20,13 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from edgetrace import _attrs as attr
 from edgetrace._records import Span, SpanKind
 from edgetrace._session import Session
+from edgetrace.tui._footer import KeyFooter
+from edgetrace.tui._text import fit, printable
 
 if TYPE_CHECKING:
     from edgetrace._stepkey import StepKey
@@ -47,11 +49,11 @@ class DiffRow:
 class DiffModel:
     """Divergences between two sessions, and the aligned rows of any trace."""
 
-    def __init__(self, recorded: str | Path, replayed: str | Path) -> None:
+    def __init__(self, recorded: str | Path, replayed: str | Path, *, salvage: bool = False) -> None:
         from edgetrace._stepkey import step_keys
         from edgetrace.replay._divergence import compare
 
-        self.a, self.b = Session(recorded), Session(replayed)
+        self.a, self.b = Session(recorded, salvage=salvage), Session(replayed, salvage=salvage)
         self.keys_a, self.keys_b = step_keys(self.a.spans), step_keys(self.b.spans)
         found = compare(self.a.spans, self.keys_a, self.a.index, self.b.spans, self.keys_b, self.b.index)
         self.by_key = {d.key: d for d in found}
@@ -106,6 +108,15 @@ class DiffModel:
         return [row for _, row in slots]
 
 
+def _value(value: object, limit: int) -> str:
+    """A produced value, compact: a model output map as `type=weed_detected confidence=0.99`."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (k != "type", str(k)))
+        text = " ".join(f"{k}={value[k]}" for k in keys)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+    return _short(value, limit)
+
+
 def _short(value: object, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -122,14 +133,26 @@ _STYLE = {
 
 
 def _cell(span: Span | None, width: int) -> str:
+    """A step in one column: kind, name, the value it produced, its ref — the value is cut
+    last (a diff of `'hold'` against `'spray'` must read whole at 80 columns)."""
     if span is None:
         return "".ljust(width)
-    text = f"{span.ref} {span.kind.value} {span.name}"
+    value = ""
     for key in (attr.DECISION, attr.OUTPUT):
         if key in span.attrs:
-            text += f" {_short(span.attrs[key], 24)}"
+            value = _value(span.attrs[key], max(8, width // 2))
             break
-    return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+    head = f"{span.kind.value} "
+    tail = f" {span.ref}"
+    room = width - len(head) - (len(value) + 3 if value else 0)
+    name = span.name
+    if room - len(name) >= len(tail):
+        text = f"{head}{name}{' = ' + value if value else ''}{tail}"
+    else:
+        keep = max(1, room)
+        name = name if len(name) <= keep else name[: max(0, keep - 1)] + "…"
+        text = f"{head}{name}{' = ' + value if value else ''}"
+    return fit(text, width)
 
 
 class DiffTable(ScrollView, can_focus=True):
@@ -172,15 +195,15 @@ class DiffTable(ScrollView, can_focus=True):
         width = self.size.width
         i = int(self.scroll_offset.y) + y
         if not 0 <= i < len(self.rows):
-            return Strip.blank(width)
+            return Strip.blank(width, Style())
         row = self.rows[i]
-        half = max(10, (width - 5) // 2)
+        half = max(10, (width - 5) // 2)  # mark (2), space, cell, " │", cell
         mark = ("▶" if row.first else " ") + _MARK.get(row.state, "?")
         style = _STYLE.get(row.state, Style())
         if i == self.cursor:
             style = style + Style(reverse=True)
         text = f"{mark} {_cell(row.recorded, half)} │{_cell(row.replayed, half)}"
-        return Strip([Segment(text[:width].ljust(width), style)], width)
+        return Strip([Segment(fit(text, width), style)], width)
 
 
 class DiffScreen(Screen[None]):
@@ -206,7 +229,7 @@ class DiffScreen(Screen[None]):
         yield Static(id="diff-header", markup=False)
         yield DiffTable(id="diff-table")
         yield Static(id="diff-note", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._show()
@@ -218,17 +241,23 @@ class DiffScreen(Screen[None]):
         rows = m.rows(self.trace) if self.trace else []
         table.show(rows)
         status = "DIVERGED" if self.trace in m.first else "identical"
-        self.query_one("#diff-title", Static).update(
+        self.query_one("#diff-title", Static).update(printable(
             f"trace {self.trace}  [{status}]  {len(m.diverged)}/{len(m.traces)} traces diverge  "
             f"{m.a.path.name} → {m.b.path.name}"
-        )
+        ))
+        self._header()
+        first = next((r for r in rows if r.first), None)
+        note = printable(f"first divergence: {m.describe_first(self.trace)}")
+        if first is not None and first.note:
+            note += f"\n  {printable(first.note)}"  # a line of its own, not an escaped newline
+        self.query_one("#diff-note", Static).update(note)
+
+    def _header(self) -> None:
         half = max(10, (self.size.width - 5) // 2)
         self.query_one("#diff-header", Static).update(f"   {'recorded'.ljust(half)} │replayed")
-        first = next((r for r in rows if r.first), None)
-        note = f"first divergence: {m.describe_first(self.trace)}"
-        if first is not None and first.note:
-            note += f"\n  {first.note}"
-        self.query_one("#diff-note", Static).update(note)
+
+    def on_resize(self) -> None:
+        self._header()
 
     def action_trace(self, direction: int, diverged: bool) -> None:
         pool = self.model.diverged if diverged else self.model.traces

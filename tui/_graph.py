@@ -1,16 +1,27 @@
-"""The happens-before graph of one trace: what the trace view draws and the filter asks.
+"""The happens-before graph of one trace, on one honest time axis: what the trace view draws.
 
 Edges are same-node program order (consecutive spans of a node in seq order) and message
-causality (a span's `cause`, e.g. send → recv, request → served). Reachability is kept as
-one bitmask per span, so `happens_before` is a shift and the causal past or future of a
-selected span is one integer. The critical path is the longest chain by summed durations in
-this DAG — the steps that, made faster, would make the trace faster.
+causality (a span's `cause`: send → recv, request → served). Reachability is kept as one
+bitmask per span, so `happens_before` is a shift and the causal past or future of a selected
+span is one integer.
+
+Times: each span's local times plus its node's clock offset (`edgetrace._clock_offsets`)
+put every node on one axis. Offsets come from message pairs, so they may still leave a
+message arriving before it left (clocks that drift, one-way links); where that happens the
+receiving node's spans from there on are moved later, just enough, and counted in `moved`
+(a recv is never drawn before its send). Local times stay on the spans.
+
+The critical path is the chain of blocking steps: from the span that finished last, step to
+what it waited for — the latest-ending child nested inside it (an OpenTelemetry parent and
+its children), else its latest-ending causal predecessor — until nothing is left. Its
+length is the time from its first step's start to its last step's end, never more than the
+trace lasted.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from edgetrace._records import Span, SpanKind
@@ -19,9 +30,9 @@ __all__ = ["TraceGraph"]
 
 
 class TraceGraph:
-    """Spans of one trace in a causal order, with reachability and the critical path."""
+    """Spans of one trace in a causal order, with reachability, times and the critical path."""
 
-    def __init__(self, trace: str, spans: Iterable[Span]) -> None:
+    def __init__(self, trace: str, spans: Iterable[Span], *, offsets: Mapping[str, int] | None = None) -> None:
         self.trace = trace
         self.cache: dict[Any, Any] = {}
         by_ref: dict[str, Span] = {}
@@ -80,30 +91,91 @@ class TraceGraph:
             for p in self.preds[i]:
                 self.future[p] |= self.future[i] | (1 << i)
         self.lanes: list[str] = list(dict.fromkeys(s.node for s in order))
+        #: Each node's earliest local start in this trace (the detail shows local offsets from it).
         self.origin: dict[str, int] = {}
         for s in order:
             self.origin[s.node] = min(self.origin.get(s.node, s.start), s.start)
+        self.offsets: dict[str, int] = {n: int((offsets or {}).get(n, 0)) for n in self.lanes}
+        self.t_start: list[int] = []
+        self.t_end: list[int] = []
+        self.moved: dict[int, int] = {}  # span → ns it was moved later to keep causality
+        self._place()
+        self.t0 = min(self.t_start, default=0)
+        self.t1 = max(self.t_end, default=0)
+        self.children: list[list[int]] = [[] for _ in order]
+        self.parent_of: list[int] = [-1] * len(order)
+        for i, s in enumerate(order):
+            p = self.pos.get(s.parent, -1) if s.parent else -1
+            if p >= 0 and p != i:
+                self.parent_of[i] = p
+                self.children[p].append(i)
         self.critical: list[int] = self._critical_path()
         self.critical_set = set(self.critical)
+
+    # --- the common time axis -------------------------------------------------------------
+
+    def _place(self) -> None:
+        """Common-axis times in causal order; a node is shifted later from the first of its
+        spans that would otherwise receive a message before it was sent."""
+        shift: dict[str, int] = {}
+        for i, s in enumerate(self.spans):
+            sh = shift.get(s.node, 0)
+            off = self.offsets.get(s.node, 0) + sh
+            start, end = s.start + off, s.end + off
+            cause = self.pos.get(s.cause) if s.cause else None
+            if cause is not None and cause < i and self.spans[cause].node != s.node:
+                sent = self.t_end[cause]
+                arrived = end if s.kind is SpanKind.RECV else start
+                if arrived < sent:
+                    extra = sent - arrived
+                    self.moved[i] = extra
+                    shift[s.node] = sh + extra
+                    if s.kind is SpanKind.RECV:
+                        end += extra  # its start is the call's, already drawn
+                    else:
+                        start, end = start + extra, end + extra
+            self.t_start.append(start)
+            self.t_end.append(max(start, end))
+
+    def arrival(self, i: int) -> int:
+        """When span i received its message, on the common axis."""
+        s = self.spans[i]
+        return self.t_end[i] if s.kind is SpanKind.RECV else self.t_start[i]
+
+    @property
+    def duration(self) -> int:
+        """How long the trace lasted on the common axis."""
+        return max(0, self.t1 - self.t0)
 
     def _critical_path(self) -> list[int]:
         if not self.spans:
             return []
-        best: list[int] = []
-        back: list[int] = []
-        for i, s in enumerate(self.spans):
-            choice, value = -1, 0
-            for p in self.preds[i]:
-                if best[p] > value or (best[p] == value and choice < 0):
-                    choice, value = p, best[p]
-            best.append(value + s.duration)
-            back.append(choice)
-        i = max(range(len(best)), key=lambda k: (best[k], -k))
-        path = []
-        while i >= 0:
-            path.append(i)
-            i = back[i]
+        last = max(range(len(self.spans)), key=lambda k: (self.t_end[k], k))
+        path = [last]
+        seen = {last}
+        i = last
+        while True:
+            nested = [c for c in self.children[i] if c not in seen and self.t_end[c] <= self.t_end[i]
+                      and self.t_start[c] >= self.t_start[i]]
+            if nested:
+                nxt = max(nested, key=lambda c: (self.t_end[c], c))
+            else:
+                options = [p for p in self.preds[i] if p not in seen]
+                if not options:
+                    break
+                # the predecessor that finished last blocked i; a message wins a tie
+                nxt = max(options, key=lambda p: (self.t_end[p], self.spans[p].node != self.spans[i].node, p))
+            path.append(nxt)
+            seen.add(nxt)
+            i = nxt
         return path[::-1]
+
+    @property
+    def critical_ns(self) -> int:
+        """The critical path's length: its first start to its last end, on the common axis."""
+        if not self.critical:
+            return 0
+        return max(self.t_end[i] for i in self.critical) - min(self.t_start[i] for i in self.critical)
 
     # --- the TraceContext protocol the query language uses ----------------------------
 

@@ -46,7 +46,8 @@ from edgetrace import _units as units
 from edgetrace._errors import UsageError
 from edgetrace._records import Span
 
-__all__ = ["FIELDS", "QUERY_HELP", "Query", "QueryError", "TraceContext", "parse_query"]
+__all__ = ["FIELDS", "QUERY_HELP", "Bool", "CausalNode", "Cmp", "Node", "Query", "QueryError", "Text",
+           "TraceContext", "parse_query"]
 
 #: Fields a comparison may name: the span's own (the selector core's) and two of its trace.
 #: Shorthands (`decision`, `output.type`, `state.key`), `attr.KEY` and dotted names read attributes.
@@ -54,12 +55,13 @@ FIELDS: dict[str, str] = {
     **sel.SPAN_FIELDS,
     "spans": "number of spans in the span's trace",
     "nodes": "number of nodes the span's trace touched",
+    "from": "node that sent the message a span received (from=tractor-01 node=hub: that link)",
 }
 
 QUERY_HELP = """\
 Filter queries select spans; a trace is listed when one of its spans matches.
   kind=infer                 field comparison, = or ==; fields: kind node name trace ref seq
-                             status error duration parent cause spans nodes, attr.KEY
+                             status error duration parent cause from spans nodes, attr.KEY
   decision=spray             shorthands as in invariants: output.KEY decision fired args.KEY
                              payload.KEY state.KEY (output.type=weed_detected)
   node~tractor-0*            ~ glob, !~ its negation; with no * ? [ it is a substring
@@ -106,6 +108,41 @@ class _Tok:
     kind: str  # word, str, op, lp, rp, end
     text: str
     pos: int
+
+
+# --- the parsed form, kept beside the compiled predicates (the columnar filter reads it) --
+
+@dataclass(frozen=True)
+class Cmp:
+    """`FIELD OP WORD`: `per_value` is what the predicate applies to the field's value."""
+
+    name: str
+    field: sel.Field | None
+    op: sel.Op
+    raw: str
+    number: float | None  # the word as a number, when it compares as one (not for globs)
+    per_value: Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class Text:
+    word: str  # folded
+
+
+@dataclass(frozen=True)
+class Bool:
+    op: str  # and, or, without, not
+    args: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class CausalNode:
+    op: str  # before, after, concurrent
+    ref: str | None
+    sub: Node | None
+
+
+Node = Cmp | Text | Bool | CausalNode
 
 
 def _tokenize(text: str) -> list[_Tok]:
@@ -155,6 +192,14 @@ def parse_duration(text: str) -> int:
 Pred = Callable[[Span, TraceContext], bool]
 _Value = Callable[[Span, TraceContext], Any]
 
+def _sender(span: Span) -> str:
+    node = span.cause.rpartition(":")[0]
+    return node if node != span.node else ""
+
+
+#: Fields the explorer reads off a span beyond the selector core's.
+_EXPLORER_FIELDS: dict[str, Callable[[Span], str]] = {"from": _sender}
+
 _TRACE_FIELDS: dict[str, _Value] = {
     "spans": lambda s, c: len(c.spans),
     "nodes": lambda s, c: len({x.node for x in c.spans}),
@@ -175,7 +220,8 @@ def _word_number(raw: str) -> float | None:
         return None
 
 
-def _comparison(name: str, found: sel.Field | None, op: sel.Op, raw: str, query: str, pos: int) -> Pred:
+def _comparison(name: str, found: sel.Field | None, op: sel.Op, raw: str, query: str,
+                pos: int) -> tuple[Pred, Cmp]:
     """`FIELD OP WORD`: the word meets the field's value as a number or as folded text."""
     number: float | None
     if name in _NUMERIC:
@@ -210,17 +256,21 @@ def _comparison(name: str, found: sel.Field | None, op: sel.Op, raw: str, query:
             return num(value)
         return text(str(value))  # flags, lists, maps: the text the explorer shows for them
 
+    numeric = number if num is not None else None
     of_trace = _TRACE_FIELDS.get(name)
     if of_trace is not None:
-        return lambda s, c: test(of_trace(s, c))
+        return (lambda s, c: test(of_trace(s, c))), Cmp(name, None, op, raw, numeric, test)
+    of_explorer = _EXPLORER_FIELDS.get(name)
+    if of_explorer is not None:
+        return (lambda s, c: text(of_explorer(s))), Cmp(name, None, op, raw, numeric, text)
     assert found is not None  # the parser resolved every name that is not a trace field
     of_span = found.get
     if name in sel.TEXT_FIELDS:  # always text: skip the dispatch on the value's type
-        return lambda s, c: text(of_span(s))
-    return lambda s, c: test(of_span(s))
+        return (lambda s, c: text(of_span(s))), Cmp(name, found, op, raw, numeric, text)
+    return (lambda s, c: test(of_span(s))), Cmp(name, found, op, raw, numeric, test)
 
 
-def _text(word: str) -> Pred:
+def _text(word: str) -> tuple[Pred, Text]:
     low = sel.fold(word)
 
     def pred(span: Span, ctx: TraceContext) -> bool:
@@ -229,7 +279,7 @@ def _text(word: str) -> Pred:
             return True
         return any(low in str(k).lower() or low in str(v).lower() for k, v in span.attrs.items())
 
-    return pred
+    return pred, Text(low)
 
 
 @dataclass
@@ -289,46 +339,49 @@ class _Parser:
     def is_kw(self, tok: _Tok, word: str) -> bool:
         return tok.kind == "word" and tok.text.lower() == word
 
-    def query(self) -> Pred:
-        left = self.or_expr()
+    def query(self) -> tuple[Pred, Node]:
+        left, ltree = self.or_expr()
         while self.is_kw(self.peek(), "without"):
             self.take()
-            right = self.or_expr()
+            right, rtree = self.or_expr()
             left = (lambda a, b: lambda s, c: a(s, c) and not b(s, c))(left, right)
-        return left
+            ltree = Bool("without", (ltree, rtree))
+        return left, ltree
 
-    def or_expr(self) -> Pred:
-        left = self.and_expr()
+    def or_expr(self) -> tuple[Pred, Node]:
+        left, ltree = self.and_expr()
         while self.is_kw(self.peek(), "or"):
             self.take()
-            right = self.and_expr()
+            right, rtree = self.and_expr()
             left = (lambda a, b: lambda s, c: a(s, c) or b(s, c))(left, right)
-        return left
+            ltree = Bool("or", (ltree, rtree))
+        return left, ltree
 
     def starts_unary(self, tok: _Tok) -> bool:
         if tok.kind in ("lp", "str"):
             return True
         return tok.kind == "word" and tok.text.lower() not in ("and", "or", "without")
 
-    def and_expr(self) -> Pred:
-        left = self.unary()
+    def and_expr(self) -> tuple[Pred, Node]:
+        left, ltree = self.unary()
         while True:
             tok = self.peek()
             if self.is_kw(tok, "and"):
                 self.take()
             elif not self.starts_unary(tok):
-                return left
-            right = self.unary()
+                return left, ltree
+            right, rtree = self.unary()
             left = (lambda a, b: lambda s, c: a(s, c) and b(s, c))(left, right)
+            ltree = Bool("and", (ltree, rtree))
 
-    def unary(self) -> Pred:
+    def unary(self) -> tuple[Pred, Node]:
         if self.is_kw(self.peek(), "not"):
             self.take()
-            inner = self.unary()
-            return lambda s, c: not inner(s, c)
+            inner, tree = self.unary()
+            return (lambda s, c: not inner(s, c)), Bool("not", (tree,))
         return self.primary()
 
-    def primary(self) -> Pred:
+    def primary(self) -> tuple[Pred, Node]:
         tok = self.take()
         if tok.kind == "lp":
             inner = self.query()
@@ -350,7 +403,7 @@ class _Parser:
             if value.kind not in ("word", "str"):
                 raise self.fail(value, f"a value after {word}{op.text}")
             name = word.lower() if word.lower() in _NAMES else word
-            found = None if name in _TRACE_FIELDS else self.field(name, tok)
+            found = None if name in _TRACE_FIELDS or name in _EXPLORER_FIELDS else self.field(name, tok)
             return _comparison(name, found, sel.SPELLINGS[op.text], value.text, self.text, value.pos)
         return _text(word)
 
@@ -364,20 +417,20 @@ class _Parser:
             )
         return found
 
-    def causal(self, op: str) -> Pred:
+    def causal(self, op: str) -> tuple[Pred, Node]:
         open_tok = self.take()
         tok, after = self.peek(), self.toks[self.i + 1] if self.i + 1 < len(self.toks) else None
         if tok.kind == "word" and _REF.match(tok.text) and after is not None and after.kind == "rp":
             self.take()
             self.take()
-            return _Causal(op, tok.text, None)
+            return _Causal(op, tok.text, None), CausalNode(op, tok.text, None)
         if tok.kind == "rp":
             raise self.fail(tok, f"a span ref (node:seq) or a query inside {op}(...)")
-        sub = self.query()
+        sub, tree = self.query()
         close = self.take()
         if close.kind != "rp":
             raise self.fail(close, f"')' to close {op}( at column {open_tok.pos + 1}")
-        return _Causal(op, None, sub)
+        return _Causal(op, None, sub), CausalNode(op, None, tree)
 
 
 @dataclass(frozen=True)
@@ -386,6 +439,7 @@ class Query:
 
     text: str
     pred: Pred | None
+    tree: Node | None = None  # what the columnar filter evaluates
 
     @property
     def empty(self) -> bool:
@@ -416,10 +470,10 @@ def parse_query(text: str) -> Query:
         return Query(text, None)
     try:
         parser = _Parser(text)
-        pred = parser.query()
+        pred, tree = parser.query()
         rest = parser.peek()
         if rest.kind != "end":
             raise parser.fail(rest, "'and', 'or', 'without' or the end of the query")
     except RecursionError:
         raise QueryError("query is nested too deeply", query=text) from None
-    return Query(text, pred)
+    return Query(text, pred, tree)

@@ -18,6 +18,33 @@ if TYPE_CHECKING:
 __all__ = ["TraceIndex"]
 
 
+_CHUNK = 1 << 20
+
+
+def _merged(old: tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]], hashes: npt.NDArray[np.int64],
+            rows: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+    """The sorted arrays with sorted (hashes, rows) merged in, in fresh columns (large ones in
+    scratch files: see `allocate`), a chunk of the old arrays at a time so that no temporary
+    is as large as they are."""
+    import numpy as np
+
+    from edgetrace.tui._columns import allocate, release_all
+
+    keys, old_rows = old
+    total = len(keys) + len(hashes)
+    out_keys = allocate("i8", total)[:total]
+    out_rows = allocate("i4", total)[:total]
+    at = np.searchsorted(keys, hashes) + np.arange(len(hashes))  # where each new entry lands
+    out_keys[at], out_rows[at] = hashes, rows
+    for a in range(0, len(keys), _CHUNK):
+        b = min(len(keys), a + _CHUNK)
+        # an old entry moves up by the new entries that sort at or before it (ties: new first)
+        to = np.arange(a, b) + np.searchsorted(hashes, keys[a:b], side="right")
+        out_keys[to], out_rows[to] = keys[a:b], old_rows[a:b]
+        release_all()
+    return out_keys, out_rows
+
+
 class TraceIndex:
     """Trace id → row: a dict of traces seen lately, the rest by hash in a sorted array.
 
@@ -27,6 +54,7 @@ class TraceIndex:
     """
 
     RECENT: ClassVar[int] = 32_768
+    RECENT_MAX: ClassVar[int] = 262_144
 
     def __init__(self, trace_at: Callable[[int], str]) -> None:
         self.recent: dict[str, int] = {}
@@ -34,6 +62,42 @@ class TraceIndex:
         # (hashes sorted, their rows), swapped whole so a reader never sees half of an update
         self._sorted: tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]] | None = None
         self._settled = 0  # rows below this are in the arrays
+        self._bloom: npt.NDArray[np.uint8] | None = None
+
+    def _bloom_add(self, new: npt.NDArray[np.int64], every: npt.NDArray[np.int64]) -> None:
+        """Note hashes in the filter that tells traces never settled from ones maybe settled:
+        `new` into the filter there is, or `every` into a larger one once it fills up (bits
+        are only ever set, or a whole new filter swapped in, so a reader is never misled)."""
+        import numpy as np
+
+        bits = 1 << max(20, (16 * len(every) - 1).bit_length())  # ~16 bits a trace: ~2% false hits
+        bloom = self._bloom
+        if bloom is None or len(bloom) * 8 < bits:
+            bloom, new = np.zeros(bits // 8, np.uint8), every
+        size = np.uint64(len(bloom) * 8)
+        for a in range(0, len(new), _CHUNK):  # in chunks: the temporaries stay small
+            part = new[a:a + _CHUNK].view(np.uint64)
+            for shift in (0, 29):
+                at = (part >> np.uint64(shift)) % size
+                np.bitwise_or.at(bloom, (at >> np.uint64(3)).astype(np.int64),
+                                 (np.uint8(1) << (at & np.uint64(7)).astype(np.uint8)))
+            if len(new) > _CHUNK:
+                from edgetrace.tui._columns import release_all
+
+                release_all()  # the hashes just read
+        self._bloom = bloom
+
+    def _maybe_seen(self, hashes: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        import numpy as np
+
+        bloom = self._bloom
+        if bloom is None:
+            return np.zeros(len(hashes), bool)
+        seen = np.ones(len(hashes), bool)
+        for shift in (0, 29):
+            at = (hashes.view(np.uint64) >> np.uint64(shift)) % np.uint64(len(bloom) * 8)
+            seen &= ((bloom[(at >> np.uint64(3)).astype(np.int64)] >> (at & np.uint64(7)).astype(np.uint8)) & 1) > 0
+        return seen
 
     def _search(self, traces: list[str]) -> Iterator[tuple[str, int]]:
         table = self._sorted
@@ -42,7 +106,12 @@ class TraceIndex:
         import numpy as np
 
         keys, rows = table
-        hashes = np.fromiter((hash(t) for t in traces), np.int64, len(traces))
+        hashes = np.fromiter(map(hash, traces), np.int64, len(traces))
+        maybe = self._maybe_seen(hashes)
+        if not maybe.any():
+            return  # none was ever settled: the usual case for new traces
+        traces = [t for t, m in zip(traces, maybe.tolist(), strict=True) if m]
+        hashes = hashes[maybe]
         pos = np.searchsorted(keys, hashes)
         inside = pos < len(keys)
         hit = np.zeros(len(traces), bool)
@@ -69,22 +138,23 @@ class TraceIndex:
         return row
 
     def settle(self, count: int) -> None:
-        """Scanner: move `recent` into the sorted arrays once it holds `RECENT` traces."""
-        if len(self.recent) < self.RECENT:
+        """Scanner: move `recent` into the sorted arrays once it holds `RECENT` traces (more
+        as the arrays grow, up to `RECENT_MAX`: each merge copies the arrays)."""
+        if len(self.recent) < max(self.RECENT, min(self.RECENT_MAX, self._settled // 8)):
             return
         import numpy as np
 
         recent = self.recent
-        hashes = np.fromiter((hash(t) for t in recent), np.int64, len(recent))
+        hashes = np.fromiter(map(hash, recent), np.int64, len(recent))
         rows = np.fromiter(recent.values(), np.int32, len(recent))
         fresh = rows >= self._settled  # the others were recalled from the arrays
         hashes, rows = hashes[fresh], rows[fresh]
         order = np.argsort(hashes, kind="stable")
         hashes, rows = hashes[order], rows[order]
+        new = hashes
         if self._sorted is not None:
-            keys, old = self._sorted
-            at = np.searchsorted(keys, hashes)
-            hashes, rows = np.insert(keys, at, hashes), np.insert(old, at, rows)
-        self._sorted = (hashes, rows)  # readers see the arrays before the dict is emptied
+            hashes, rows = _merged(self._sorted, hashes, rows)
+        self._bloom_add(new, hashes)
+        self._sorted = (hashes, rows)  # readers see the filter and arrays before the dict is emptied
         self.recent = {}
         self._settled = count

@@ -1,52 +1,59 @@
-"""The explorer's trace table: one summary row per trace, packed in typed columns.
+"""The explorer's tables of a scanned session: every span, and one summary row per trace.
 
-The scan of a session (`TraceStore`) hands each records frame's slim spans to `absorb`,
-which folds them into the row of their trace: span, error and fault counts, per-node
-extents, the latest decision, the acts, and which frames hold the trace's spans (so its full
-spans can be read back when it is opened). Node, kind, name and decision strings are
-interned to small codes; a `TraceRow` is built only for a row being drawn. Trace ids are
-kept once, in one byte table, and found again through a `TraceIndex`.
+The scan (`TraceStore`) hands each records frame's slim spans to `absorb`, which codes them
+into `SpanColumns` (`extract`) and folds them into their traces' rows: span, error and fault
+counts, the extent on the common time axis, the latest decision, the acts, the first and last
+span (spans of one trace are chained, so a trace's spans, nodes and frames are found without
+a search). A `TraceRow` is built only for a row being drawn. Trace ids are kept once, in one
+byte table, and found again through a `TraceIndex`.
 """
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
 
 from edgetrace import _attrs as attr
-from edgetrace.tui._slim_span import SlimSpan, decode_attrs
-from edgetrace.tui._trace_columns import LaterFrames, NodeExtents, RowColumns, regrown, zeros
+from edgetrace.tui._columns import Columns, allocate, release_all
+from edgetrace.tui._refs import RefTable
+from edgetrace.tui._slim_span import SlimSpan
+from edgetrace.tui._span_columns import ERROR, KIND_CODE, KINDS, TIMEOUT, SpanColumns, extract
+from edgetrace.tui._strings import AttrsArena, Strings
 from edgetrace.tui._trace_index import TraceIndex
 
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
-__all__ = ["SORTS", "TraceRow", "TraceTable"]
+__all__ = ["SORTS", "TraceColumns", "TraceRow", "TraceTable"]
 
 #: Sort orders of the trace list, in the order the `s` key cycles through them.
-SORTS: tuple[str, ...] = ("arrival", "trace", "duration", "spans", "errors")
+SORTS: tuple[str, ...] = ("arrival", "start", "trace", "duration", "spans", "errors")
+
+_DECIDE, _ACT, _FAULT = KIND_CODE["decide"], KIND_CODE["act"], KIND_CODE["fault"]
 
 
 class TraceRow:
     """One line of the trace list: a snapshot of a packed row, built when it is drawn."""
 
-    __slots__ = ("acts", "decision", "duration", "errors", "faults", "frame_offsets", "index", "node",
-                 "nodes", "root_kind", "root_name", "root_seq", "spans", "trace")
+    __slots__ = ("acts", "decision", "duration", "errors", "faults", "first", "frame_offsets", "index",
+                 "node", "nodes", "root_attrs", "root_kind", "root_name", "root_seq", "spans", "start",
+                 "trace")
 
     index: int
     trace: str
+    first: int  # span index of the trace's first span
     node: str
     root_seq: int
     root_kind: str
     root_name: str
+    root_attrs: int
     spans: int
     errors: int
     faults: int
     decision: str
     acts: str
-    #: Longest per-node extent: local clocks may be skewed, so never subtract across nodes.
+    #: Extent on the common time axis (per-node clock offsets applied).
+    start: int
     duration: int
     nodes: list[str]
     frame_offsets: list[int]
@@ -63,80 +70,120 @@ class TraceRow:
         return f"TraceRow({self.index}, {self.trace!r}, spans={self.spans})"
 
 
-class TraceTable:
-    """Rows of the traces absorbed so far, in order of their first span.
+class TraceColumns(Columns):
+    """One entry per trace row, in order of the trace's first span."""
 
-    One thread absorbs while another reads: columns are only ever appended to or updated
-    in place (a grown set of columns is swapped in whole), and `count` moves past a new row
-    only once its columns hold it, so a reader sees a consistent prefix (the GIL makes each
-    write atomic).
+    SPEC: ClassVar[dict[str, str]] = {
+        "tr_off": "u8",  # where row i's id starts in the id table; entry i + 1 is where it ends
+        "first": "u4", "last": "u4",  # span indices of the first and latest span
+        "spans": "u4", "errors": "u4", "faults": "u4",
+        "lo": "i8", "hi": "i8",  # extent on the common time axis
+        "decision": "u4", "acts": "u4",  # the latest decision, the first act (codes)
+    }
+    tr_off: npt.NDArray[np.uint64]
+    first: npt.NDArray[np.uint32]
+    last: npt.NDArray[np.uint32]
+    spans: npt.NDArray[np.uint32]
+    errors: npt.NDArray[np.uint32]
+    faults: npt.NDArray[np.uint32]
+    lo: npt.NDArray[np.int64]
+    hi: npt.NDArray[np.int64]
+    decision: npt.NDArray[np.uint32]
+    acts: npt.NDArray[np.uint32]
+
+
+class TraceTable:
+    """Spans and trace rows absorbed so far.
+
+    One thread absorbs while another reads: columns are only ever appended to or updated in
+    place (a grown column is swapped in whole), and `count`/`span_count` move past new rows
+    only once every column holds them, so a reader sees a consistent prefix.
     """
 
-    def __init__(self, capacity: int) -> None:
-        """`capacity`: rows to make room for before growing (pages never written cost nothing)."""
-        self.count = 0  # rows complete in every column
-        self.columns = RowColumns(capacity + 1)  # + 1: `tr_off` ends the last row's id
-        self.extents = NodeExtents(capacity // 4)
-        self.later = LaterFrames(capacity // 4)
-        self.ids = zeros("B", capacity * 16)  # row i's trace id: ids[tr_off[i]:tr_off[i + 1]]
-        self.frames_at = array("q")  # file offset of each records frame, by frame number
-        # interned strings: node, kind, span name, decision, first act; code 0 is "".
-        self.names: list[str] = [""]
-        self.codes: dict[str, int] = {"": 0}
+    def __init__(self, capacity: int, *, span_capacity: int | None = None) -> None:
+        """`capacity`: trace rows to make room for before growing."""
+        self.count = 0  # trace rows complete in every column
+        self.span_count = 0
+        self.columns = TraceColumns(capacity + 1)
+        self.spans = SpanColumns(span_capacity or capacity * 2)
+        self.ids = allocate("u1", capacity * 16)
+        self.nodes = Strings()  # node ids; code 0 is ""
+        self.names = Strings()  # span names, errors, decisions, act names
+        self.arena = AttrsArena()
+        self.frame_first: list[int] = []  # per records frame: index of its first span
+        self.frame_at: list[int] = []  # per records frame: its file offset
+        self._firsts = np.zeros(64, np.int64)  # frame_first as an array (grown by doubling)
+        #: The earliest start on the common axis (list start times count from it).
+        self.t_min = 0
         self.more_acts: dict[int, str] = {}  # rows with more than one act: their act list
+        #: Clock offset per node code (ns to add to a local time), as known when absorbing.
+        self.offsets: npt.NDArray[np.int64] = np.zeros(1, np.int64)
         self.index = TraceIndex(self.trace_at)
-        self._nx = self._nf = 0  # entries used in `extents` and `later`
+        self.refs = RefTable()
 
     # --- reading rows ------------------------------------------------------------------
 
     def trace_at(self, i: int) -> str:
         off = self.columns.tr_off
-        return str(self.ids[off[i]:off[i + 1]], "utf-8")
+        return bytes(self.ids[int(off[i]):int(off[i + 1])]).decode("utf-8", "replace")
 
     def index_of(self, trace: str) -> int | None:
         """The row of a trace id, or None if no span of it has been absorbed."""
         row = self.index.lookup(trace)
         return row if row is not None and row < self.count else None
 
+    def span_chain(self, row: int) -> Iterator[int]:
+        """Span indices of a trace, in file order."""
+        nxt = self.spans.next
+        i = int(self.columns.first[row]) + 1
+        limit = self.span_count
+        while 0 < i <= limit:
+            yield i - 1
+            i = int(nxt[i - 1])
+
+    def frame_firsts(self) -> npt.NDArray[np.int64]:
+        """Per records frame, the index of its first span (a view: do not keep it)."""
+        return self._firsts[: len(self.frame_at)]
+
+    def frame_of(self, spans: Iterable[int]) -> list[int]:
+        """File offsets of the records frames that hold these spans, in file order."""
+        idx = np.fromiter(spans, np.int64)
+        frames = np.unique(np.searchsorted(self.frame_firsts(), idx, side="right") - 1)
+        at = self.frame_at
+        return [at[int(f)] for f in frames]
+
     def row(self, i: int) -> TraceRow:
-        names, c = self.names, self.columns
+        c, sp, names = self.columns, self.spans, self.names.text
         r = TraceRow()
         r.index = i
         r.trace = self.trace_at(i)
-        r.node = names[c.node[i]]
-        r.root_seq = c.seq[i]
-        r.root_kind = names[c.kind[i]]
-        r.root_name = names[c.name[i]]
-        r.spans = c.spans[i]
-        r.errors = c.errors[i]
-        r.faults = c.faults[i]
-        r.decision = names[c.decision[i]]
-        r.acts = self.more_acts.get(i) or names[c.acts[i]]
-        r.duration = c.dur[i]
-        nodes = {r.node}
-        ext = self.extents
-        x = c.more_nodes[i]
-        while x >= 0:
-            nodes.add(names[ext.node[x]])
-            x = ext.next[x]
-        r.nodes = sorted(nodes)
-        later: list[int] = []
-        chain = self.later
-        f = c.more_frames[i]
-        while f >= 0:
-            later.append(chain.frame[f])
-            f = chain.next[f]
-        frames_at = self.frames_at
-        r.frame_offsets = [frames_at[c.first_frame[i]], *(frames_at[n] for n in reversed(later))]
+        first = r.first = int(c.first[i])
+        r.node = self.nodes.text[int(sp.node[first])]
+        r.root_seq = int(sp.seq[first])
+        r.root_kind = KINDS[int(sp.kind[first])].value
+        r.root_name = names[int(sp.name[first])]
+        r.root_attrs = int(sp.attrs[first])
+        r.spans = int(c.spans[i])
+        r.errors = int(c.errors[i])
+        r.faults = int(c.faults[i])
+        r.decision = names[int(c.decision[i])]
+        r.acts = self.more_acts.get(i) or names[int(c.acts[i])]
+        r.start = int(c.lo[i])
+        r.duration = int(c.hi[i]) - int(c.lo[i])
+        chain = list(self.span_chain(i))
+        r.nodes = sorted({self.nodes.text[int(sp.node[k])] for k in chain})
+        r.frame_offsets = self.frame_of(chain)
         return r
 
     def column(self, name: str) -> npt.NDArray[Any]:
-        """A copy of one numeric column of `RowColumns` for the rows so far (`errors`, `spans`, ...)."""
-        import numpy as np
-
-        if name not in RowColumns.__slots__:
-            raise ValueError(f"unknown column {name!r}; expected one of: {', '.join(RowColumns.__slots__)}")
-        return np.asarray(getattr(self.columns, name))[: self.count].copy()
+        """A copy of one numeric trace column for the rows so far (`errors`, `spans`, ...),
+        or `dur` (the extent on the common axis)."""
+        n = self.count
+        if name == "dur":
+            return self.columns.hi[:n] - self.columns.lo[:n]
+        if name not in TraceColumns.SPEC:
+            raise ValueError(f"unknown column {name!r}; expected one of: dur, {', '.join(TraceColumns.SPEC)}")
+        return np.array(getattr(self.columns, name)[:n])
 
     def sorted_order(self, name: str, indices: Iterable[int] | None = None) -> npt.NDArray[np.int32] | None:
         """Row numbers in sort order `name` (stable: ties keep arrival order).
@@ -144,35 +191,33 @@ class TraceTable:
         `indices` limits the result to those rows (a filter's matches, in arrival order);
         None with `arrival` means every row as it is, which needs no array at all.
         """
-        import numpy as np
-
         if name not in SORTS:
             raise ValueError(f"unknown sort {name!r}; expected one of: {', '.join(SORTS)}")
-        rows = None if indices is None else np.sort(np.asarray(indices, dtype=np.int32))  # ties: arrival order
+        rows = None if indices is None else np.sort(np.asarray(indices, dtype=np.int32))
         if name == "arrival":
             return rows
         n = self.count
         key: npt.NDArray[Any]
         if name == "trace":
             key = self._trace_keys(n)
+        elif name == "start":
+            key = self.column("lo")
         elif name == "duration":
-            key = -self.column("dur")[:n]  # int64 already
+            key = -self.column("dur")
         elif name == "spans":
-            key = -self.column("spans")[:n].astype(np.int64)
+            key = -self.column("spans").astype(np.int64)
         else:
-            key = -self.column("errors")[:n].astype(np.int64)
+            key = -self.column("errors").astype(np.int64)
         if rows is None:
             return np.argsort(key, kind="stable").astype(np.int32)
         return rows[np.argsort(key[rows], kind="stable")]
 
     def _trace_keys(self, n: int) -> npt.NDArray[np.bytes_]:
         """Trace ids as one fixed-width bytes array (UTF-8 byte order is str order)."""
-        import numpy as np
-
         if n == 0:
             return np.zeros(0, "S1")
-        off = np.asarray(self.columns.tr_off)[: n + 1].astype(np.int64)
-        blob = np.asarray(self.ids)
+        off = self.columns.tr_off[: n + 1].astype(np.int64)
+        blob = self.ids
         starts, lens = off[:-1], np.diff(off)
         width = max(1, int(lens.max()))
         table = np.zeros((n, width), np.uint8)
@@ -190,109 +235,167 @@ class TraceTable:
                 hit[i] = True
         return hit
 
+    # --- the common time axis ------------------------------------------------------------
+
+    def node_offsets(self, n_nodes: int) -> npt.NDArray[np.int64]:
+        """`offsets` padded to every node code known now."""
+        off = self.offsets
+        if len(off) < n_nodes:
+            off = np.concatenate([off, np.zeros(n_nodes - len(off), np.int64)])
+        return off
+
+    def set_offsets(self, offsets: npt.NDArray[np.int64]) -> None:
+        """New clock offsets: every trace's extent is recomputed on the new axis."""
+        self.offsets = offsets
+        n, m = self.count, self.span_count
+        if not n:
+            return
+        sp, c = self.spans, self.columns
+        off = self.node_offsets(len(self.nodes))
+        lo = np.full(n, np.iinfo(np.int64).max, np.int64)
+        hi = np.full(n, np.iinfo(np.int64).min, np.int64)
+        step = 1 << 20  # chunks, so a scratch-backed column is read a piece at a time
+        for a in range(0, m, step):
+            b = min(m, a + step)
+            shift = off[sp.node[a:b]]
+            rows = sp.trace[a:b]
+            np.minimum.at(lo, rows, sp.start[a:b] + shift)
+            np.maximum.at(hi, rows, sp.end[a:b] + shift)
+            release_all()  # the chunk just read
+        c.lo[:n], c.hi[:n] = lo, np.maximum(hi, lo)
+        self.t_min = int(lo.min())
+
     # --- absorbing a records frame -----------------------------------------------------
 
-    def _code(self, text: str) -> int:
-        code = self.codes.get(text)
-        if code is None:
-            code = self.codes[text] = len(self.names)
-            self.names.append(text)
-        return code
-
-    def _reserve(self, rows: int, tail: int) -> None:
-        """Room for `rows` more rows and `tail` more bytes of trace ids, before a frame."""
-        need = self.count + rows + 1
-        if need > len(self.columns):
-            self.columns = self.columns.grown(need)
-        if self._nx + rows > len(self.extents):
-            self.extents = self.extents.grown(self._nx + rows)
-        if self._nf + rows > len(self.later):
-            self.later = self.later.grown(self._nf + rows)
-        need = self.columns.tr_off[self.count] + tail
+    def _reserve(self, rows: int, spans: int, id_bytes: int) -> None:
+        self.columns.reserve(self.count + rows + 1)
+        self.spans.reserve(self.span_count + spans)
+        need = int(self.columns.tr_off[self.count]) + id_bytes
         if need > len(self.ids):
-            self.ids = regrown(self.ids, need)
+            new = allocate("u1", max(need, len(self.ids) * 2))
+            new[: len(self.ids)] = self.ids
+            self.ids = new
 
-    def absorb(self, spans: list[SlimSpan], offset: int) -> None:
-        """Fold the spans of the records frame at file offset `offset` into their rows."""
-        frame = len(self.frames_at)
-        self.frames_at.append(offset)
+    def absorb(self, spans: list[SlimSpan], offset: int, where: str) -> None:
+        """Fold the spans of the records frame at file offset `offset` into the tables."""
+        f = extract(spans, self.nodes, self.names, self.arena, where)
+        n = f.n
+        if not n:
+            return
+        base = self.span_count
+        # trace rows: known ones from the index, new ones appended in order of first use
         index = self.index
-        traces = {s.trace for s in spans}
-        index.recall(traces)
+        index.recall(set(f.traces))
         recent = index.recent
-        self._reserve(len(spans), sum(len(t) for t in traces) * 4)
-        codes, code = self.codes, self._code
-        c, ext, later = self.columns, self.extents, self.later
-        # the hot loop reads columns through locals
-        lo_col, hi_col, dur_col, spans_col, node_col = c.lo, c.hi, c.dur, c.spans, c.node
-        last_frame, more_nodes, more_frames = c.last_frame, c.more_nodes, c.more_frames
-        x_node, x_lo, x_hi, x_next = ext.node, ext.lo, ext.hi, ext.next
-        for span in spans:
-            row = recent.get(span.trace)
-            if row is None:
-                row = recent[span.trace] = self._new_row(span, frame)
-            spans_col[row] += 1
-            if span.status == "error":
-                c.errors[row] += 1
-            kind = span.kind
-            if kind == "fault":
-                c.faults[row] += 1
-            start, end = span.start, span.end
-            node = codes.get(span.node)
-            if node is None:
-                node = code(span.node)
-            if node == node_col[row]:
-                lo = lo_col[row] = min(lo_col[row], start)
-                hi = hi_col[row] = max(hi_col[row], end)
-            else:
-                x = more_nodes[row]
-                while x >= 0 and x_node[x] != node:
-                    x = x_next[x]
-                if x < 0:
-                    x = self._nx
-                    x_node[x], x_lo[x], x_hi[x], x_next[x] = node, start, end, more_nodes[row]
-                    more_nodes[row] = x
-                    self._nx = x + 1
-                lo = x_lo[x] = min(x_lo[x], start)
-                hi = x_hi[x] = max(x_hi[x], end)
-            if hi - lo > dur_col[row]:
-                dur_col[row] = hi - lo
-            if kind == "decide" or kind == "act":
-                self._note_step(row, span)
-            if last_frame[row] != frame:
-                last_frame[row] = frame
-                f = self._nf
-                later.frame[f], later.next[f] = frame, more_frames[row]
-                more_frames[row] = f
-                self._nf = f + 1
+        rows_of = [recent.get(t, -1) for t in f.traces]
+        new = [t for t, r in zip(f.traces, rows_of, strict=True) if r < 0]
+        encoded = [t.encode("utf-8", "surrogatepass") for t in new]
+        self._reserve(len(new), n, sum(map(len, encoded)))
+        c, sp = self.columns, self.spans
+        row0 = self.count
+        if new:
+            k = row0
+            for t in new:
+                recent[t] = k
+                k += 1
+            rows_of = [recent[t] for t in f.traces]
+            lens = np.fromiter(map(len, encoded), np.int64, len(encoded))
+            at = int(c.tr_off[row0])
+            ends = at + np.cumsum(lens)
+            self.ids[at:int(ends[-1])] = np.frombuffer(b"".join(encoded), np.uint8)
+            c.tr_off[row0 + 1:row0 + 1 + len(new)] = ends
+        rows = np.asarray(rows_of, np.int64)[f.trace_local]
+        # the spans' own columns
+        end = base + n
+        sp.trace[base:end] = rows
+        sp.node[base:end] = f.node
+        sp.kind[base:end] = f.kind
+        sp.name[base:end] = f.name
+        sp.seq[base:end] = f.seq
+        sp.start[base:end] = f.start
+        sp.end[base:end] = f.end
+        sp.attrs[base:end] = f.attrs
+        sp.error[base:end] = f.error
+        sp.cause_node[base:end], sp.cause_seq[base:end] = f.cause
+        sp.parent_node[base:end], sp.parent_seq[base:end] = f.parent
+        sp.next[base:end] = 0
+        sp.cause_idx[base:end] = 0
+        self.refs.add(base, f.node, f.seq)
+        self.refs.resolve(sp, base + np.flatnonzero(f.cause[0] > 0))
+        flags = f.flags
+        decide = np.flatnonzero(f.kind == _DECIDE)
+        if len(decide):
+            self._note_decisions(decide, f.attrs[decide], rows[decide], flags)
+        acts = np.flatnonzero(f.kind == _ACT)
+        if len(acts):
+            self._note_acts(rows[acts], f.name[acts])
+        sp.flags[base:end] = flags
+        # chains: each span links to the next of its trace, the trace's last span to the first here
+        order = np.argsort(rows, kind="stable")
+        sr = rows[order]
+        same = sr[1:] == sr[:-1]
+        sp.next[base + order[:-1][same]] = base + order[1:][same] + 1
+        heads = np.concatenate(([True], ~same))
+        tails = np.concatenate((~same, [True]))
+        head_rows, head_pos = sr[heads], base + order[heads]
+        old = head_rows < row0
+        sp.next[c.last[head_rows[old]]] = head_pos[old] + 1
+        c.first[head_rows[~old]] = head_pos[~old]
+        c.last[sr[tails]] = base + order[tails]
+        # counts and extents, per group of the sorted rows
+        starts = np.flatnonzero(heads)
+        c.spans[head_rows] += np.diff(np.concatenate((starts, [n]))).astype(np.uint32)
+        failed = (flags & ERROR) > 0
+        if failed.any():
+            np.add.at(c.errors, rows[failed], 1)
+        faults = f.kind == _FAULT
+        if faults.any():
+            np.add.at(c.faults, rows[faults], 1)
+        off = self.node_offsets(len(self.nodes))[f.node]
+        if new:
+            fresh = slice(row0, row0 + len(new))
+            c.lo[fresh] = np.iinfo(np.int64).max
+            c.hi[fresh] = np.iinfo(np.int64).min
+        c.lo[head_rows] = np.minimum(c.lo[head_rows], np.minimum.reduceat((f.start + off)[order], starts))
+        c.hi[head_rows] = np.maximum(c.hi[head_rows], np.maximum.reduceat((f.end + off)[order], starts))
+        k = len(self.frame_first)
+        if k >= len(self._firsts):
+            self._firsts = np.concatenate((self._firsts, np.zeros(len(self._firsts), np.int64)))
+        self._firsts[k] = base
+        self.frame_first.append(base)
+        low = int((f.start + off).min())
+        self.t_min = low if base == 0 else min(self.t_min, low)
+        self.frame_at.append(offset)
+        self.span_count = end
+        self.count = row0 + len(new)
         index.settle(self.count)
 
-    def _note_step(self, row: int, span: SlimSpan) -> None:
-        c = self.columns
-        if span.kind == "decide":
-            decision = decode_attrs(span).get(attr.DECISION)
-            if decision is not None:
-                c.decision[row] = self._code(str(decision))
-        elif c.acts[row] == 0:
-            c.acts[row] = self._code(span.name)
-        else:  # act lists are open-ended: keep them out of the interned strings
-            acts = self.more_acts.get(row) or self.names[c.acts[row]]
-            self.more_acts[row] = f"{acts},{span.name}"
+    def _note_decisions(self, at: npt.NDArray[np.intp], codes: npt.NDArray[np.uint32],
+                        rows: npt.NDArray[np.int64], flags: npt.NDArray[np.uint8]) -> None:
+        """A decide span's decision becomes its trace's (the latest wins); a rule engine's
+        timeout is flagged. Each distinct attribute map is read once."""
+        decision = np.zeros(len(at), np.uint32)
+        timed_out = np.zeros(len(at), bool)
+        for code in np.unique(codes).tolist():
+            decoded = self.arena.decode(code) or {}
+            value = decoded.get(attr.DECISION)
+            same = codes == code
+            if value is not None:
+                decision[same] = self.names.code(str(value))
+            if decoded.get(attr.TIMED_OUT) is True:
+                timed_out[same] = True
+        flags[at[timed_out]] |= TIMEOUT
+        has = decision > 0
+        # the last decide of each trace in this frame: first of each row in reversed order
+        rev_rows, rev_dec = rows[has][::-1], decision[has][::-1]
+        uniq, first = np.unique(rev_rows, return_index=True)
+        self.columns.decision[uniq] = rev_dec[first]
 
-    def _new_row(self, span: SlimSpan, frame: int) -> int:
-        row = self.count
+    def _note_acts(self, rows: npt.NDArray[np.int64], names: npt.NDArray[np.uint32]) -> None:
         c = self.columns
-        trace = span.trace.encode()
-        at = c.tr_off[row]
-        self.ids[at:at + len(trace)] = trace
-        c.tr_off[row + 1] = at + len(trace)
-        c.node[row] = self._code(span.node)
-        c.seq[row] = span.seq
-        c.kind[row] = self._code(span.kind)
-        c.name[row] = self._code(span.name)
-        c.lo[row] = span.start
-        c.hi[row] = span.end
-        c.first_frame[row] = c.last_frame[row] = frame
-        c.more_frames[row] = c.more_nodes[row] = -1
-        self.count = row + 1
-        return row
+        for row, name in zip(rows.tolist(), names.tolist(), strict=True):
+            if c.acts[row] == 0:
+                c.acts[row] = name
+            else:  # act lists are open-ended: keep them out of the interned strings
+                acts = self.more_acts.get(row) or self.names.text[int(c.acts[row])]
+                self.more_acts[row] = f"{acts},{self.names.text[name]}"

@@ -8,13 +8,15 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edgetrace import Manifest, SessionWriter, SpanKind
 from edgetrace.tui._app import ExplorerApp
 from edgetrace.tui._detail import DetailScreen
 from edgetrace.tui._diff import DiffScreen
 from edgetrace.tui._help import HelpScreen
+from edgetrace.tui._list_screen import TraceListScreen
 from edgetrace.tui._picker import PickerScreen
-from edgetrace.tui._trace_list import TraceListScreen
 from edgetrace.tui._trace_view import TraceViewScreen
 
 SIZE = (80, 24)
@@ -44,7 +46,7 @@ async def test_navigation(toy_session: Path):
         assert lst.cursor == lst.count - 1
         await pilot.press("g", "k")
         assert lst.cursor == 0
-        await pilot.press("s")  # sort by trace id
+        await pilot.press("s", "s")  # sort by start time, then by trace id
         assert screen.sort_names[screen.sort_at] == "trace"
         await pilot.press("enter")
         view = app.screen
@@ -257,3 +259,44 @@ async def test_large_session_stays_virtual(tmp_path: Path):
             if "match" in screen.filter_note:
                 break
         assert "match" in screen.filter_note and screen.traces.count > 0
+
+
+@sync
+async def test_picker_looks_in_the_hubs_data_folder(toy_session: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """With no SESSION and no folders given, the picker lists what the hub stores by default
+    ($EDGETRACE_DATA here, else ~/.local/share/edgetrace: edgetrace._discovery)."""
+    import shutil
+
+    data = tmp_path / "data"
+    data.mkdir()
+    stored = data / "fleet-run.ets"
+    shutil.copy(toy_session, stored)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("EDGETRACE_DATA", str(data))
+    monkeypatch.chdir(elsewhere)
+    app = ExplorerApp()
+    async with app.run_test(size=SIZE):
+        assert isinstance(app.screen, PickerScreen)
+        assert app.screen.sessions == [stored.resolve()]
+
+
+@sync
+async def test_detail_keeps_the_local_clock_next_to_the_common_axis(skewed_session: Path):
+    """t-1's clock is 2 s off: the detail gives its own timestamps and the offset applied."""
+    app = ExplorerApp(skewed_session, follow=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        store = app.store
+        row = next(r for r in store.rows if "t-1" in r.nodes)
+        app.screen.traces.move_to(row.index)
+        await pilot.press("enter")
+        view = app.screen
+        assert isinstance(view, TraceViewScreen) and view.graph.trace == row.trace
+        k = next(i for i, s in enumerate(view.graph.spans) if s.node == "t-1")
+        span = view.graph.spans[k]
+        view.chart.select(k)
+        await pilot.press("enter")
+        text = " ".join(str(app.screen.query_one("#detail").render()).split())
+        assert f"local clock of t-1: start {span.start} ns, end {span.end} ns" in text
+        assert "offset to the common axis +1.9" in text or "offset to the common axis +2" in text
+        assert "on the common axis" in text

@@ -62,11 +62,9 @@ def test_rows_match_a_full_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert row.faults == sum(s.kind is SpanKind.FAULT for s in spans)
         assert row.nodes == sorted({s.node for s in spans})
         assert (row.node, row.root_seq, row.root_name) == (spans[0].node, spans[0].seq, spans[0].name)
-        extents: dict[str, tuple[int, int]] = {}
-        for s in spans:
-            lo, hi = extents.get(s.node, (s.start, s.end))
-            extents[s.node] = (min(lo, s.start), max(hi, s.end))
-        assert row.duration == max(hi - lo for lo, hi in extents.values())
+        # no messages, so no clock offsets: the common axis is every node's local clock
+        assert row.start == min(s.start for s in spans)
+        assert row.duration == max(s.end for s in spans) - row.start
         acts = [s.name for s in spans if s.kind is SpanKind.ACT]
         assert row.acts == ",".join(acts)
         decisions = [s.attrs["edgetrace.decision"] for s in spans if s.kind is SpanKind.DECIDE]
@@ -84,7 +82,7 @@ def test_sort_orders_are_stable_and_match_python(tmp_path: Path):
     store.scan()
     rows = list(store.rows)
     keys = {"trace": lambda r: r.trace, "duration": lambda r: -r.duration, "spans": lambda r: -r.spans,
-            "errors": lambda r: -r.errors}
+            "errors": lambda r: -r.errors, "start": lambda r: r.start}
     assert store.sorted_order("arrival") is None
     for name in SORTS[1:]:
         expected = sorted(range(len(rows)), key=lambda i: keys[name](rows[i]))
@@ -99,10 +97,90 @@ def test_columns_grow_past_the_first_guess(tmp_path: Path):
     path = tmp_path / "mix.ets"
     traces = by_trace(interleaved_session(path, traces=3000, frames=10))
     store = TraceStore(path)
-    store.table = TraceTable(2)  # start tiny
+    store.table = TraceTable(2, span_capacity=2)  # start tiny
     store.scan()
     assert [r.trace for r in store.rows] == list(traces)
     roomy = TraceStore(path)
     roomy.scan()
     fields = list(TraceRow.__slots__)
     assert [[getattr(r, f) for f in fields] for r in store.rows] == [[getattr(r, f) for f in fields] for r in roomy.rows]
+
+
+def test_causes_resolve_when_their_span_comes_later_in_the_file(tmp_path: Path):
+    """A hub stores each agent's batches as they arrive: a receive may be stored before the
+    send it names. Its cause is found once the send is scanned, and the message counts as
+    evidence for the clock offsets."""
+    send = Span(node="a", seq=1, kind=SpanKind.SEND, name="m", trace="t", start=100, end=100)
+    recv = Span(node="b", seq=1, kind=SpanKind.RECV, name="m", trace="t", cause="a:1", start=50, end=50)
+    back = Span(node="a", seq=2, kind=SpanKind.RECV, name="m:reply", trace="t", cause="b:1", start=100, end=300)
+    wild = Span(node="c", seq=4_000_000_000, kind=SpanKind.LOG, name="x", trace="u")
+    dup = Span(node="b", seq=1, kind=SpanKind.RECV, name="again", trace="t", cause="a:1", start=60, end=60)
+    path = tmp_path / "late.ets"
+    with SessionWriter(path, Manifest(app="x")) as w:
+        w.append([recv, wild])
+        w.append([send, back, dup])
+        w.seal()
+    store = TraceStore(path)
+    store.scan(max_frames=2)  # the manifest and the first records frame
+    assert store.span_index("b:1") == 0 and store.table.refs.pending.tolist() == [0]
+    store.scan()
+    assert store.span_index("a:1") == 2 and store.span_index("b:1") == 0  # the first of a repeat
+    assert store.span_index("c:4000000000") is None and store.span_index("nope:1") is None
+    assert not len(store.table.refs.pending)
+    msgs = store.messages()
+    assert sorted(zip(msgs.src.tolist(), msgs.dst.tolist(), strict=True)) == [(0, 3), (2, 0), (2, 4)]
+    clock = store.estimate_clocks()
+    # b's clock is 50 ns behind a's send, and the reply took 200 ns: b runs behind
+    assert clock.offsets["b"] - clock.offsets["a"] > 0
+
+
+def test_settling_merges_like_a_sort(monkeypatch: pytest.MonkeyPatch):
+    """The chunked merge of new hashes into the sorted arrays equals sorting them together,
+    duplicates and hashes that straddle chunk borders included."""
+    import numpy as np
+
+    from edgetrace.tui import _trace_index
+
+    monkeypatch.setattr(_trace_index, "_CHUNK", 7)
+    rng = np.random.default_rng(3)
+    for n_old, n_new in [(0, 5), (50, 1), (1, 50), (200, 60)]:
+        keys = np.sort(rng.integers(-20, 20, n_old)).astype(np.int64)
+        hashes = np.sort(rng.integers(-25, 25, n_new)).astype(np.int64)
+        rows_old = np.arange(n_old, dtype=np.int32)
+        rows_new = np.arange(n_old, n_old + n_new, dtype=np.int32)
+        out_keys, out_rows = _trace_index._merged((keys, rows_old), hashes, rows_new)
+        assert out_keys.tolist() == sorted(keys.tolist() + hashes.tolist())
+        assert sorted(out_rows.tolist()) == list(range(n_old + n_new))  # every row once
+        both = dict(zip(rows_old.tolist() + rows_new.tolist(), keys.tolist() + hashes.tolist(), strict=True))
+        assert [both[r] for r in out_rows.tolist()] == out_keys.tolist()  # each row beside its hash
+
+
+def test_both_format_versions_and_stream_markers(tmp_path: Path):
+    """Format 2's MARKER frames (a restart, a lost range) sit between records frames: the scan
+    steps over them and reads every record; a format-1 file reads as before."""
+    from edgetrace._records import Incarnation, Lost
+    from edgetrace._session import Session
+
+    path = tmp_path / "v2.ets"
+    spans = [Span(node="a", seq=i, kind=SpanKind.LOG, name="l", trace=f"t{i % 3}", start=i, end=i + 1)
+             for i in range(1, 11)]
+    with SessionWriter(path, Manifest(app="mark")) as w:
+        w.write_marker(Incarnation(node="a", id="00000000000000aa", start=1, base=1, restart=True))
+        w.append(spans[:4])
+        w.write_marker(Lost(node="a", first=5, last=5, reason="damaged in the spool"))
+        w.write_marker(Incarnation(node="a", id="00000000000000bb", start=6, base=6, previous="00000000000000aa",
+                                   restart=True))
+        w.append(spans[5:])
+        w.seal()
+    assert Session(path).version == 2 and Session(path).restarts("a") == [1, 6]
+    store = TraceStore(path)
+    store.scan()
+    assert store.at_end and store.sealed and not store.torn
+    assert store.span_count == 9 and store.count == 3
+    assert {s.ref for s in store.spans_at(range(9))} == {s.ref for s in spans if s.seq != 5}
+
+    old = Path(__file__).parents[1] / "data" / "agri-demo.ets"
+    assert old.read_bytes()[8] == 1  # written before markers existed
+    store = TraceStore(old)
+    store.scan()
+    assert store.at_end and store.span_count == len(Session(old).spans)

@@ -1,0 +1,98 @@
+"""Reading a session's frames for the explorer: decompression ahead on worker threads.
+
+A records frame must be decompressed (zlib for live sessions, xz for compacted ones) before
+it can be decoded, and on a session of a million spans decompressing costs about as much as
+decoding. zlib and lzma release the GIL while they work, so `FrameReader` hands each frame's
+bytes to a small thread pool as soon as the frame is read and yields the frames back in
+file order with their bodies: the scanning thread decodes one frame while the next ones are
+being decompressed on the other core.
+
+Every way a frame can fail to open is a `CorruptSessionError` naming the file and offset.
+"""
+
+from __future__ import annotations
+
+import lzma
+import threading
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from edgetrace._errors import CorruptSessionError
+from edgetrace._frames import Damage, Frame, FrameType, ScanResult, scan_frames
+
+__all__ = ["AHEAD", "FrameReader", "OpenFrame", "corrupt"]
+
+#: Frames decompressed ahead of the one being decoded.
+AHEAD = 6
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="edgetrace-inflate")
+        return _pool
+
+
+def corrupt(path: Path, frame: Frame, what: str, exc: BaseException | None = None) -> CorruptSessionError:
+    """The error for a frame whose payload cannot be read as `what`."""
+    detail = f": {' '.join(str(exc).split())}" if exc is not None and str(exc) else ""
+    return CorruptSessionError(
+        f"{path}: {frame.type.name.lower()} frame at offset {frame.offset} does not decode as {what}{detail}",
+        path=path, offset=frame.offset, expected=what,
+    )
+
+
+def _body(frame: Frame) -> bytes:
+    return frame.body()
+
+
+class OpenFrame:
+    """A frame read from the file, with its body once decompressed."""
+
+    __slots__ = ("_future", "frame")
+
+    def __init__(self, frame: Frame, future: Future[bytes] | None) -> None:
+        self.frame = frame
+        self._future = future
+
+    def body(self, path: Path) -> bytes:
+        try:
+            return self._future.result() if self._future is not None else self.frame.body()
+        except CorruptSessionError:
+            raise
+        except (zlib.error, lzma.LZMAError, ValueError, MemoryError) as exc:
+            raise corrupt(path, self.frame, "a compressed payload", exc) from None
+
+
+class FrameReader:
+    """Frames of one file from an offset, in order, bodies decompressed ahead."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def frames(self, start: int, size: int, *, salvage: bool = False) -> Iterator[OpenFrame | Damage | ScanResult]:
+        """`OpenFrame`s from `start`, then the `ScanResult` where reading stopped. Stopping
+        early is fine: frames read ahead are simply dropped. With `salvage` a damaged stretch
+        comes as a `Damage` (in file order) and reading goes on after it."""
+        pool = _executor()
+        ahead: deque[OpenFrame | Damage] = deque()
+        with open(self.path, "rb") as fh:
+            for item in scan_frames(fh, start, path=self.path, size=size, salvage=salvage):
+                if isinstance(item, ScanResult):
+                    while ahead:
+                        yield ahead.popleft()
+                    yield item
+                    return
+                if isinstance(item, Damage):
+                    ahead.append(item)
+                    continue
+                future = pool.submit(_body, item) if item.type is FrameType.RECORDS and item.flags else None
+                ahead.append(OpenFrame(item, future))
+                if len(ahead) > AHEAD:
+                    yield ahead.popleft()
