@@ -8,7 +8,9 @@ writer (`Hub.store_local`), so each span gets a contiguous, persistent per-node 
 agent record, and is forwarded like one.
 
 A request that does not decode gets HTTP 400 and a one-line reason; nothing a client sends
-can stop the hub.
+can stop the hub. The port is admitted like the hub's (edgetrace._gate): a connection cap,
+request headers within the handshake deadline, and the token is checked on the headers,
+before a byte of the body is read (a refused request's connection is closed).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from edgetrace._gate import Gate
 from edgetrace._otlp.buffer import Key, ParentBuffer
 from edgetrace._otlp.decode import IngestError, decode_request
 from edgetrace._otlp.foreign import foreign_spans
@@ -77,6 +80,7 @@ class OtlpReceiver:
         self.stored = 0
         self.rejected = 0
         self.bad_requests = 0
+        self.gate = Gate(hub.gate.limits)
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._matcher = SessionMatcher()
@@ -159,44 +163,59 @@ class OtlpReceiver:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        ticket = self.gate.admit(str(peer[0]) if isinstance(peer, tuple) else str(peer), writer.transport.abort)
+        if ticket is None:
+            writer.close()
+            return
+        limits = self.gate.limits
         try:
-            while await self._one(reader, writer):
-                pass
+            first = True
+            while True:
+                # a client that has not yet been let in gets the handshake deadline for its headers
+                wait = limits.handshake_timeout if first else limits.idle_timeout
+                try:
+                    head = await asyncio.wait_for(read_head(reader), wait)
+                except IngestError as exc:
+                    await self._respond(writer, exc.status, exc.reason, "", keep=False)
+                    return
+                if head is None or not await self._one(reader, writer, head):
+                    return
+                if first:
+                    self.gate.authenticated(ticket)
+                    first = False
+        except TimeoutError:
+            log.info("OTLP connection from %s timed out", peer)
         except (OSError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             log.info("OTLP connection from %s ended: %s", peer, exc)
         except Exception as exc:  # never let a client take the hub down
             log.warning("OTLP connection from %s closed after an internal error: %r", peer, exc)
         finally:
+            self.gate.release(ticket)
             writer.close()
 
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: RequestHead) -> bool:
         """Serve one request; return whether the connection stays open."""
-        try:
-            head = await read_head(reader)
-        except IngestError as exc:
-            await self._respond(writer, exc.status, exc.reason, "", keep=False)
-            return False
-        if head is None:
-            return False
         keep = head.keep_alive
+        media = head.media
+        # refusals decided by the headers alone come before the body is read, and close the
+        # connection: its unread body would otherwise be taken for the next request
+        if self.token and not self._authorized(head):
+            await self._respond(writer, 401, "missing or wrong token (send 'Authorization: Bearer TOKEN')",
+                                media, False)
+            return False
+        if head.path != TRACES_PATH:
+            await self._respond(writer, 404, f"no such endpoint {head.path[:60]!r}; OTLP traces go to "
+                                f"POST {TRACES_PATH}", media, False)
+            return False
+        if head.method != "POST":
+            await self._respond(writer, 405, f"{head.method[:10]} not allowed; use POST", media, False)
+            return False
         try:
-            body = await read_body(reader, head, self.max_body)
+            body = await asyncio.wait_for(read_body(reader, head, self.max_body), self.gate.limits.idle_timeout)
         except IngestError as exc:
             self.bad_requests += 1
             await self._respond(writer, exc.status, exc.reason, "", keep=False)
             return False
-        media = head.media
-        if head.path != TRACES_PATH:
-            await self._respond(writer, 404, f"no such endpoint {head.path[:60]!r}; OTLP traces go to "
-                                f"POST {TRACES_PATH}", media, keep)
-            return keep
-        if head.method != "POST":
-            await self._respond(writer, 405, f"{head.method[:10]} not allowed; use POST", media, keep)
-            return keep
-        if self.token and not self._authorized(head):
-            await self._respond(writer, 401, "missing or wrong token (send 'Authorization: Bearer TOKEN')",
-                                media, keep)
-            return keep
         try:
             _, rejected = await self.ingest(body, content_type=head.headers.get("content-type", ""),
                                             content_encoding=head.headers.get("content-encoding", ""))
