@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgetrace._credentials import PeerSecurity
 from edgetrace._discovery import data_dir
 from edgetrace._records import Manifest, Span
 from edgetrace._transport import TcpTransport, Transport
@@ -72,7 +73,8 @@ class AgentConfig:
     manifest: Manifest | None = None
     drain_timeout: float = 10.0
     flush_timeout: float = 20.0
-    transport: Transport | None = None  # default: TCP to `hub` (TLS and tokens: the CLI builds it)
+    transport: Transport | None = None  # default: plain TCP to `hub` (the CLI builds a TLS one)
+    security: PeerSecurity | None = None  # the peer port's token, TLS and limits (default: none, loopback)
 
 
 async def run_agent(cfg: AgentConfig) -> int:
@@ -86,7 +88,7 @@ async def run_agent(cfg: AgentConfig) -> int:
     if cfg.manifest is not None:
         manifest = manifest.merged(cfg.manifest)
     world = LiveWorld(cfg.node, sink, epoch_ns=cfg.epoch_ns or time.time_ns(), peers=cfg.peers,
-                      profile=cfg.profile, seed=cfg.seed)
+                      profile=cfg.profile, seed=cfg.seed, security=cfg.security)
     node = NodeRuntime(app, cfg.node, world, seed=cfg.seed)
     if spool.last_seq:
         node.recorder.resume(spool.last_seq, spool.clock)

@@ -29,7 +29,7 @@ from edgetrace._errors import ConfigError, EdgeTraceError, TransportError
 from edgetrace._records import Manifest
 from edgetrace._wire import Hello, Seal, decode_hub, encode_hub, read_frame, write_frame
 from edgetrace.agents._grid import GridProfile
-from edgetrace.agents._live import encode_message
+from edgetrace.agents._live import encode_message, encode_peer_hello
 from edgetrace.agents._message import Message, MessageKind
 from edgetrace.agents._scenario import Scenario, ScheduledInput
 
@@ -137,7 +137,7 @@ def record(
         )
         settle = settle_s if settle_s is not None else _settle(grid)
         # the agents count local time from this epoch; exporters need it to give Unix times
-        manifest.meta["epoch_ns"] = asyncio.run(_drive(nodes, ports, inputs, settle, progress))
+        manifest.meta["epoch_ns"] = asyncio.run(_drive(nodes, ports, inputs, settle, progress, token))
         for proc in agents.values():
             proc.send_signal(signal.SIGTERM)
         stop_deadline = time.monotonic() + 45
@@ -181,10 +181,11 @@ def _settle(grid: GridProfile) -> float:
 
 
 async def _drive(nodes: list[str], ports: dict[str, int], inputs: list[ScheduledInput], settle: float,
-                 progress: Callable[[int, int], None] | None) -> int:
+                 progress: Callable[[int, int], None] | None, token: str) -> int:
     writers = {}
     for node in nodes:
         _, writer = await asyncio.open_connection("127.0.0.1", ports[node])
+        writer.write(encode_peer_hello(token, "driver"))  # the agents take nothing from an unauthenticated link
         writers[node] = writer
     epoch = time.time_ns()
     for node, writer in writers.items():
