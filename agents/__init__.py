@@ -7,6 +7,7 @@ and inputs so `edgetrace record` can run it.
 """
 
 from edgetrace.agents._app import App, ModelSpec, PolicySpec
+from edgetrace.agents._bag import TopicMap, bag_inputs, bag_source
 from edgetrace.agents._context import CallError, CallTimeout, Context, StateClient, StateUnavailable
 from edgetrace.agents._grid import GridProfile, LinkProfile
 from edgetrace.agents._live import LiveWorld
@@ -55,6 +56,9 @@ __all__ = [
     "SpanSink",
     "StateClient",
     "StateUnavailable",
+    "TopicMap",
+    "bag_inputs",
+    "bag_source",
     "deterministic_session",
     "load_app",
     "load_scenario",

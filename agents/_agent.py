@@ -14,6 +14,7 @@ directory, unless `--spool` says otherwise.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -21,6 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgetrace._credentials import PeerSecurity
 from edgetrace._discovery import data_dir
@@ -29,6 +31,7 @@ from edgetrace._transport import TcpTransport, Transport
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._live import LiveWorld
 from edgetrace.agents._node import NodeRuntime
+from edgetrace.agents._sandbox import Sandbox
 from edgetrace.agents._scenario import load_app
 from edgetrace.agents._shipper import Shipper
 from edgetrace.agents._sink import SpanSink
@@ -72,6 +75,12 @@ class AgentConfig:
     sync: str = "never"
     manifest: Manifest | None = None
     drain_timeout: float = 10.0
+    #: start-up handlers wait for the session epoch (sent by the recording driver), so they run
+    #: on the session's clock; without it they run as soon as the agent is up
+    wait_epoch: bool = False
+    #: write what handlers did that a replay cannot repeat (wall clock, global random, threads,
+    #: I/O — edgetrace.agents._sandbox, live mode) to this JSON file at stop
+    audit: Path | None = None
     flush_timeout: float = 20.0
     transport: Transport | None = None  # default: plain TCP to `hub` (the CLI builds a TLS one)
     security: PeerSecurity | None = None  # the peer port's token, TLS and limits (default: none, loopback)
@@ -90,7 +99,10 @@ async def run_agent(cfg: AgentConfig) -> int:
     world = LiveWorld(cfg.node, sink, epoch_ns=cfg.epoch_ns or time.time_ns(), peers=cfg.peers,
                       profile=cfg.profile, seed=cfg.seed, security=cfg.security)
     node = NodeRuntime(app, cfg.node, world, seed=cfg.seed)
-    if spool.last_seq:
+    audit = Sandbox(now_ns=world.now_ns, stand_ins=False).__enter__() if cfg.audit else None
+    node.artifacts.load_all()  # a broken model or policy stops the agent here, in one line, not in every step
+    restarted = bool(spool.last_seq)
+    if restarted:
         node.recorder.resume(spool.last_seq, spool.clock)
         log.warning("agent %s: resuming after seq %d from the spool", cfg.node, spool.last_seq)
     def rebase(after: int) -> None:  # the hub's stream is past our numbers: continue after it
@@ -101,6 +113,23 @@ async def run_agent(cfg: AgentConfig) -> int:
     sink.shipper = shipper
     server = await world.serve(node.deliver, *cfg.listen)
     shipper.start()
+    # the trace a replay gives this start-up: the first start, or the n-th start of this spool
+    starts = sum(1 for i in spool.incarnations if i.restart)
+    start_trace = f"{cfg.node}/restart-{max(1, starts - 1)}" if restarted else f"{cfg.node}/start"
+
+    def start() -> None:
+        node.start(start_trace)
+
+    if cfg.wait_epoch:
+        world.on_epoch = start
+    else:
+        start()
+
+    def report(poll: Any) -> None:  # the driver's termination check reads this line on stdout
+        state = {**world.status(node), "poll": poll, "unacked": spool.unacked}
+        print("status " + json.dumps(state, sort_keys=True), flush=True)
+
+    world.on_status = report
     port = server.sockets[0].getsockname()[1]
     print(f"ready {cfg.node} {cfg.listen[0]}:{port}", flush=True)
     loop = asyncio.get_running_loop()
@@ -114,6 +143,10 @@ async def run_agent(cfg: AgentConfig) -> int:
     await shipper.stop()
     node.close()
     spool.close()
+    if audit is not None and cfg.audit is not None:
+        audit.__exit__()
+        found = [{"node": cfg.node, **f} for f in audit.report()]
+        cfg.audit.write_text(json.dumps(found, indent=1) + "\n")
     quarantined = spool.stats()
     if quarantined["lost"] or quarantined["rejected"]:
         print(f"agent {cfg.node}: {quarantined['lost']} span(s) lost to damage in the spool and "

@@ -13,14 +13,16 @@ import os
 import sys
 import sysconfig
 import traceback
+from contextvars import ContextVar
 from pathlib import Path
 from types import CodeType, FrameType, TracebackType
 
+import edgetrace
 from edgetrace import _attrs as attr
 
-__all__ = ["call_site", "exception_attrs", "is_app_file"]
+__all__ = ["IN_HANDLER", "call_site", "exception_attrs", "is_app_file", "is_library_file", "is_runtime_file"]
 
-_PKG = Path(__file__).resolve().parents[1]  # the edgetrace package (the links resolved)
+_PKG = Path(edgetrace.__file__).resolve().parent  # the core package; agents/replay/tui may be links
 
 
 def _real(path: Path) -> str:
@@ -29,19 +31,42 @@ def _real(path: Path) -> str:
 
 _RUNTIME = (_real(_PKG), *(_real(_PKG / d) for d in ("agents", "replay", "tui")))
 _SCENARIOS = _real(_PKG / "scenarios")  # shipped example apps are app code
-_STDLIB = tuple({_real(Path(sysconfig.get_paths()[k])) for k in ("stdlib", "platstdlib")})
+_STDLIB = (_real(Path(sysconfig.get_paths()["stdlib"])),)  # the interpreter's own library (not site-packages)
 _SITES: dict[tuple[CodeType, int], str] = {}
-_APP_FILE: dict[str, bool] = {}
+_APP_FILE: dict[str, str] = {}
+
+
+def _where(filename: str) -> str:
+    """'runtime' (edgetrace itself), 'stdlib' (or generated code) or 'app' (the app and its libraries)."""
+    found = _APP_FILE.get(filename)
+    if found is None:
+        real = os.path.realpath(filename)
+        if real.startswith(_RUNTIME) and not real.startswith(_SCENARIOS):
+            found = "runtime"
+        elif real.startswith(_STDLIB) or filename.startswith("<"):
+            found = "stdlib"
+        else:
+            found = "app"
+        _APP_FILE[filename] = found
+    return found
 
 
 def is_app_file(filename: str) -> bool:
     """Code of the app (or a library it uses), not edgetrace's runtime or the standard library."""
-    found = _APP_FILE.get(filename)
-    if found is None:
-        real = os.path.realpath(filename)
-        runtime = real.startswith(_RUNTIME) and not real.startswith(_SCENARIOS)
-        found = _APP_FILE[filename] = not (runtime or real.startswith(_STDLIB) or filename.startswith("<"))
-    return found
+    return _where(filename) == "app"
+
+
+def is_runtime_file(filename: str) -> bool:
+    return _where(filename) == "runtime"
+
+
+def is_library_file(filename: str) -> bool:
+    """Installed third-party code (site-packages), as opposed to the app's own source."""
+    return "site-packages" in filename or "dist-packages" in filename
+
+
+#: True inside a handler invocation's task: where the app's code runs (and only there).
+IN_HANDLER: ContextVar[bool] = ContextVar("edgetrace_in_handler", default=False)
 
 
 def _site(code: CodeType, line: int) -> str:
@@ -83,3 +108,4 @@ def _innermost(tb: TracebackType | None) -> str:
     while tb is not None:
         last, tb = tb, tb.tb_next
     return "" if last is None else f"{Path(last.tb_frame.f_code.co_filename).name}:{last.tb_lineno}"
+

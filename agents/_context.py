@@ -61,6 +61,7 @@ class Context:
         # it: the replay measures the time a handler spends between two steps from here
         self.last_step = origin
         self.site = ""  # file.py:line of the app code issuing the current step
+        self.uses_local = False  # once the handler touched ctx.local, its steps may depend on it
 
     def note(self, key: StepKey, end_ns: int) -> None:
         """Called by the recorder with each step this invocation records."""
@@ -74,6 +75,7 @@ class Context:
     def local(self) -> dict[str, Any]:
         """Node-local memory shared by this node's handlers (not recorded: the replay rebuilds
         it by re-running the same handlers, so it must only hold what handlers put there)."""
+        self.uses_local = True
         return self._node.local
 
     @property

@@ -116,10 +116,23 @@ class LiveWorld(NodeWorld):
         self._queues: dict[str, asyncio.Queue[tuple[float, Message]]] = {}
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._deliver: Callable[[Message], None] | None = None
+        self._deliver_here: Callable[[Message], None] | None = None
         self.sent = 0
         self.lost = 0
         self._inflight = 0
         self.stop_requested = asyncio.Event()
+        # counters for the recording driver's termination check (`status`): messages handed to a
+        # link, messages a link could not deliver, messages and inputs taken in
+        self.posted = 0
+        self.undeliverable = 0
+        self.received = 0
+        self.inputs = 0
+        self._local_pending = 0
+        self._timers: set[asyncio.TimerHandle] = set()
+        #: called with the poll number when the driver asks for this node's `status`
+        self.on_status: Callable[[Any], None] | None = None
+        #: called once when the session epoch arrives (start-up handlers wait for it)
+        self.on_epoch: Callable[[], None] | None = None
 
     def now_ns(self) -> int:
         return time.time_ns() - self.epoch_ns
@@ -127,13 +140,37 @@ class LiveWorld(NodeWorld):
     def actuator(self, action: str) -> Callable[..., Any] | None:
         return self.actuators.get(action)
 
+    def call_later(self, seconds: float, callback: Callable[..., object], *args: Any) -> asyncio.TimerHandle:
+        handle = asyncio.get_running_loop().call_later(seconds, callback, *args)
+        self._timers.add(handle)
+        return handle
+
+    def status(self, runtime: NodeRuntime) -> dict[str, Any]:
+        """What this node is still doing, and its message counters: the recording driver stops
+        the run when every node is idle and every message posted has been taken in (twice in a
+        row, so a message crossing between two reads is not missed)."""
+        now = asyncio.get_running_loop().time()
+        self._timers = {t for t in self._timers if not t.cancelled() and t.when() >= now}
+        busy = []
+        if runtime.tasks:
+            names = sorted(t.get_name() for t in runtime.tasks)
+            busy.append(f"{len(names)} handler(s) running (started by {', '.join(names[:3])}"
+                        + (", …" if len(names) > 3 else "") + ")")
+        if self._inflight or self._local_pending:
+            busy.append(f"{self._inflight + self._local_pending} message(s) waiting to leave")
+        due = min((t.when() - now for t in self._timers), default=None)
+        return {"node": self.node, "busy": busy, "next_timer_s": None if due is None else round(due, 3),
+                "posted": self.posted, "undeliverable": self.undeliverable, "received": self.received,
+                "inputs": self.inputs}
+
     # --- sending ----------------------------------------------------------------------------
 
     def transmit(self, msg: Message, span: Span) -> None:
         if msg.dst == self.node:
-            deliver = self._deliver
+            deliver = self._deliver_here
             if deliver is not None:
-                asyncio.get_running_loop().call_soon(deliver, msg)
+                self._local_pending += 1
+                asyncio.get_running_loop().call_soon(self._deliver_local, deliver, msg)
             return
         delay_ns = self.profile.link(self.node, msg.dst).draw(self._link_rng)
         if delay_ns is None:
@@ -145,7 +182,12 @@ class LiveWorld(NodeWorld):
             queue = self._queues[msg.dst] = asyncio.Queue()
             self._senders[msg.dst] = asyncio.get_running_loop().create_task(self._sender(msg.dst, queue))
         self._inflight += 1
+        self.posted += 1
         queue.put_nowait((time.monotonic() + delay_ns / 1e9, msg))
+
+    def _deliver_local(self, deliver: Callable[[Message], None], msg: Message) -> None:
+        self._local_pending -= 1
+        deliver(msg)
 
     async def _sender(self, dst: str, queue: asyncio.Queue[tuple[float, Message]]) -> None:
         """One FIFO per link: a message leaves when its drawn delay is over, never before the previous."""
@@ -160,6 +202,7 @@ class LiveWorld(NodeWorld):
                 self.sent += 1
             except (OSError, ConnectionError) as exc:
                 self.lost += 1
+                self.undeliverable += 1
                 self._writers.pop(dst, None)
                 log.warning("cannot deliver %s to %s: %s", msg.kind.value, dst, exc)
             finally:
@@ -183,10 +226,20 @@ class LiveWorld(NodeWorld):
 
     async def serve(self, deliver: Callable[[Message], None], host: str, port: int) -> asyncio.Server:
         """Listen for peers (and the recording driver); hand each message to `deliver` on the loop."""
-        self._deliver = deliver
+        self._deliver_here = deliver  # a node's messages to itself are not counted as taken in
+        self._deliver = self._counted(deliver)
         sec = self.security
         return await asyncio.start_server(self._handle, host, port, ssl=sec.server_ssl, backlog=256,
                                           ssl_handshake_timeout=sec.limits.handshake_timeout if sec.server_ssl else None)
+
+    def _counted(self, deliver: Callable[[Message], None]) -> Callable[[Message], None]:
+        def counted(msg: Message) -> None:
+            if msg.src == "driver":
+                self.inputs += 1
+            else:
+                self.received += 1
+            deliver(msg)
+        return counted
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -256,6 +309,12 @@ class LiveWorld(NodeWorld):
     def _control(self, msg: Message) -> None:
         if msg.topic == "epoch" and isinstance(msg.payload, int):
             self.epoch_ns = msg.payload
+            started, self.on_epoch = self.on_epoch, None
+            if started is not None:
+                started()
+        elif msg.topic == "status":
+            if self.on_status is not None:
+                self.on_status(msg.payload)
         elif msg.topic == "stop":
             self.stop_requested.set()
         else:

@@ -22,7 +22,8 @@ import numpy as np
 from edgetrace._artifacts import callable_sha256, file_sha256
 from edgetrace._errors import ModelError
 
-__all__ = ["FunctionRunner", "ModelResult", "ModelRunner", "OnnxRunner", "deterministic_session", "tensor_to_obj"]
+__all__ = ["FunctionRunner", "ModelResult", "ModelRunner", "OnnxRunner", "deterministic_session", "tensor_from_obj",
+           "tensor_to_obj"]
 
 
 @dataclass
@@ -58,6 +59,10 @@ class ModelRunner(abc.ABC):
     """
 
     provider = "onnxruntime"
+    #: The replay may serve this runner's steps from the recording when their inputs are
+    #: byte-identical (`memo_inputs`, `recall`); only runners that are deterministic and can
+    #: say what they record before running opt in.
+    memoisable = False
 
     def __init__(self, name: str, path: str | Path | None = None, *, sha256: str = "") -> None:
         self.name = name
@@ -75,6 +80,17 @@ class ModelRunner(abc.ABC):
     def options(self) -> dict[str, Any]:
         """Settings that affect outputs, recorded with every infer span."""
         return {}
+
+    def memo_inputs(self, inputs: Any) -> Any:
+        """What `run(inputs)` records as the step's inputs (its `ModelResult.inputs`, else the
+        inputs as tensors), computed without running the model; None when that cannot be said
+        (the step then runs). The replay's inference memo matches recorded steps on it."""
+        return None
+
+    def recall(self, inputs: Any, outputs: Any) -> ModelResult:
+        """The `ModelResult` that `run` returned, rebuilt from what it recorded: its `inputs` and
+        `outputs`, decoded from the step's blobs. Needed only when `memoisable`."""
+        raise NotImplementedError(f"{type(self).__name__} is not memoisable")
 
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         pass
@@ -134,8 +150,22 @@ def deterministic_session(path: Path, *, threads: int = 1) -> tuple[Any, dict[st
     return session, settings
 
 
+def tensor_from_obj(value: Any) -> Any:
+    """The inverse of `tensor_to_obj` for what it made of arrays (a fresh, writable array)."""
+    if isinstance(value, Mapping):
+        if set(value) == {"dtype", "shape", "data"} and isinstance(value["data"], (bytes, bytearray)):
+            arr = np.frombuffer(value["data"], dtype=np.dtype(value["dtype"]))
+            return arr.reshape([int(n) for n in value["shape"]]).copy()
+        return {k: tensor_from_obj(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [tensor_from_obj(v) for v in value]
+    return value
+
+
 class OnnxRunner(ModelRunner):
     """Any `.onnx` file: inputs are a mapping name → array, outputs the same."""
+
+    memoisable = True
 
     def __init__(self, name: str, path: str | Path, *, threads: int = 1) -> None:
         super().__init__(name, path)
@@ -146,6 +176,18 @@ class OnnxRunner(ModelRunner):
     def options(self) -> dict[str, Any]:
         return dict(self._settings)
 
+    def _feeds(self, inputs: Any) -> dict[str, Any]:
+        return {n: np.asarray(inputs[n]) for n in self.input_names}
+
+    def memo_inputs(self, inputs: Any) -> Any:
+        if not isinstance(inputs, Mapping) or any(n not in inputs for n in self.input_names):
+            return None  # run() says what is wrong
+        return tensor_to_obj(self._feeds(inputs))
+
+    def recall(self, inputs: Any, outputs: Any) -> ModelResult:
+        values = {n: tensor_from_obj(outputs[n]) for n in self.output_names}
+        return ModelResult(output=values, inputs=inputs, outputs=outputs, attrs={})
+
     def run(self, inputs: Any) -> ModelResult:
         if not isinstance(inputs, Mapping):
             raise ModelError(
@@ -155,7 +197,7 @@ class OnnxRunner(ModelRunner):
         missing = [n for n in self.input_names if n not in inputs]
         if missing:
             raise ModelError(f"model {self.name!r}: missing inputs {missing}", model=self.name)
-        feeds = {n: np.asarray(inputs[n]) for n in self.input_names}
+        feeds = self._feeds(inputs)
         values = self.session.run(self.output_names, feeds)
         outputs = dict(zip(self.output_names, values, strict=True))
         return ModelResult(

@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from edgetrace import _attrs as attr
+from edgetrace._handler_errors import HANDLER_ERROR
 from edgetrace._records import Span, SpanKind
 from edgetrace._stepkey import StepCounter
 from edgetrace.agents._app import START_TOPIC, App, Artifact, Handler
-from edgetrace.agents._code import exception_attrs
+from edgetrace.agents._code import IN_HANDLER, exception_attrs
 from edgetrace.agents._context import Context
 from edgetrace.agents._message import Message, MessageKind
 from edgetrace.agents._messaging import Messaging
@@ -121,16 +122,17 @@ class NodeRuntime:
         task.add_done_callback(self.tasks.discard)
 
     async def _run_handler(self, handler: Handler, ctx: Context, payload: Any, reply_to: Message | None) -> None:
+        IN_HANDLER.set(True)  # this task's own context: the app's code runs from here
         try:
             result = await handler(ctx, payload)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the app's bug: record it, keep the node alive
             error = f"{type(exc).__name__}: {exc}"
-            key = self.keys.next(ctx.trace, SpanKind.LOG, "handler.error")
+            key = self.keys.next(ctx.trace, SpanKind.LOG, HANDLER_ERROR)
             found = exception_attrs(exc)
             ctx.site = found[attr.CODE]  # the line that raised, not the last step's
-            self.recorder.step(SpanKind.LOG, "handler.error", key, ctx, error=error, attrs=found)
+            self.recorder.step(SpanKind.LOG, HANDLER_ERROR, key, ctx, error=error, attrs=found)
             if reply_to is not None:
                 self.messaging.reply(ctx, reply_to, None, error)
             return

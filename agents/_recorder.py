@@ -37,6 +37,9 @@ class StepScope(Protocol):
     @property
     def site(self) -> str: ...
 
+    @property
+    def uses_local(self) -> bool: ...
+
     def note(self, key: StepKey, end_ns: int) -> None: ...
 
 
@@ -97,8 +100,11 @@ class Recorder:
         if scope is not None:
             fields.setdefault("trace", scope.trace)
             fields.setdefault("parent", scope.parent)
-            if scope.site:
-                fields["attrs"] = {**fields.get("attrs", {}), attr.CODE: scope.site}
+            if scope.site or scope.uses_local:
+                extra: dict[str, Any] = {attr.CODE: scope.site} if scope.site else {}
+                if scope.uses_local:
+                    extra[attr.LOCAL] = True
+                fields["attrs"] = {**fields.get("attrs", {}), **extra}
         if "start" not in fields:
             fields["start"] = (self._start_at(scope, key) if scope is not None and self._start_at is not None
                                else self._now_ns())

@@ -60,6 +60,10 @@ class RuleEngine(abc.ABC):
     """One loaded policy."""
 
     engine = "python"
+    #: The replay may serve this engine's decisions from the recording when the input document
+    #: is byte-identical (as JSON): only engines whose result depends on nothing but the
+    #: document's JSON value, and is itself JSON, opt in (Rego does; a Python function may not).
+    memoisable = False
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -68,6 +72,10 @@ class RuleEngine(abc.ABC):
     @abc.abstractmethod
     def evaluate(self, document: Any) -> Decision:
         """Evaluate the policy on an input document; deterministic for the same document."""
+
+    def recall(self, result: Any) -> Decision:
+        """The Decision `evaluate` returned, rebuilt from its recorded result."""
+        return Decision(_value(result), result, _fired(result))
 
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         pass
@@ -122,6 +130,7 @@ class RegoPolicy(RuleEngine):
     """
 
     engine = "rego"
+    memoisable = True  # input and result are JSON values; regopy's objects come out key-sorted
 
     def __init__(self, name: str, path: str | Path, *, query: str | None = None) -> None:
         super().__init__(name)

@@ -29,13 +29,16 @@ class _Node:
 
 
 def synth_spans(records: int, nodes: int, *, seed: int = 0, topology: str = "fleet",
-                p_message: float = 0.2, region_size: int = 25) -> Iterator[Span]:
+                p_message: float = 0.2, region_size: int = 25, parents: bool = False) -> Iterator[Span]:
+    """`parents`: fill in `parent` as the runtime does (a served request's parent is the request,
+    a reply's is the handler's root step), for benchmarks that walk handler program order."""
     rng = random.Random(seed)
     grid = [_Node(f"node-{i:04d}") for i in range(nodes)]
     produced = 0
     trace_no = 0
 
-    def emit(n: _Node, kind: SpanKind, name: str, trace: str, cause: _Node | None, attrs: dict) -> Span:
+    def emit(n: _Node, kind: SpanKind, name: str, trace: str, cause: _Node | None, attrs: dict,
+             parent: str = "") -> Span:
         changes: dict[str, int] = {}
         if cause is not None:
             for k, v in cause.clock.items():
@@ -48,7 +51,7 @@ def synth_spans(records: int, nodes: int, *, seed: int = 0, topology: str = "fle
         n.seq += 1
         start = n.now
         n.now += rng.randint(50_000, 5_000_000)
-        return Span(node=n.name, seq=n.seq, kind=kind, name=name, trace=trace,
+        return Span(node=n.name, seq=n.seq, kind=kind, name=name, trace=trace, parent=parent if parents else "",
                     cause=f"{cause.name}:{cause.seq}" if cause else "", start=start, end=n.now,
                     vc=dict(sorted(changes.items())), attrs=attrs)
 
@@ -80,14 +83,15 @@ def synth_spans(records: int, nodes: int, *, seed: int = 0, topology: str = "fle
                     peer = grid[(i + region_size) % nodes]
             else:
                 peer = gateway
-        req = emit(n, SpanKind.STATE_PUT, "zones/row-12", trace, None, {"edgetrace.to": peer.name})
+        op = SpanKind.STATE_GET if parents and rng.random() < 0.5 else SpanKind.STATE_PUT
+        req = emit(n, op, "zones/row-12", trace, None, {"edgetrace.to": peer.name})
         yield req
         served_cause = _Node(n.name)
         served_cause.clock, served_cause.seq = n.clock, n.seq
-        served = emit(peer, SpanKind.STATE_PUT, "zones/row-12", trace, served_cause,
-                      {"edgetrace.state.key": "zones/row-12"})
+        served = emit(peer, op, "zones/row-12", trace, served_cause,
+                      {"edgetrace.state.key": "zones/row-12"}, parent=req.ref)
         yield served
         reply_cause = _Node(peer.name)
         reply_cause.clock, reply_cause.seq = peer.clock, peer.seq
-        yield emit(n, SpanKind.RECV, "state.put:reply", trace, reply_cause, {})
+        yield emit(n, SpanKind.RECV, "state.put:reply", trace, reply_cause, {}, parent=req.ref)
         produced += 3

@@ -73,7 +73,7 @@ def bench_overhead(session: Path) -> dict[str, float]:
     ExtractorRunner.run, RegoPolicy.evaluate = timed(original[0]), timed(original[1])
     try:
         t0 = time.perf_counter()
-        report, _, _ = replay_session(session)
+        report, _, _ = replay_session(session, reexecute=True)  # every step run: the memo would hide them
         wall = time.perf_counter() - t0
     finally:
         ExtractorRunner.run, RegoPolicy.evaluate = original

@@ -22,10 +22,18 @@ BENCHES = {
         ["bench_core.py"], ["bench_core.py", "--records", "100000", "--nodes", "200"]),
     "live path (issue 3: record cost vs OTel, hub ingest)": (
         ["bench_live.py"], ["bench_live.py", "--steps", "10000", "--repeats", "3", "--records", "100000"]),
+    "record cost (issue 17: the whole step path, ctx.log to spool, vs the OTel SDK)": (
+        ["bench_record.py"], ["bench_record.py", "--steps", "5000", "--repeats", "3"]),
     "replay (issue 4: virtual-time speed, overhead vs model+rule time)": (
         ["bench_replay.py"], ["bench_replay.py", "--repeats", "3", "--virtual", "1200"]),
     "explorer (issue 6: first screen, memory, keystroke latency at 1M spans)": (
         ["bench_explore.py"], ["bench_explore.py", "--records", "100000", "--runs", "2"]),
+    "causal cuts (issue 13: the cut of one finding in a 1M-record session)": (
+        ["bench_why.py"], ["bench_why.py", "--records", "100000", "--nodes", "200"]),
+    "sweeps (issue 17: seeds/s with and without the inference memo, process pool vs Ray)": (
+        ["bench_sweep.py"], ["bench_sweep.py", "--seeds", "60", "--baseline-seeds", "10"]),
+    "determinism (issue 12: 1,000 same-seed double replays under a probabilistic plan)": (
+        ["bench_determinism.py"], ["bench_determinism.py", "--seeds", "10"]),
 }
 
 

@@ -39,6 +39,7 @@ ACT_EXECUTED: Final = "edgetrace.act.executed"
 
 # --- where in the app -------------------------------------------------------------------------
 CODE: Final = "edgetrace.code"  # file.py:line of the app code that issued a step (or raised)
+LOCAL: Final = "edgetrace.local"  # the handler had used ctx.local by this step (node memory)
 EXCEPTION_TYPE: Final = "exception.type"  # OpenTelemetry's exception attributes
 EXCEPTION_MESSAGE: Final = "exception.message"
 EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
@@ -92,6 +93,29 @@ GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
 GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"  # opt-in content (GenAI conventions)
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+SERVICE_NAMESPACE: Final = "service.namespace"
+
+# --- OpenInference's names (what Phoenix and other LLM backends read) ------------------------
+OI_SPAN_KIND: Final = "openinference.span.kind"
+OI_PROJECT_NAME: Final = "openinference.project.name"  # a resource attribute
+OI_INPUT_VALUE: Final = "input.value"
+OI_INPUT_MIME_TYPE: Final = "input.mime_type"
+OI_OUTPUT_VALUE: Final = "output.value"
+OI_OUTPUT_MIME_TYPE: Final = "output.mime_type"
+OI_SESSION_ID: Final = "session.id"
+OI_METADATA: Final = "metadata"
+OI_TAGS: Final = "tag.tags"
+OI_LLM_MODEL_NAME: Final = "llm.model_name"
+OI_LLM_PROVIDER: Final = "llm.provider"
+OI_LLM_TOKENS_PROMPT: Final = "llm.token_count.prompt"
+OI_LLM_TOKENS_COMPLETION: Final = "llm.token_count.completion"
+OI_LLM_TOKENS_TOTAL: Final = "llm.token_count.total"
+OI_LLM_INPUT_MESSAGES: Final = "llm.input_messages"  # then .{i}.message.role / .content
+OI_LLM_OUTPUT_MESSAGES: Final = "llm.output_messages"
+OI_TOOL_NAME: Final = "tool.name"
 
 #: Short names the invariant and query languages accept for the most-read attributes.
 SHORTHANDS: Final[dict[str, str]] = {

@@ -16,7 +16,8 @@ object they concern (a session path, a node, a span) so callers can act on them:
     │   └── StorageError            a session cannot be written: disk full, I/O error
     ├── TransportError              the live link between agents and hub
     │   ├── FrameError              malformed or oversized frame
-    │   └── AuthError               missing or wrong token
+    │   ├── AuthError               missing or wrong token
+    │   └── IngestError             an OTLP request the hub cannot take (edgetrace._otlp; .status)
     ├── ModelError                  an ONNX model that cannot be loaded or run (.model)
     ├── PolicyError                 a rule policy that cannot be loaded or evaluated (.policy)
     └── ReplayError                 a session that cannot be replayed (e.g. app not importable)

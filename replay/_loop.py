@@ -108,6 +108,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
     def __init__(self) -> None:
         self._now_ns = 0
         self._order = itertools.count()
+        self.ran = 0  # callbacks run so far: how the watchdog sees the loop move
         self._ready: collections.deque[_Handle | _Timer] = collections.deque()
         self._timers: list[_Timer] = []
         self._running = False
@@ -116,6 +117,9 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         self._debug = False
         self._exception_handler: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None = None
         self._task_factory: Any = None
+        #: Told (call, app line) when handler code hands work to a thread; the work then runs
+        #: inline. Unset, such a call is refused.
+        self.on_nondeterminism: Callable[[str, str], None] | None = None
 
     # --- time -----------------------------------------------------------------------------------
 
@@ -194,6 +198,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         now = self._now_ns
         while timers and timers[0].when_ns <= now:
             ready.append(heapq.heappop(timers))
+        self.ran += 1
         for _ in range(len(ready)):
             handle = ready.popleft()
             if handle._dead:
@@ -294,7 +299,19 @@ class VirtualLoop(asyncio.AbstractEventLoop):
     # --- what a handler must not do under replay --------------------------------------------------
 
     def run_in_executor(self, executor: Any, func: Callable[[Unpack[_Ts]], _T], *args: *_Ts) -> asyncio.Future[_T]:
-        raise ReplayError("handlers may not use threads under replay (run_in_executor breaks determinism)")
+        if self.on_nondeterminism is None:
+            raise ReplayError("handlers may not use threads under replay (run_in_executor breaks determinism)")
+        from edgetrace.agents._sandbox import app_caller
+
+        at = app_caller()
+        if at:
+            self.on_nondeterminism("loop.run_in_executor()", at)
+        future: asyncio.Future[_T] = self.create_future()
+        try:
+            future.set_result(func(*args))  # deterministic: done now, on the loop
+        except Exception as exc:  # the work's own error, handed back as an executor would
+            future.set_exception(exc)
+        return future
 
     def set_default_executor(self, executor: Any) -> None:
         raise ReplayError("handlers may not use threads under replay (set_default_executor)")

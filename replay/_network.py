@@ -82,7 +82,7 @@ class SimNetwork:
             return  # lost in the recording (or by the profile): lost again
         now = self._loop.time_ns() + hold_ns
         op = msg.kind.value
-        delays = self._injector.message(MessageFacts(msg.src, msg.dst, op, msg.topic, msg.payload, now, base))
+        delays = self._injector.message(MessageFacts(msg.src, msg.dst, op, msg.topic, msg.payload, now, base, key))
         if delays != [base]:
             effect = "dropped" if not delays else (
                 f"duplicated ×{len(delays)}" if len(delays) > 1 else f"delayed {(delays[0] - base) / 1e6:+.0f} ms")

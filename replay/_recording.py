@@ -74,14 +74,26 @@ class Recording:
                 durations[(span.kind.value, span.name)].append(span.duration)
         self.median_duration = {k: int(statistics.median(v)) for k, v in sorted(durations.items())}
         self.end = max((max(s.start, s.end) for s in self.spans), default=0)
+        self._input_blobs: dict[str, bytes] = {}
+        # fault records of a simulated recording, by node and seq: replayed as records, so a
+        # replay's span refs stay the recording's (they are history, not faults to inject again)
+        self.fault_records: dict[str, dict[int, Span]] = defaultdict(dict)
+        for span in self.spans:
+            if span.kind is SpanKind.FAULT:
+                self.fault_records[span.node][span.seq] = span
 
     def inputs(self) -> list[RecordedInput]:
+        """The recorded inputs, decoded afresh on every call (a handler may change its payload;
+        the next replay must not see that), their bytes read from the session once."""
         found = []
+        raw = self._input_blobs
         for span in self.spans:
             if span.kind is not SpanKind.INPUT:
                 continue
             sha = span.blobs.get("input")
-            payload = decode_any(self.session.blob(sha)) if sha else span.attrs.get(attr.PAYLOAD)
+            if sha and sha not in raw:
+                raw[sha] = self.session.blob(sha)
+            payload = decode_any(raw[sha]) if sha else span.attrs.get(attr.PAYLOAD)
             found.append(RecordedInput(span.start, span.node, span.name, span.trace, payload))
         found.sort(key=lambda i: (i.at, i.node, i.trace))
         return found

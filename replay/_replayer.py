@@ -20,19 +20,26 @@ from typing import Any
 from edgetrace import _attrs as attr
 from edgetrace._artifacts import callable_sha256, file_sha256
 from edgetrace._errors import UsageError
+from edgetrace._handler_errors import is_handler_error
 from edgetrace._index import CausalIndex
-from edgetrace._records import Manifest, SpanKind
+from edgetrace._records import Manifest, Span, SpanKind
 from edgetrace._session import Session, SessionWriter
+from edgetrace._stepkey import StepKey
 from edgetrace._trust import choose_app
 from edgetrace._version import __version__
+from edgetrace._why import CutStep, PairCut, Why
 from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._scenario import load_app
+from edgetrace.replay._counterfactual import MODES, ShadowLog, closed_loop, teacher_forced
 from edgetrace.replay._divergence import compare
+from edgetrace.replay._memo import DEFAULT_FAITHFUL_VERIFY, InferenceMemo
+from edgetrace.replay._races import HoldInjector, confirm, find_races
 from edgetrace.replay._recording import Recording
 from edgetrace.replay._report import ReplayReport, TraceReport
 from edgetrace.replay._sim import ReplayRun, SimGrid
 from edgetrace.replay._validate import Universe, check_faults, check_invariants
+from edgetrace.replay._world import SharedArtifacts
 from edgetrace.replay.faults import FaultInjector, FaultPlan, PlanInjector
 
 __all__ = ["Replayer", "parse_substitutions", "replay_command", "replay_session"]
@@ -121,7 +128,20 @@ class Replayer:
         invariants: Sequence[Any] = (),
         horizon_s: float = 30.0,
         progress: Callable[[int, int], None] | None = None,
+        reexecute: bool = False,
+        verify_memo: int | None = None,
+        artifacts: SharedArtifacts | None = None,
+        make_injector: Callable[[], FaultInjector] | None = None,
+        why_depth: int | None = 12,
+        confirm_races: bool = False,
+        mode: str = "closed-loop",
     ) -> tuple[ReplayReport, ReplayRun]:
+        """`reexecute` runs every model and policy step again instead of serving byte-identical
+        ones from the recording (`_memo.py`); `verify_memo` re-executes that many memoised steps
+        and fails on a mismatch (default: a sample in faithful replays, none under faults);
+        `make_injector` makes the fault injector of each simulation (default: the plan's)."""
+        if mode not in MODES:
+            raise UsageError(f"unknown counterfactual mode {mode!r}; expected one of: {', '.join(MODES)}")
         models = dict(models or {})
         policies = dict(policies or {})
         for name in models:
@@ -136,15 +156,58 @@ class Replayer:
         if plan:
             check_faults(plan, self.universe)
         check_invariants(list(invariants), self.universe)
-        injector = PlanInjector(plan, seed) if plan else FaultInjector()
-        extra = max((event.until or 0 for event in injector.node_events(self.nodes)), default=0)
-        until = max(self.recording.end, extra) + int(horizon_s * _S)
-        grid = SimGrid(
-            self.app, self.nodes, seed=seed, plan=plan, injector=injector, recording=self.recording,
-            profile=self.profile, model_paths=models, policy_paths=policies,
-        )
-        run = grid.run(self.recording.inputs(), until_ns=until, progress=progress)
-        report = self._report(run, plan=plan, seed=seed, models=models, policies=policies, invariants=invariants)
+        swapped = bool(models or policies)
+        forced = swapped and mode == "teacher-forced"
+        shadow: ShadowLog | None = None
+        if forced:  # substitutes run beside the app's own, on the recorded inputs; they steer nothing
+            shadow = ShadowLog({**{("model", n): self.app.build_model(n, a) for n, a in sorted(models.items())},
+                                **{("policy", n): self.app.build_policy(n, a) for n, a in sorted(policies.items())}})
+
+        if verify_memo is None:
+            verify_memo = DEFAULT_FAITHFUL_VERIFY if not (plan or models or policies) else 0
+
+        def simulate(holds: dict[StepKey, int] | None = None, tick: Callable[[int, int], None] | None = None,
+                     swap: bool = not forced) -> ReplayRun:
+            injector: FaultInjector = (make_injector() if make_injector is not None
+                                       else PlanInjector(plan, seed) if plan else FaultInjector())
+            if holds:
+                injector = HoldInjector(injector, holds)
+            extra = max((event.until or 0 for event in injector.node_events(self.nodes)), default=0)
+            until = max(self.recording.end, extra) + int(horizon_s * _S)
+            grid = SimGrid(
+                self.app, self.nodes, seed=seed, plan=plan, injector=injector, recording=self.recording,
+                profile=self.profile, model_paths=models if swap else {}, policy_paths=policies if swap else {},
+                epoch_ns=int(self.session.manifest.meta.get("epoch_ns", 0) or 0),
+                shadow=shadow if not swap else None, artifacts=artifacts,
+                memo=InferenceMemo(self.recording, reexecute=reexecute, verify=verify_memo),
+            )
+            return grid.run(self.recording.inputs(), until_ns=until, progress=tick)
+
+        try:
+            run = simulate(tick=progress)
+        finally:
+            for engine in (shadow.shadows.values() if shadow is not None else ()):
+                engine.close()
+        report = self._report(run, plan=plan, seed=seed, models=models, policies=policies, invariants=invariants,
+                              why_depth=why_depth)
+        if forced and shadow is not None:
+            report.counterfactual = teacher_forced(shadow, len({s.trace for s in run.spans if s.trace}))
+        elif swapped:
+            baseline = simulate(swap=False)
+            report.counterfactual = closed_loop(baseline.spans, run.spans,
+                                                _per_trace(invariants, baseline.spans), _per_trace(invariants, run.spans))
+        if confirm_races and report.races:
+            found = find_races(run.spans, CausalIndex(run.spans))
+            def violated(spans: list[Span]) -> dict[str, int]:
+                from edgetrace.replay._invariants import History, check_all
+
+                counts: dict[str, int] = {}
+                for v in check_all(list(invariants), History(spans)) if invariants else []:
+                    counts[v.invariant] = counts.get(v.invariant, 0) + 1
+                return counts
+
+            confirm(found, lambda holds: simulate(holds).spans, run.keys, run.spans, violated=violated)
+            report.races = [r.to_dict() for r in found]
         return report, run
 
     @cached_property
@@ -153,14 +216,18 @@ class Replayer:
         return Universe.of(self.app, self.nodes, self.session.spans, where=f"session {self.session.path.name}")
 
     def _report(self, run: ReplayRun, *, plan: Any, seed: int, models: Mapping[str, Artifact],
-                policies: Mapping[str, Artifact], invariants: Sequence[Any]) -> ReplayReport:
+                policies: Mapping[str, Artifact], invariants: Sequence[Any],
+                why_depth: int | None = 12) -> ReplayReport:
         recorded = self.recording.spans
         rec_index = self.session.index
         rep_index = CausalIndex(run.spans)
         divergences = compare(recorded, self.recording.keys, rec_index, run.spans, run.keys, rep_index)
+        rec_error_keys = {self.recording.keys[s.ref] for s in recorded if is_handler_error(s) and s.ref in self.recording.keys}
         rec_steps = [s for s in recorded if s.kind is not SpanKind.FAULT]
         matched = len(rec_steps) - len({d.key for d in divergences if d.kind in ("missing", "changed")})
         violations: list[Any] = []
+        from edgetrace.replay._invariants import Coverage
+
         if invariants:
             from edgetrace.replay._invariants import History, check_all
 
@@ -169,6 +236,17 @@ class Replayer:
         violation_chains = {
             v.span: [_step(by_ref[ref]) for ref in v.chain if ref in by_ref] for v in violations
         }
+        why = Why(run.spans, rep_index)
+        why_recorded = Why(recorded, rec_index)
+        violation_cuts: dict[str, dict[str, Any]] = {}
+        for v in violations:
+            if v.span in violation_cuts or v.span not in by_ref:
+                continue
+            if v.other and v.other in by_ref:
+                pair = why.pair(by_ref[v.other], by_ref[v.span], depth=why_depth)
+                violation_cuts[v.span] = {"cut": _cut(pair.second_cut), "pair": _pair(pair)}
+            else:
+                violation_cuts[v.span] = {"cut": _cut(why.cut(by_ref[v.span], depth=why_depth))}
         traces: dict[str, TraceReport] = {}
         for d in divergences:
             report = traces.get(d.trace)
@@ -182,6 +260,7 @@ class Replayer:
             if spans_ref is not None:
                 past = index.causal_past(spans_ref, trace=trace)[-12:]
                 report.chain = [_step(s) for s in [*past, spans_ref]]
+                report.why = _cut((why if anchor is not None else why_recorded).cut(spans_ref, depth=why_depth))
             report.recorded_decisions = _decisions(rec_index.causal_sort(s for s in recorded if s.trace == trace))
             report.replayed_decisions = _decisions(rep_index.causal_sort(s for s in run.spans if s.trace == trace))
         return ReplayReport(
@@ -202,6 +281,12 @@ class Replayer:
             violation_chains=violation_chains,
             invariants=[(inv.name, inv.description) for inv in invariants],
             fault_counts=run.fault_counts,
+            handler_errors=_handler_errors(run.spans, run.keys, recorded=rec_error_keys, why=why, depth=why_depth),
+            recorded_errors=_handler_errors(recorded, self.recording.keys),
+            nondeterminism=run.nondeterminism,
+            violation_cuts=violation_cuts,
+            coverage=[(inv.name, inv.mode, inv.reached) for inv in invariants if isinstance(inv, Coverage)],
+            races=[r.to_dict() for r in find_races(run.spans, rep_index)],
         )
 
     def save(self, run: ReplayRun, report: ReplayReport, out: str | os.PathLike[str]) -> Path:
@@ -247,6 +332,48 @@ def _step(span: Any) -> dict[str, Any]:
             "error": span.error, "summary": summary}
 
 
+def _handler_errors(spans: list[Span], keys: Mapping[str, StepKey], *,
+                    recorded: set[StepKey] | None = None, why: Why | None = None,
+                    depth: int | None = 12) -> list[dict[str, Any]]:
+    """Handler errors as report entries; `new` when `recorded` (the recording's error steps)
+    has no error at that step; new ones carry their causal cut (the first 20)."""
+    found = []
+    cuts = 0
+    for s in spans:
+        if not is_handler_error(s):
+            continue
+        where = s.attrs.get(attr.CODE)
+        new = recorded is not None and keys.get(s.ref) not in recorded
+        entry: dict[str, Any] = {"ref": s.ref, "trace": s.trace, "node": s.node, "error": s.error,
+                                 "at": where if isinstance(where, str) else "", "new": new}
+        if new and why is not None and cuts < 20:
+            entry["why"] = _cut(why.cut(s, depth=depth))
+            cuts += 1
+        found.append(entry)
+    return sorted(found, key=lambda e: (e["trace"], e["node"], e["ref"]))
+
+
+def _per_trace(invariants: Sequence[Any], spans: list[Span]) -> dict[str, int]:
+    """Violations per trace of a run (the counterfactual verdicts compare these)."""
+    from edgetrace.replay._invariants import History, check_all
+
+    found: dict[str, int] = {}
+    for v in check_all(list(invariants), History(spans)) if invariants else []:
+        found[v.trace] = found.get(v.trace, 0) + 1
+    return found
+
+
+def _cut(steps: list[CutStep]) -> list[dict[str, Any]]:
+    """A cut as report lines: each step as the chain shows it, plus where it ran and why it is there."""
+    return [{**_step(c.span), "node": c.span.node, "trace": c.span.trace, "why": c.reason} for c in steps]
+
+
+def _pair(pair: PairCut) -> dict[str, Any]:
+    return {"first": pair.first.ref, "second": pair.second.ref, "relation": pair.relation,
+            "split": pair.split.ref if pair.split else None, "first_cut": _cut(pair.first_cut),
+            "lost": _cut(pair.lost)}
+
+
 def _decisions(spans: list[Any]) -> list[dict[str, Any]]:
     found = []
     for s in spans:
@@ -273,13 +400,22 @@ def replay_session(
     progress: Callable[[int, int], None] | None = None,
     app: Any = None,
     replayer: Replayer | None = None,
+    reexecute: bool = False,
+    verify_memo: int | None = None,
+    artifacts: SharedArtifacts | None = None,
+    occurrences: Sequence[int] | None = None,
+    make_injector: Callable[[], FaultInjector] | None = None,
+    why_depth: int | None = 12,
+    confirm_races: bool = False,
+    mode: str = "closed-loop",
     trust_session: bool = False,
 ) -> tuple[ReplayReport, Replayer, ReplayRun]:
     """What `edgetrace replay` does, as a function: parse everything, run, report.
 
     `app` is an App or a reference (`--app`); without it the session's app must be trusted
-    (edgetrace._trust), or `trust_session` given.
-    """
+    (edgetrace._trust), or `trust_session` given. `occurrences` (`--occurrences`) applies only
+    those occurrences of the plan under this seed, numbered as a first replay with the whole
+    plan applies them (`replay/_ddmin.py`)."""
     from edgetrace.replay._invariants import resolve
 
     plan = FaultPlan.parse(list(faults), [Path(f) for f in fault_files])
@@ -292,11 +428,17 @@ def replay_session(
     invariants = resolve(names, declared)
     if seed is None and plan.seed is not None:
         seed = plan.seed
-    report, run = replayer.run(
+    options: dict[str, Any] = dict(
         plan=plan if plan else None, seed=seed, models=parse_substitutions(models, what="model"),
         policies=parse_substitutions(policies, what="policy"), invariants=invariants,
-        horizon_s=horizon_s, progress=progress,
+        horizon_s=horizon_s, why_depth=why_depth, confirm_races=confirm_races, mode=mode,
+        reexecute=reexecute, verify_memo=verify_memo, artifacts=artifacts, make_injector=make_injector,
     )
+    if occurrences is not None:
+        from edgetrace.replay._ddmin import occurrence_injector
+
+        options["make_injector"] = occurrence_injector(replayer, occurrences, **options)
+    report, run = replayer.run(progress=progress, **options)
     return report, replayer, run
 
 

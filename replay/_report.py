@@ -26,6 +26,7 @@ class TraceReport:
     first: Divergence
     count: int = 0
     chain: list[dict[str, Any]] = field(default_factory=list)
+    why: list[dict[str, Any]] = field(default_factory=list)  # the causal cut of the first divergence
     recorded_decisions: list[dict[str, Any]] = field(default_factory=list)
     replayed_decisions: list[dict[str, Any]] = field(default_factory=list)
 
@@ -35,6 +36,7 @@ class TraceReport:
             "divergences": self.count,
             "first_divergence": self.first.to_dict(),
             "causal_chain": self.chain,
+            "why": self.why,
             "decisions": {"recorded": self.recorded_decisions, "replayed": self.replayed_decisions},
         }
 
@@ -58,6 +60,13 @@ class ReplayReport:
     violation_chains: dict[str, list[dict[str, Any]]]
     invariants: list[tuple[str, str]] = field(default_factory=list)  # (name, description) checked
     fault_counts: list[tuple[str, int]] = field(default_factory=list)  # (spec, times applied), plan order
+    handler_errors: list[dict[str, Any]] = field(default_factory=list)  # in the replay, report order
+    recorded_errors: list[dict[str, Any]] = field(default_factory=list)  # in the recording
+    nondeterminism: list[dict[str, Any]] = field(default_factory=list)  # calls caught at app lines
+    violation_cuts: dict[str, dict[str, Any]] = field(default_factory=dict)  # span -> {"cut", "pair"?}
+    coverage: list[tuple[str, str, int]] = field(default_factory=list)  # (name, mode, times reached)
+    races: list[dict[str, Any]] = field(default_factory=list)  # concurrent accesses of one key
+    counterfactual: dict[str, Any] | None = None  # with swapped models/policies: the verdicts
 
     @property
     def faithful(self) -> bool:
@@ -108,8 +117,18 @@ class ReplayReport:
                 for name, text in self.invariants
             ],
             "violations": [
-                {**v.to_dict(), "causal_chain": self.violation_chains.get(v.span, [])} for v in self.violations
+                {**v.to_dict(), "causal_chain": self.violation_chains.get(v.span, []),
+                 **({"why": self.violation_cuts[v.span]["cut"]} if v.span in self.violation_cuts else {}),
+                 **({"pair": self.violation_cuts[v.span]["pair"]} if "pair" in self.violation_cuts.get(v.span, {})
+                    else {})}
+                for v in self.violations
             ],
+            "coverage": [{"name": name, "mode": mode, "reached": n} for name, mode, n in self.coverage],
+            "races": self.races,
+            **({"counterfactual": self.counterfactual} if self.counterfactual is not None else {}),
+            "nondeterminism": self.nondeterminism,
+            "handler_errors": {"replayed": self.handler_errors, "recorded": len(self.recorded_errors),
+                               "new": sum(1 for e in self.handler_errors if e["new"])},
         }
 
     def to_json(self) -> bytes:
@@ -137,21 +156,71 @@ class ReplayReport:
         )
         if self.faults:
             out.append(f"  faults  applied {self.faults_applied} times")
+        if self.recorded_errors:
+            shown = _error_groups(self.recorded_errors)
+            out.append(f"  errors  the recording itself has {len(self.recorded_errors)} handler error(s): {shown}")
         if self.invariants:
+            reached = {name: n for name, mode, n in self.coverage if mode != "unreachable"}
             counts = {name: sum(1 for v in self.violations if v.invariant == name) for name, _ in self.invariants}
-            shown = ", ".join(f"{name} {'✓' if not n else f'✗ {n}'}" for name, n in counts.items())
+            shown = ", ".join(
+                f"{name} reached {reached[name]}×" if name in reached
+                else f"{name} {'✓' if not n else f'✗ {n}'}" for name, n in counts.items())
             out.append(f"  checked {shown}")
         else:
             out.append("  checked no invariants (the app declares none; add --check EXPR)")
         out.append("")
+        if self.counterfactual is not None:
+            out.extend(_counterfactual_lines(self.counterfactual))
         if self.violations:
             out.append(f"INVARIANT VIOLATED — {len(self.violations)} violation(s)")
             for v in self.violations[:max_traces]:
                 out.append(f"  ✗ {v.invariant}: {v.message}")
-                for step in self.violation_chains.get(v.span, []):
-                    out.append("      " + _step_line(step))
+                found = self.violation_cuts.get(v.span)
+                if found is None:
+                    for step in self.violation_chains.get(v.span, []):
+                        out.append("      " + _step_line(step))
+                    continue
+                pair = found.get("pair")
+                if pair:
+                    out.append(f"    both sides: {pair['first']} and {pair['second']} — {pair['relation']}"
+                               + (f"; they split after {pair['split']}" if pair["split"] else ""))
+                    out.append(f"    why {pair['first']}:")
+                    out.extend("      " + _cut_line(step) for step in pair["first_cut"])
+                    out.append(f"    why {pair['second']}:")
+                out.extend("      " + _cut_line(step) for step in found["cut"])
+                if pair and pair["lost"]:
+                    out.append("    what could have ordered them, and was lost:")
+                    out.extend("      " + _cut_line(step) for step in pair["lost"])
             if len(self.violations) > max_traces:
                 out.append(f"  … and {len(self.violations) - max_traces} more (use --json for all)")
+            out.append("")
+        if self.nondeterminism:
+            total = sum(n["count"] for n in self.nondeterminism)
+            out.append(f"NON-DETERMINISM — handler code did {total} thing(s) a replay cannot repeat "
+                       "(use ctx.now, ctx.sleep, ctx.rng, ctx.call instead):")
+            for found in self.nondeterminism[:max_traces * 2]:
+                times = f" ({found['count']}×)" if found["count"] > 1 else ""
+                out.append(f"  ✗ {found['call']} at {found['at']}{times}")
+            out.append("")
+        if self.races:
+            out.append(f"RACES — {len(self.races)} pair(s) of concurrent accesses of one key by two nodes:")
+            for race in self.races[:max_traces]:
+                out.append(f"  ~ {race['description']}")
+                if race["confirmed"]:
+                    out.append(f"    {race['confirmed']}")
+                    out.extend(f"      {change}" for change in race["changes"][:max_traces])
+            if not any(r["confirmed"] for r in self.races):
+                out.append("  (--confirm-races replays each the other way round and says what changes)")
+            out.append("")
+        new = [e for e in self.handler_errors if e["new"]]
+        if new:
+            traces = len({e["trace"] for e in new})
+            out.append(f"HANDLER ERRORS — {len(new)} new in this replay, in {traces} trace(s): {_error_groups(new)}")
+            for e in new[:max_traces]:
+                out.append(f"  ✗ {e['ref']:<16} {e['error']}" + (f"  at {e['at']}" if e["at"] else "")
+                           + f"  [trace {e['trace']}]")
+            if len(new) > max_traces:
+                out.append(f"  … and {len(new) - max_traces} more (use --json for all)")
             out.append("")
         if self.traces:
             label = "DIVERGED from the recording" if self.faithful else "changed from the recording"
@@ -173,6 +242,48 @@ class ReplayReport:
             out.append("")
             out.append("no invariant violated")
         return "\n".join(out) + "\n"
+
+
+def _error_groups(errors: list[dict[str, Any]], limit: int = 3) -> str:
+    counts: dict[tuple[str, str], int] = {}
+    for e in errors:
+        counts[(e["error"], e["at"])] = counts.get((e["error"], e["at"]), 0) + 1
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    parts = [f"{what}" + (f" at {at}" if at else "") + (f" ({n}×)" if n > 1 else "") for (what, at), n in top[:limit]]
+    return ", ".join(parts) + (f", and {len(top) - limit} more kinds" if len(top) > limit else "")
+
+
+def _counterfactual_lines(cf: dict[str, Any], shown: int = 100) -> list[str]:
+    """The counterfactual first, and every trace it changed (a person scans them; JSON has the rest)."""
+    out = [f"COUNTERFACTUAL ({cf['mode']}) — {cf['summary']}"]
+    for t in cf["traces"][:shown]:
+        if cf["mode"] == "teacher-forced":
+            steps = "; ".join(f"{s['name']} on {s['node']}: {s['recorded']} → {s['counterfactual']}"
+                              + (f" (max Δ {s['change']['max_abs_delta']:.3g})" if "max_abs_delta" in s.get("change", {})
+                                 else "")
+                              for s in t["steps"])
+            out.append(f"  {t['trace']:<22} changed   {steps}")
+        else:
+            was = ", ".join(t["recorded"]) or "nothing"
+            now = ", ".join(t["counterfactual"]) or "nothing"
+            out.append(f"  {t['trace']:<22} {t['verdict']:<13} {was}  →  {now}")
+    if len(cf["traces"]) > shown:
+        out.append(f"  … {len(cf['traces']) - shown} more changed traces (use --json)")
+    out.append("")
+    return out
+
+
+def _cut_line(step: dict[str, Any]) -> str:
+    """One line of a causal cut: where it ran, what it did, and why it bears on the finding."""
+    summary = step.get("summary")
+    text = "" if summary in (None, {}, "") else f" {_short(summary)}"
+    err = f"  ✗ {step['error']}" if step.get("error") else ""
+    return f"{step['ref']:<16} {step['trace']:<20} {step['kind']:<9} {step['name']}{text}{err}  — {step['why']}"
+
+
+def _short(value: Any, limit: int = 70) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _step_line(step: dict[str, Any]) -> str:

@@ -22,10 +22,14 @@ from edgetrace._stepkey import StepKey
 from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._node import NodeRuntime
+from edgetrace.agents._sandbox import Sandbox
 from edgetrace.agents._sink import MemorySink
+from edgetrace.replay._counterfactual import ShadowLog
 from edgetrace.replay._loop import VirtualLoop
+from edgetrace.replay._memo import InferenceMemo
 from edgetrace.replay._network import Lifecycle, SimNetwork
 from edgetrace.replay._recording import RecordedInput, Recording
+from edgetrace.replay._watchdog import Watchdog
 from edgetrace.replay._world import FaultLog, SharedArtifacts, SimWorld
 from edgetrace.replay.faults import FaultInjector, FaultPlan, NodeEvent, PlanInjector
 
@@ -58,6 +62,8 @@ class ReplayRun:
     virtual_ns: int
     nodes: list[str] = field(default_factory=list)
     fault_counts: list[tuple[str, int]] = field(default_factory=list)  # (spec, applied) in plan order
+    nondeterminism: list[dict[str, Any]] = field(default_factory=list)  # calls caught at app lines
+    memo: dict[str, int] = field(default_factory=dict)  # inference memo: hits, misses, verified
 
 
 class SimGrid:
@@ -75,6 +81,11 @@ class SimGrid:
         profile: GridProfile | None = None,
         model_paths: Mapping[str, Artifact] | None = None,
         policy_paths: Mapping[str, Artifact] | None = None,
+        epoch_ns: int = 0,
+        watchdog_s: float = 10.0,
+        memo: InferenceMemo | None = None,
+        artifacts: SharedArtifacts | None = None,
+        shadow: ShadowLog | None = None,
     ) -> None:
         self.app = app
         self.seed = seed
@@ -83,13 +94,19 @@ class SimGrid:
         self.recording = recording
         self.profile = profile or GridProfile("none")
         self.loop = VirtualLoop()
+        self.sandbox = Sandbox(now_ns=self.loop.time_ns, epoch_ns=epoch_ns, seed=seed)
+        self.loop.on_nondeterminism = self.sandbox.caught
+        self.watchdog = Watchdog(self.loop, after_s=watchdog_s)
         self.sink = MemorySink()
         self.keys: dict[str, StepKey] = {}
         self.stopped_by = ""
         self.faults = FaultLog()
         self.lifecycle = Lifecycle()
         self._restarts: dict[str, int] = {}
-        self.artifacts = SharedArtifacts()
+        self.memo = memo
+        # artifacts given by the caller outlive this grid (a sweep loads each model once per process)
+        self._own_artifacts = artifacts is None
+        self.artifacts = artifacts if artifacts is not None else SharedArtifacts()
         self.network = SimNetwork(self.loop, seed=seed, profile=self.profile, injector=self.injector,
                                   lifecycle=self.lifecycle, positions=self.keys, recording=recording,
                                   fault=self._fault)
@@ -98,9 +115,11 @@ class SimGrid:
         for name in sorted(nodes):
             world = SimWorld(name, loop=self.loop, sink=self.sink, network=self.network,
                              lifecycle=self.lifecycle, injector=self.injector,
-                             faults=self.faults, artifacts=self.artifacts, positions=self.keys, recording=recording)
+                             faults=self.faults, artifacts=self.artifacts, positions=self.keys, recording=recording,
+                             memo=memo)
             runtime = NodeRuntime(app, name, world, seed=seed, models=model_paths, policies=policy_paths)
             world.bind(runtime.recorder)
+            world.shadow = shadow
             self.network.attach(name, runtime.deliver)
             self.worlds[name] = world
             self.nodes[name] = runtime
@@ -173,6 +192,7 @@ class SimGrid:
         or until `stop_when(spans so far)` holds (checked every `check_every_ns` of virtual time)."""
         for name in sorted(self.nodes):  # artifacts are shared by the grid: this loads each once
             self.nodes[name].artifacts.load_all()
+            self.worlds[name].replay_fault_records(0)
         if self.recording is None:  # a replay gets its start-ups from the recording, as inputs
             for name in sorted(self.nodes):
                 self.loop.call_at_ns(0, self._start, name)
@@ -198,12 +218,17 @@ class SimGrid:
             await asyncio.sleep(0)
 
         try:
-            self.loop.run_until_complete(main())
+            with self.sandbox, self.watchdog:
+                self.loop.run_until_complete(main())
         finally:
-            self.artifacts.close()
+            if self._own_artifacts:
+                self.artifacts.close()
             self.loop.close()
+        if self.memo is not None:
+            self.memo.check()  # a memoised step that re-executed differently fails the run, loudly
         return ReplayRun(
             spans=list(self.sink.spans), keys=dict(self.keys), blobs=dict(self.sink.blobs),
             faults_applied=self.faults.applied, virtual_ns=self.loop.time_ns(), nodes=sorted(self.nodes),
-            fault_counts=self.injector.counts(),
+            fault_counts=self.injector.counts(), nondeterminism=self.sandbox.report(),
+            memo=self.memo.stats.to_dict() if self.memo is not None else {},
         )

@@ -1,39 +1,38 @@
-"""Sweeps: one fault plan replayed under many seeds, and the smallest plan that still fails.
+"""Sweeps: one fault plan replayed under many seeds, and the cause of the failures it finds.
 
 A plan with probabilities (`drop(p=0.05)`, jitter, distributions) is a family of runs; one
-seed is one member. A sweep runs the members in a local process pool, reports which seeds
-break an invariant, and minimises the plan for the first failing seed by taking faults away
-while the failure persists — so the on-call engineer reads "this one fault, this seed", not
-a page of specs. Results are ordered by seed and each run is itself deterministic, so the
-sweep's report does not depend on the pool's scheduling.
+seed is one member. A sweep runs the members through an executor (`_executor.py`: a local
+process pool by default, this process, or Ray), reports which seeds break an invariant, and
+minimises the failure (`_ddmin.py`): the smallest plan that still fails across the failing
+seeds, then the injected events of it that still break the invariant — so the on-call
+engineer reads "this drop, that delay, this seed", not a page of specs. Results are ordered by
+seed and each run is itself deterministic (model and policy steps byte-identical to the
+recording come from the inference memo, `_memo.py`), so the sweep's report does not depend on
+the executor or its scheduling.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing as mp
-import os
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgetrace._errors import UsageError
+from edgetrace.replay._ddmin import Cause, find_cause
+from edgetrace.replay._executor import (
+    ExecutorKind,
+    SeedResult,
+    SweepExecutor,
+    SweepTask,
+    batches,
+    loaded,
+    make_executor,
+    run_one,
+)
 
 __all__ = ["SeedResult", "SweepReport", "minimise", "sweep"]
-
-
-@dataclass(frozen=True)
-class SeedResult:
-    seed: int
-    verdict: str
-    violations: int
-    divergences: int
-    first: dict[str, Any] | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "verdict": self.verdict, "violations": self.violations,
-                "divergences": self.divergences, "first_violation": self.first}
 
 
 @dataclass
@@ -45,8 +44,10 @@ class SweepReport:
     results: list[SeedResult]
     minimal: list[str] | None = None
     minimal_seed: int | None = None
+    minimal_first: dict[str, Any] | None = None  # the violation the minimal plan's command shows
     tries: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    cause: Cause | None = None
 
     @property
     def failing(self) -> list[int]:
@@ -55,9 +56,15 @@ class SweepReport:
     def exit_code(self) -> int:
         return 1 if self.failing else 0
 
-    def command(self, seed: int, faults: Sequence[str] | None = None) -> str:
-        import shlex
+    def coverage(self) -> list[dict[str, Any]]:
+        """Per `sometimes`/`reachable` check: in how many seeds it was reached — so a green sweep
+        shows it exercised the dangerous state (or that it never did)."""
+        names = sorted({name for r in self.results for name, _ in r.coverage})
+        return [{"name": name, "seeds_reached": sum(1 for r in self.results if dict(r.coverage).get(name, 0) > 0),
+                 "seeds": len(self.results)} for name in names]
 
+    def command(self, seed: int, faults: Sequence[str] | None = None,
+                occurrences: Sequence[int] | None = None) -> str:
         args = ["edgetrace", "replay", self.session, "--seed", str(seed)]
         if faults is None:
             for f in self.fault_files:
@@ -68,6 +75,8 @@ class SweepReport:
         for flag, values in self.options.items():
             for v in values:
                 args += [flag, v] if v else [flag]
+        if occurrences is not None:
+            args += ["--occurrences", ",".join(str(n) for n in occurrences)]
         return shlex.join(args)
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,11 +87,31 @@ class SweepReport:
             "seeds": len(self.results),
             "failing_seeds": self.failing,
             "failure_rate": round(len(self.failing) / len(self.results), 6) if self.results else 0.0,
-            "results": [r.to_dict() for r in self.results],
+            "results": [{**r.to_dict(), "reproduce": self.command(r.seed) if r.violations else None}
+                        for r in self.results],
             "minimal_plan": self.minimal,
             "minimal_seed": self.minimal_seed,
+            "minimal_violation": self.minimal_first,
             "minimise_tries": self.tries,
             "reproduce": self.command(self.minimal_seed, self.minimal) if self.minimal_seed is not None else None,
+            "cause": self._cause_dict(),
+            "coverage": self.coverage(),
+        }
+
+    def _cause_dict(self) -> dict[str, Any] | None:
+        cause = self.cause
+        if cause is None:
+            return None
+        return {
+            "plan": cause.plan,
+            "seed": cause.seed,
+            "seeds_judged": cause.seeds_judged,
+            "one_minimal": cause.complete,
+            "occurrences_logged": cause.logged,
+            "occurrences": [{"number": n, **o.to_dict()} for n, o in cause.occurrences],
+            "occurrence_tries": cause.occurrence_tries,
+            "violation": cause.occurrence_first,
+            "reproduce": self.command(cause.seed, cause.plan, cause.numbers) if cause.plan else None,
         }
 
     def render_text(self) -> str:
@@ -96,49 +125,39 @@ class SweepReport:
             if first.first:
                 out.append(f"  seed {first.seed}: {first.first['invariant']} at {first.first['span']} "
                            f"(trace {first.first['trace']})")
+                out.append(f"  reproduce: {self.command(first.seed)}")
         if self.minimal is not None and self.minimal_seed is not None:
-            out.append(f"  smallest plan that still fails on seed {self.minimal_seed} "
-                       f"({self.tries} replays to find it):")
+            judged = len(self.cause.seeds_judged) if self.cause is not None else 1
+            out.append(f"  smallest plan that still fails (judged on {judged} failing seed{'s' * (judged != 1)}; "
+                       f"first on seed {self.minimal_seed}; {self.tries} replays to find it):")
             for spec in self.minimal or ["(no fault: the recording itself violates)"]:
                 out.append(f"    {spec}")
+            if self.minimal_first:
+                m = self.minimal_first
+                out.append(f"  which shows {m['invariant']} at {m['span']} (trace {m['trace']})")
             out.append(f"  reproduce: {self.command(self.minimal_seed, self.minimal)}")
+            out.extend(self._cause_lines())
         elif not bad:
             out.append("  every seed kept every invariant")
+        for c in self.coverage():
+            never = "" if c["seeds_reached"] else "  ← never exercised: the sweep says nothing about it"
+            out.append(f"  {c['name']}: reached in {c['seeds_reached']} of {c['seeds']} seeds{never}")
         return "\n".join(out) + "\n"
 
-
-_LOADED: dict[tuple[str, int, int, str, bool], Any] = {}  # per process, so a worker loads a session once
-
-
-def _replayer(session: str, app: str = "", trust_session: bool = False) -> Any:
-    """The loaded session for this file as it is now (a rewritten file is loaded again)."""
-    from edgetrace.replay._replayer import Replayer
-
-    try:
-        stat = os.stat(session)
-    except OSError:
-        return Replayer(session, app=app or None, trust_session=trust_session)  # the usual one-line error
-    key = (session, stat.st_mtime_ns, stat.st_size, app, trust_session)
-    loaded = _LOADED.get(key)
-    if loaded is None:
-        _LOADED.clear()  # one session per sweep: keep only the newest
-        loaded = _LOADED[key] = Replayer(session, app=app or None, trust_session=trust_session)
-    return loaded
-
-
-def _run_one(session: str, faults: list[str], fault_files: list[str], seed: int,
-             options: dict[str, Any]) -> SeedResult:
-    from edgetrace.replay._replayer import replay_session
-
-    options = dict(options)
-    app, trust = options.pop("app", ""), options.pop("trust_session", False)
-    report, _, _ = replay_session(session, faults=faults, fault_files=fault_files, seed=seed,
-                                  replayer=_replayer(session, app, trust), **options)
-    first = None
-    if report.violations:
-        v = report.violations[0]
-        first = {"invariant": v.invariant, "span": v.span, "trace": v.trace, "message": v.message}
-    return SeedResult(seed, report.verdict, len(report.violations), len(report.divergences), first)
+    def _cause_lines(self) -> list[str]:
+        cause = self.cause
+        if cause is None or not cause.plan:
+            return []
+        n = len(cause.occurrences)
+        out = [f"  the injected events that still break it ({n} of the {cause.logged} the plan makes on seed "
+               f"{cause.seed}; {cause.occurrence_tries} replays{'' if cause.complete else ', stopped early'}):"]
+        for number, occ in cause.occurrences:
+            out.append(f"    #{number}  {occ.text}  [{occ.spec}]")
+        if cause.occurrence_first:
+            m = cause.occurrence_first
+            out.append(f"  which shows {m['invariant']} at {m['span']} (trace {m['trace']})")
+        out.append(f"  reproduce: {self.command(cause.seed, cause.plan, cause.numbers)}")
+        return out
 
 
 def sweep(
@@ -153,55 +172,88 @@ def sweep(
     jobs: int | None = None,
     do_minimise: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    executor: SweepExecutor | ExecutorKind | str | None = None,
+    address: str | None = None,
+    reexecute: bool = False,
+    verify_memo: int = 0,
+    minimise_seeds: int = 8,
+    minimise_tries: int = 400,
     app: str = "",
     trust_session: bool = False,
 ) -> SweepReport:
-    """Replay `session` under every seed; minimise the plan for the first failing one.
+    """Replay `session` under every seed; find the cause of the failures.
 
-    `app` (a reference, as `--app`) is the app to run; without it the session's own must be
-    trusted (edgetrace._trust) or `trust_session` given.
+    `executor` is where seeds run: an executor, or its kind ("process", the default with more
+    than one job; "inline"; "ray", on the cluster at `address`). `reexecute` turns the inference
+    memo off; `verify_memo` re-executes that many memoised steps per replay. Minimisation judges
+    smaller plans on the first `minimise_seeds` failing seeds and stops after `minimise_tries`
+    replays per phase. `app` (a reference, as `--app`) is the app to run; without it the
+    session's own must be trusted (edgetrace._trust) or `trust_session` given.
     """
     from edgetrace.replay.faults import FaultPlan
 
     if not seeds:
         raise UsageError("a sweep needs at least one seed")
-    FaultPlan.parse(list(faults), [Path(f) for f in fault_files])  # a bad plan fails before any work
-    _replayer(str(session), app, trust_session)  # and a session that cannot be replayed (kept in-process)
-    options = {"models": list(models), "policies": list(policies), "checks": list(checks), "app": app,
-               "trust_session": trust_session}
-    files = [str(f) for f in fault_files]
-    jobs = max(1, jobs or os.cpu_count() or 1)
+    plan = FaultPlan.parse(list(faults), [Path(f) for f in fault_files])  # a bad plan fails before any work
+    extra: tuple[tuple[str, Any], ...] = (("app", app or None), ("trust_session", trust_session))
+    task = SweepTask(str(session), tuple(faults), tuple(str(f) for f in fault_files), tuple(models),
+                     tuple(policies), tuple(checks), reexecute=reexecute, verify_memo=verify_memo, extra=extra)
+    loaded(task.session, task.extra)  # and so does a session that cannot be replayed (kept in-process)
+    seeds = list(seeds)
     results: dict[int, SeedResult] = {}
-    if jobs == 1 or len(seeds) == 1:
-        for seed in seeds:
-            results[seed] = _run_one(str(session), list(faults), files, seed, options)
+    own = not isinstance(executor, SweepExecutor)
+    runner = make_executor(executor or (ExecutorKind.INLINE if len(seeds) == 1 else ExecutorKind.PROCESS),
+                           jobs=jobs, address=address) if not isinstance(executor, SweepExecutor) else executor
+    try:
+        for done in runner.map(task, batches(seeds, runner.workers)):
+            for result in done:
+                results[result.seed] = result
             if progress:
                 progress(len(results), len(seeds))
-    else:
-        # spawn, not fork: ONNX Runtime and regopy hold threads and native state
-        with cf.ProcessPoolExecutor(max_workers=min(jobs, len(seeds)), mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_one, str(session), list(faults), files, seed, options): seed
-                       for seed in seeds}
-            for fut in cf.as_completed(futures):
-                results[futures[fut]] = fut.result()
-                if progress:
-                    progress(len(results), len(seeds))
-    report = SweepReport(str(session), list(faults), files,
+    finally:
+        if own:
+            runner.close()
+    report = SweepReport(task.session, list(faults), list(task.fault_files),
                          {"--app": [app] if app else [], "--model": list(models), "--policy": list(policies),
                           "--check": list(checks), "--trust-session": [""] if trust_session else []},
                          [results[s] for s in sorted(results)])
     if do_minimise and report.failing:
-        seed = report.failing[0]
-        specs = FaultPlan.parse(list(faults), [Path(f) for f in fault_files]).specs()
-        report.minimal, report.tries = minimise(
-            specs, lambda plan: _run_one(str(session), plan, [], seed, options).violations > 0)
-        report.minimal_seed = seed
+        cause = minimise_failure(task, plan.specs(), report.failing, seeds=minimise_seeds, most=minimise_tries)
+        report.cause = cause
+        report.minimal, report.tries = cause.plan, cause.tries
+        report.minimal_seed, report.minimal_first = cause.seed, cause.first
     return report
 
 
+def minimise_failure(task: SweepTask, specs: list[str], failing: Sequence[int], *, seeds: int = 8,
+                     most: int = 400) -> Cause:
+    """The cause of a sweep's failures (`_ddmin.find_cause`), replaying in this process."""
+    from edgetrace.replay._ddmin import occurrence_log
+    from edgetrace.replay._invariants import resolve
+    from edgetrace.replay._replayer import parse_substitutions
+    from edgetrace.replay.faults import FaultPlan, Occurrence, OccurrenceInjector
+
+    def run(plan: list[str], seed: int, chosen: list[Occurrence] | None) -> tuple[bool, dict[str, Any] | None]:
+        make = (lambda: OccurrenceInjector(FaultPlan.parse(plan), chosen)) if chosen is not None else None
+        result, _ = run_one(task, seed, faults=plan, fault_files=[], make_injector=make)
+        return result.violations > 0, result.first
+
+    def log(plan: list[str], seed: int) -> list[Any]:
+        replayer, artifacts = loaded(task.session, task.extra)
+        declared = dict(replayer.app.invariants)
+        names = sorted(set(declared) | set(task.checks))
+        return occurrence_log(replayer, plan=FaultPlan.parse(plan), seed=seed, invariants=resolve(names, declared),
+                              models=parse_substitutions(list(task.models), what="model"),
+                              policies=parse_substitutions(list(task.policies), what="policy"),
+                              reexecute=task.reexecute, verify_memo=task.verify_memo, artifacts=artifacts)
+
+    return find_cause(specs, failing, run, log, seeds=seeds, most=most)
+
+
 def minimise(specs: list[str], fails: Callable[[list[str]], bool]) -> tuple[list[str], int]:
-    """Greedy one-at-a-time reduction (ddmin's last phase): drop any fault whose removal keeps
-    the failure, until every remaining fault is needed. Returns (plan, replays tried)."""
+    """Greedy one-at-a-time reduction on one judge (what sweeps did before ddmin; kept as the
+    baseline its tests compare with): drop any fault whose removal keeps the failure, until
+    every remaining fault is needed. Returns (plan, replays tried)."""
     current = list(specs)
     tries = 0
     changed = True

@@ -3,8 +3,10 @@
 Given to an ordinary `NodeRuntime` by the simulator. Its clock is the virtual loop's (as the
 node's local clock reads it under skew and drift); its messages go through the `SimNetwork`;
 a model or policy step really runs (ONNX Runtime, regopy — one loaded artifact shared by the
-whole grid) and then takes the duration it took in the recording; the fault injector may
-break the step instead; actuations are recorded, never carried out.
+whole grid) unless the inference memo holds it (the same artifact and byte-identical inputs at
+the same causal position: the recorded output, `_memo.py`), and then takes the duration it took
+in the recording; the fault injector may break the step instead; actuations are recorded,
+never carried out.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from edgetrace.replay._loop import VirtualLoop
 from edgetrace.replay.faults import FaultInjector
 
 if TYPE_CHECKING:
+    from edgetrace.replay._counterfactual import ShadowLog
+    from edgetrace.replay._memo import InferenceMemo
     from edgetrace.replay._network import Lifecycle, SimNetwork
     from edgetrace.replay._recording import Recording
 
@@ -78,7 +82,8 @@ class SimWorld(NodeWorld):
 
     def __init__(self, node: str, *, loop: VirtualLoop, sink: MemorySink, network: SimNetwork,
                  lifecycle: Lifecycle, injector: FaultInjector, faults: FaultLog, artifacts: SharedArtifacts,
-                 positions: dict[str, StepKey], recording: Recording | None) -> None:
+                 positions: dict[str, StepKey], recording: Recording | None,
+                 memo: InferenceMemo | None = None) -> None:
         self.node = node
         self._lifecycle = lifecycle
         self.sink = sink
@@ -89,7 +94,9 @@ class SimWorld(NodeWorld):
         self._artifacts = artifacts
         self._positions = positions
         self._recording = recording
+        self._memo = memo
         self.recorder: Recorder | None = None  # the node's, bound once its runtime exists
+        self.shadow: ShadowLog | None = None  # teacher-forced counterfactuals: substitutes run alongside
 
     def bind(self, recorder: Recorder) -> None:
         self.recorder = recorder
@@ -158,6 +165,18 @@ class SimWorld(NodeWorld):
 
     def observe(self, span: Span, key: StepKey) -> None:
         self._positions[span.ref] = key
+        self.replay_fault_records(span.seq)
+
+    def replay_fault_records(self, after_seq: int) -> None:
+        """Re-emit the fault records a simulated recording has right after `after_seq` on this node."""
+        records = self._recording.fault_records.get(self.node) if self._recording is not None else None
+        if not records or self.recorder is None:
+            return
+        seq = after_seq + 1
+        while seq in records:
+            f = records[seq]
+            self.recorder.record(SpanKind.FAULT, f.name, trace=f.trace, start=f.start, end=f.end, attrs=f.attrs)
+            seq += 1
 
     def load(self, app: App, kind: str, name: str, path: Artifact | None) -> ModelRunner | RuleEngine:
         return self._artifacts.get(kind, name, path, lambda: super(SimWorld, self).load(app, kind, name, path))
@@ -171,7 +190,7 @@ class SimWorld(NodeWorld):
 
     async def run_model(self, runner: ModelRunner, inputs: Any, key: StepKey) -> ModelResult:
         duration = self._duration(key, "infer", runner.name)
-        fault = self._injector.model(self.node, runner.name, self._loop.time_ns())
+        fault = self._injector.model(self.node, runner.name, self._loop.time_ns(), key)
         if fault is not None:
             self._fault("model", fault.spec, key[0], {attr.FAULT_MODE: fault.mode})
             if fault.mode == "slow":
@@ -183,14 +202,17 @@ class SimWorld(NodeWorld):
                 result = _faulty_result(runner, inputs, fault.mode, fault.tokens)
                 await self._duration_sleep(duration)
                 return result
-        result = runner.run(inputs)
+        memo = self._memo.model(runner, inputs, key) if self._memo is not None else None
+        result = memo if memo is not None else runner.run(inputs)
+        if self.shadow is not None:
+            self.shadow.model(runner.name, key, inputs, result)
         await self._duration_sleep(duration)
         return result
 
     async def run_policy(self, engine: RuleEngine, document: Any, timeout: float | None,
                          key: StepKey) -> Decision:
         duration = self._duration(key, "decide", engine.name)
-        fault = self._injector.rule_timeout(self.node, engine.name, self._loop.time_ns())
+        fault = self._injector.rule_timeout(self.node, engine.name, self._loop.time_ns(), key)
         if fault is not None:
             self._fault("rule_timeout", str(fault), key[0], {})
             await self._duration_sleep(round(timeout * _S) if timeout is not None else duration)
@@ -198,13 +220,17 @@ class SimWorld(NodeWorld):
         if timeout is not None and duration > timeout * _S:
             await self._duration_sleep(round(timeout * _S))
             return Decision(None, None, [], timed_out=True)
-        decision = engine.evaluate(document)
+        memo = self._memo.policy(engine, document, key) if self._memo is not None else None
+        decision = memo if memo is not None else engine.evaluate(document)
+        if self.shadow is not None:
+            self.shadow.policy(engine.name, key, document, decision)
         await self._duration_sleep(duration)
         return decision
 
     def state_refusal(self, msg: Message) -> str:
         key = str((msg.payload or {}).get("key", ""))
-        fault = self._injector.state_refusal(self.node, msg.kind.value, key, self._loop.time_ns())
+        fault = self._injector.state_refusal(self.node, msg.kind.value, key, self._loop.time_ns(),
+                                             self._positions.get(msg.cause))
         return f"state store unavailable (injected: {fault})" if fault is not None else ""
 
 

@@ -39,6 +39,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run edgetrace tests once per seed 0..N-1 (overrides the edgetrace_seeds marker)")
     group.addoption("--edgetrace-save", default=None, metavar="DIR",
                     help="folder for the sessions of failing edgetrace tests (default: .edgetrace/failures)")
+    group.addoption("--edgetrace-auto-replay", action="store_true", default=None,
+                    help="replay every grid run a test makes and fail the test when it does not replay faithfully")
+    parser.addini("edgetrace_auto_replay", "replay every grid run and fail on divergence or non-determinism",
+                  type="bool", default=False)
     parser.addini("edgetrace_seed", "default seed for edgetrace fixtures", default="0")
     parser.addini("edgetrace_save", "folder for the sessions of failing edgetrace tests",
                   default=".edgetrace/failures")
@@ -123,6 +127,8 @@ def edgetrace_grid(request: pytest.FixtureRequest, edgetrace_seed: int) -> Any:
     from edgetrace.replay.testing import GridHarness
 
     def make(app: Any, nodes: Any, *, seed: int | None = None, faults: Any = (), **kwargs: Any) -> GridHarness:
+        auto = request.config.getoption("edgetrace_auto_replay") or request.config.getini("edgetrace_auto_replay")
+        kwargs.setdefault("auto_replay", bool(auto))
         harness = GridHarness(app, list(nodes), seed=edgetrace_seed if seed is None else seed,
                               faults=[*_marker_faults(request), *faults], **kwargs)
         _track(request, {"kind": "grid", "harness": harness})
@@ -191,25 +197,27 @@ def _save_dir(config: pytest.Config) -> Path:
     return folder
 
 
-def _app_flag(app: Any) -> str:
-    """` --app REF` for an app a saved session's own app_ref would not be trusted for (docs/security.md)."""
+def _app_ref(app: Any) -> str:
+    """The `--app` a saved session needs: its own app_ref would not be trusted (docs/security.md)."""
     if app is None or (isinstance(app, str) and not app):
         return ""
     from edgetrace._trust import is_installed_app
 
-    ref = app if isinstance(app, str) else app.reference()
-    return "" if not ref or is_installed_app(ref) else f" --app {shlex.quote(ref)}"
+    ref: str = app if isinstance(app, str) else app.reference()
+    return "" if not ref or is_installed_app(ref) else ref
 
 
 def _save_failure(item: pytest.Item, runs: list[dict[str, Any]]) -> str:
     from edgetrace.replay._replayer import replay_command
 
     seed = item.stash.get(_SEED, None)
-    base = item.nodeid.split("[")[0]
+    # the test by its absolute path: the line works from any directory, whatever rootdir pytest
+    # picked for this run (a path-like option value can move it)
+    target = f"{Path(item.path).resolve()}::{item.name}" if hasattr(item, "path") else item.nodeid
     lines = []
     if seed is not None:
         lines.append(f"seed: {seed}")
-        lines.append(f"rerun:   pytest {shlex.quote(base)} --edgetrace-seed {seed}")
+        lines.append(f"rerun:   pytest {shlex.quote(target)} --edgetrace-seed {seed}")
     folder = _save_dir(item.config)
     stem = _slug(item.nodeid.split("[")[0].replace(".py::", "::").replace("::", "-").replace("/", "-"))
     if seed is not None:
@@ -222,7 +230,7 @@ def _save_failure(item: pytest.Item, runs: list[dict[str, Any]]) -> str:
                 continue
             path = result.save(folder / f"{stem}{suffix}.ets")
             lines.append(f"session: {path}")
-            lines.append(f"replay:  edgetrace replay {shlex.quote(str(path))}{_app_flag(entry['harness'].app)}")
+            lines.append(f"replay:  {replay_command(path, checks=result.checks, app=_app_ref(entry['harness'].app))}")
             lines.append(f"explore: edgetrace explore {shlex.quote(str(path))}")
         else:
             out = folder / f"{stem}{suffix}.replayed.ets"
@@ -230,7 +238,7 @@ def _save_failure(item: pytest.Item, runs: list[dict[str, Any]]) -> str:
             command = replay_command(entry["session"], seed=entry["seed"], faults=entry["faults"],
                                      fault_files=entry["fault_files"], models=entry["models"],
                                      policies=entry["policies"], checks=entry["checks"],
-                                     app=_app_flag(entry["app"]).removeprefix(" --app "))
+                                     app=_app_ref(entry["app"]))
             lines.append(f"session: {entry['session']} (replayed run saved as {out})")
             lines.append(f"replay:  {command}")
             lines.append(f"explore: edgetrace explore {shlex.quote(str(entry['session']))} "

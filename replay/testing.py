@@ -82,6 +82,11 @@ class GridResult:
     virtual_ns: int
     stopped_by: str = ""
     inputs: list[RecordedInput] = field(default_factory=list)
+    #: calls a replay cannot repeat that handler code made, with their lines (see `_sandbox`)
+    nondeterminism: list[dict[str, Any]] = field(default_factory=list)
+    #: invariant expressions the test checked that the app does not declare (the printed
+    #: `edgetrace replay` line passes them as --check, so it checks what the test did)
+    checks: list[str] = field(default_factory=list)
 
     @cached_property
     def history(self) -> History:
@@ -126,6 +131,9 @@ class GridResult:
         """Violations of the named invariants (the app's declared ones when none are named)."""
         invariants = _resolve(self.app, names)
         check_invariants(invariants, Universe.of(self.app, self.nodes, self.spans, where="the grid"))
+        for name in names:
+            if isinstance(name, str) and name not in self.app.invariants and name not in self.checks:
+                self.checks.append(name)
         return check_all(invariants, self.history)
 
     def assert_invariants(self, *names: str | Invariant) -> None:
@@ -143,6 +151,24 @@ class GridResult:
     def assert_every_preceded(self, target: str, required: str) -> None:
         __tracebackhide__ = True
         assert_every_preceded(self, target, required)
+
+    def assert_replays(self) -> None:
+        """The run replays faithfully: saved and replayed, every step comes back the same, and no
+        handler did anything a replay cannot repeat (the check Temporal's users ask for)."""
+        __tracebackhide__ = True
+        import tempfile
+
+        from edgetrace.replay._replayer import Replayer
+
+        problems = [f"{n['call']} at {n['at']}" + (f" ({n['count']}×)" if n["count"] > 1 else "")
+                    for n in self.nondeterminism]
+        with tempfile.TemporaryDirectory(prefix="edgetrace-auto-replay-") as tmp:
+            report, _ = Replayer(self.save(Path(tmp) / "run.ets"), app=self.app).run()
+        problems += [d.describe() for d in report.divergences[:5]]
+        if problems:
+            raise CausalAssertionError(
+                f"the run does not replay faithfully (seed {self.seed}; fidelity {report.fidelity:.1%}):\n"
+                + "\n".join(f"  {p}" for p in problems))
 
     # --- saving -------------------------------------------------------------------------------
 
@@ -186,6 +212,7 @@ class GridHarness:
         fault_files: Sequence[str | os.PathLike[str]] = (),
         models: Mapping[str, str | os.PathLike[str] | Callable[[Any], Any]] | None = None,
         policies: Mapping[str, str | os.PathLike[str] | Callable[[Any], Any]] | None = None,
+        auto_replay: bool = False,
     ) -> None:
         if not isinstance(app, App):
             raise UsageError(f"GridHarness needs an edgetrace App, got {type(app).__name__}")
@@ -204,6 +231,7 @@ class GridHarness:
         self.policies = parse_substitutions(policies or {}, what="policy")
         self._inputs: list[RecordedInput] = []
         self.result: GridResult | None = None
+        self.auto_replay = auto_replay  # every run is also replayed and must come back the same
         FaultPlan.parse(self.fault_specs, self.fault_files)  # a bad spec fails at construction
 
     def fault(self, *specs: str) -> GridHarness:
@@ -252,8 +280,11 @@ class GridHarness:
             app=self.app, spans=run.spans, blobs=run.blobs, nodes=run.nodes, seed=self.seed,
             faults=plan.specs() if plan else [], profile=self.profile, virtual_ns=run.virtual_ns,
             stopped_by=grid.stopped_by or ("deadline" if run.virtual_ns >= _ns(until, "until") else "idle"),
-            inputs=inputs,
+            inputs=inputs, nondeterminism=run.nondeterminism,
         )
+        if self.auto_replay:
+            __tracebackhide__ = True
+            self.result.assert_replays()
         return self.result
 
 
@@ -311,7 +342,10 @@ def assert_concurrent(run: GridResult, a: SpanLike, b: SpanLike) -> None:
 def assert_every_preceded(run: GridResult, target: str, required: str) -> None:
     """Every step matching `target` has a step matching `required` in its causal past, in its trace."""
     __tracebackhide__ = True
-    inv = Precedes(f"every {target} after {required}", parse_selector(target), parse_selector(required))
+    expr = f"every {target} after {required}"
+    inv = Precedes(expr, parse_selector(target), parse_selector(required))
+    if expr not in run.checks:
+        run.checks.append(expr)
     _raise_if(run, check_all([inv], run.history))
 
 

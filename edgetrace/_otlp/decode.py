@@ -1,8 +1,9 @@
 """OTLP/HTTP trace request bodies, decoded: protobuf or JSON, optionally gzip, size-bounded.
 
 The first step of the ingest (client → **decoded** → foreign spans → numbered → stored).
-Bodies come from any client on the network, so every failure is an `IngestError` with a
-one-line reason and the HTTP status to answer with; nothing else escapes, whatever the bytes.
+Bodies come from any client on the network, so every failure is an `IngestError` (a
+`TransportError`, in the one `EdgeTraceError` tree) with a one-line reason and the HTTP status
+to answer with; nothing else escapes, whatever the bytes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import base64
 import json
 import zlib
 from typing import TYPE_CHECKING, Any
+
+from edgetrace._errors import TransportError
 
 if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -21,7 +24,7 @@ __all__ = ["DEFAULT_MAX_BODY", "IngestError", "decode_request"]
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 
 
-class IngestError(ValueError):
+class IngestError(TransportError):
     """A request the receiver cannot take; `status` is the HTTP status to answer with."""
 
     def __init__(self, reason: str, status: int = 400) -> None:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from edgetrace._otlp.content import DEFAULT_CONTENT_LIMIT, decoded_blob
+from edgetrace._otlp.ids import IdScheme
 from edgetrace._otlp.mapping import SpanMapper, session_epoch_ns
 from edgetrace._records import SpanKind
 
@@ -51,14 +53,25 @@ class ExportSummary:
                 "spans_per_second": round(rate, 1), "errors": self.errors}
 
 
-def session_otel_spans(session: Session, *, namespace: str = "") -> Iterator[ReadableSpan]:
-    """Every span of a session as a `ReadableSpan`, in causal order."""
+def session_otel_spans(session: Session, *, namespace: str | None = None, capture: bool = False,
+                       content_limit: int = DEFAULT_CONTENT_LIMIT) -> Iterator[ReadableSpan]:
+    """Every span of a session as a `ReadableSpan`, in causal order.
+
+    Ids come from the session's identity (`IdScheme.for_session`) unless `namespace` says
+    otherwise; `capture` adds prompts and decision inputs read from the session's blobs.
+    """
     base = session_epoch_ns(session.manifest)
     if base == 0 and session.spans:
         # no recorded epoch (e.g. a replay): say the session ended when its file was written
         native = [s.end for s in session.spans if s.kind is not SpanKind.OTEL]
         base = max(0, session.path.stat().st_mtime_ns - max(native, default=0))
-    mapper = SpanMapper(session.manifest, lookup=session.get, time_base_ns=base, namespace=namespace)
+    ids = IdScheme.for_session(session.manifest, fallback=session.path.stem, override=namespace)
+
+    def read_blob(sha: str) -> bytes | None:
+        return session.blob(sha)
+
+    mapper = SpanMapper(session.manifest, lookup=session.get, time_base_ns=base, ids=ids,
+                        blob=decoded_blob(read_blob), capture=capture, content_limit=content_limit)
     index = session.index
     for span in index.causal_sort(session.spans):
         yield mapper.map(span, index.clock(span))
@@ -95,7 +108,7 @@ def _export_batch(exporter: SpanExporter, batch: Sequence[ReadableSpan], retries
         except Exception as exc:  # an exporter bug must not lose the rest of the session
             error = f"{type(exc).__name__}: {exc}"
         if attempt < retries:
-            log.warning("OTLP export of %d spans failed (%s); retrying", len(batch), error)
+            log.info("OTLP export of %d spans failed (%s); retrying", len(batch), error)
             time.sleep(backoff * (2**attempt))
     return error
 
@@ -107,7 +120,9 @@ def export_session(
     batch_size: int = 512,
     retries: int = 1,
     backoff: float = 0.5,
-    namespace: str = "",
+    namespace: str | None = None,
+    capture: bool = False,
+    content_limit: int = DEFAULT_CONTENT_LIMIT,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportSummary:
     """Send a whole session through `exporter`; failures are counted and logged, not raised.
@@ -139,8 +154,10 @@ def export_session(
             progress(summary.exported + summary.failed, summary.spans)
 
     otel_log.addHandler(problem)
+    propagate, otel_log.propagate = otel_log.propagate, False  # the SDK's retry chatter: one line at the end
     try:
-        for item in session_otel_spans(session, namespace=namespace):
+        for item in session_otel_spans(session, namespace=namespace, capture=capture,
+                                       content_limit=content_limit):
             batch.append(item)
             if len(batch) >= batch_size:
                 flush()
@@ -148,5 +165,6 @@ def export_session(
             flush()
     finally:
         otel_log.removeHandler(problem)
+        otel_log.propagate = propagate
     summary.seconds = time.perf_counter() - started
     return summary

@@ -2,9 +2,11 @@
 
 Second step of the ingest (decoded → **foreign spans** → numbered → stored). A span becomes a
 `ForeignSpan` on a node named after its service (`otel:checkout`); its own ids, kind, scope,
-event names and links are kept as `edgetrace.otel.*` attributes so an export gives them back
-unchanged, and it is marked untimed (no vector clock: ordered by timestamp only). Spans
-with unusable ids are rejected one by one, with a reason, without failing the request.
+events (name, time, attributes: an exception's type, message and stack trace) and links
+(ids and attributes) are kept as `edgetrace.otel.*` attributes so an export gives them back
+unchanged, and it is marked untimed (no vector clock: ordered by timestamp only). Strings
+are capped at `ATTR_LIMIT` UTF-8 bytes, as on export. Spans with unusable ids are rejected
+one by one, with a reason, without failing the request.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgetrace import _attrs as attr
 from edgetrace._otlp.ids import OTEL_NODE_PREFIX
-from edgetrace._otlp.mapping import ATTR_LIMIT
+from edgetrace._otlp.mapping import clip
 from edgetrace._records import Status, is_session_id
 
 if TYPE_CHECKING:
@@ -47,8 +49,10 @@ class ForeignSpan:
     session: str = ""  # from the resource attribute edgetrace.session.id, if valid
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= ATTR_LIMIT else text[: ATTR_LIMIT - 1] + "…"
+_clip = clip
+_MAX_EVENTS = 64
+_MAX_LINKS = 64
+_MAX_ATTRIBUTES = 256
 
 
 def _value(v: AnyValue, depth: int = 0) -> Any:
@@ -72,7 +76,17 @@ def _value(v: AnyValue, depth: int = 0) -> Any:
 
 
 def _attributes(kvs: Iterable[Any]) -> dict[str, Any]:
-    return {kv.key: _value(kv.value) for kv in kvs if kv.key}
+    found: dict[str, Any] = {}
+    for kv in kvs:
+        if len(found) >= _MAX_ATTRIBUTES:
+            break
+        if kv.key:
+            found[_clip_key(kv.key)] = _value(kv.value)
+    return found
+
+
+def _clip_key(key: str) -> str:
+    return key if len(key) <= 256 else key[:255] + "…"
 
 
 def foreign_spans(request: ExportTraceServiceRequest) -> tuple[list[ForeignSpan], list[str]]:
@@ -87,7 +101,7 @@ def foreign_spans(request: ExportTraceServiceRequest) -> tuple[list[ForeignSpan]
         if not is_session_id(session):
             session = ""
         base = {attr.SERVICE_NAME: _clip(service)}
-        for key in (attr.SERVICE_INSTANCE_ID, attr.SERVICE_VERSION, attr.HOST_NAME):
+        for key in (attr.SERVICE_INSTANCE_ID, attr.SERVICE_VERSION, attr.HOST_NAME, attr.SERVICE_NAMESPACE):
             if key in resource:
                 base[key] = resource[key]
         for ss in rs.scope_spans:
@@ -108,9 +122,13 @@ def foreign_spans(request: ExportTraceServiceRequest) -> tuple[list[ForeignSpan]
                 if scope:
                     attrs[attr.OTEL_SCOPE_NAME] = _clip(scope)
                 if s.events:
-                    attrs[attr.OTEL_EVENTS] = [_clip(e.name) for e in s.events[:64]]
+                    attrs[attr.OTEL_EVENTS] = [
+                        {"name": _clip(e.name), "time": e.time_unix_nano, "attributes": _attributes(e.attributes)}
+                        for e in s.events[:_MAX_EVENTS]]
                 if s.links:
-                    attrs[attr.OTEL_LINKS] = [f"{x.trace_id.hex()}:{x.span_id.hex()}" for x in s.links[:64]]
+                    attrs[attr.OTEL_LINKS] = [
+                        {"trace_id": x.trace_id.hex(), "span_id": x.span_id.hex(), "attributes": _attributes(x.attributes)}
+                        for x in s.links[:_MAX_LINKS] if len(x.trace_id) == 16 and len(x.span_id) == 8]
                 attrs[attr.UNTIMED] = True
                 attrs[attr.ORDER] = "timestamp"
                 failed = s.status.code == 2  # STATUS_CODE_ERROR

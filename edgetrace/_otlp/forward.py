@@ -9,21 +9,31 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from edgetrace._otlp.mapping import SpanMapper
-from edgetrace._records import Manifest, Span
+from edgetrace._errors import EdgeTraceError
+from edgetrace._otlp.content import decoded_blob
+from edgetrace._otlp.ids import IdScheme
+from edgetrace._otlp.mapping import SpanMapper, session_epoch_ns
+from edgetrace._records import Manifest, Span, SpanKind
 from edgetrace._vclock import apply_delta
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
     from opentelemetry.sdk.trace.export import SpanExporter
 
-__all__ = ["OtlpForwarder"]
+    from edgetrace._session import Session
+
+__all__ = ["OtlpForwarder", "SessionBlobs"]
 
 log = logging.getLogger("edgetrace.otel")
+
+_SESSIONS = 256  # mappers kept (one per session forwarded recently)
+_CLOCKS = 100_000  # (session, node) clocks kept before starting afresh
 
 
 class OtlpForwarder:
@@ -34,6 +44,11 @@ class OtlpForwarder:
     with a warning, and export errors are logged by the exporter, never raised into the hub.
     Full vector clocks are rebuilt from the records' deltas as each node's stream arrives in
     order; after a hub restart a node's first clocks may miss entries sent before it.
+
+    Ids follow the session's id scheme, so a span forwarded live and the same span exported
+    later from the file have the same ids. A session whose manifest has no epoch yet (agents
+    learn it from the driver) is placed in time by the first span forwarded: it is taken to
+    have ended when it arrived. `blobs_of(session)` reads payloads for content capture.
     """
 
     def __init__(
@@ -44,6 +59,9 @@ class OtlpForwarder:
         max_queue_size: int = 8192,
         schedule_delay_millis: float = 1000,
         max_export_batch_size: int = 512,
+        capture: bool = False,
+        blobs_of: Callable[[str], Callable[[str], bytes | None]] | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -53,20 +71,33 @@ class OtlpForwarder:
             exporter, max_queue_size=max_queue_size, schedule_delay_millis=schedule_delay_millis,
             max_export_batch_size=max_export_batch_size,
         )
+        self.capture = capture
+        self.blobs_of = blobs_of
+        self.clock_ns = clock_ns
         self.forwarded = 0
-        self._mappers: dict[str, SpanMapper] = {}
+        self._mappers: OrderedDict[str, SpanMapper] = OrderedDict()
         self._clocks: dict[tuple[str, str], Mapping[str, int]] = {}
         self._lock = threading.Lock()
         self._closed = False
 
-    def _mapper(self, session: str) -> SpanMapper:
+    def _mapper(self, session: str, first: Span | None) -> SpanMapper:
         mapper = self._mappers.get(session)
-        if mapper is None:
-            try:
-                manifest = self.manifest_of(session)
-            except Exception:  # a missing manifest must not stop forwarding
-                manifest = Manifest(session_id=session)
-            mapper = self._mappers[session] = SpanMapper(manifest)
+        if mapper is not None:
+            self._mappers.move_to_end(session)
+            return mapper
+        try:
+            manifest = self.manifest_of(session)
+        except Exception:  # a missing manifest must not stop forwarding
+            manifest = Manifest(session_id=session)
+        base = session_epoch_ns(manifest)
+        if base == 0 and first is not None and first.kind is not SpanKind.OTEL:
+            base = max(0, self.clock_ns() - first.end)
+        blob = decoded_blob(self.blobs_of(session)) if self.capture and self.blobs_of else None
+        mapper = SpanMapper(manifest, ids=IdScheme.for_session(manifest, fallback=session),
+                            time_base_ns=base, blob=blob, capture=self.capture)
+        self._mappers[session] = mapper
+        if len(self._mappers) > _SESSIONS:
+            self._mappers.popitem(last=False)
         return mapper
 
     def __call__(self, session: str, spans: Iterable[Span]) -> None:
@@ -74,7 +105,10 @@ class OtlpForwarder:
         if self._closed:
             return
         with self._lock:
-            mapper = self._mapper(session)
+            spans = list(spans)
+            mapper = self._mapper(session, spans[0] if spans else None)
+            if len(self._clocks) > _CLOCKS:
+                self._clocks.clear()
             for span in spans:
                 key = (session, span.node)
                 clock = apply_delta(self._clocks.get(key, {}), span.vc, own=span.node, seq=span.seq)
@@ -102,3 +136,32 @@ class OtlpForwarder:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class SessionBlobs:
+    """`blobs_of` for a hub: one reader per session, refreshed when a blob is not in it yet.
+
+    `read_session(id)` is the store's `read`; readers follow the file (`refresh()` reads only
+    what was appended), so content capture costs one pass over each session, not one per span.
+    """
+
+    def __init__(self, read_session: Callable[[str], Session], keep: int = 16) -> None:
+        self.read_session = read_session
+        self.keep = keep
+        self._readers: OrderedDict[str, Session] = OrderedDict()
+
+    def __call__(self, session: str) -> Callable[[str], bytes | None]:
+        def read(sha: str) -> bytes | None:
+            reader = self._readers.get(session)
+            if reader is None:
+                reader = self._readers[session] = self.read_session(session)
+                if len(self._readers) > self.keep:
+                    self._readers.popitem(last=False)
+            if sha not in reader.blob_ids():
+                reader.refresh()
+            try:
+                return reader.blob(sha)
+            except EdgeTraceError:
+                return None
+
+        return read

@@ -19,10 +19,14 @@ from edgetrace._otlp.decode import IngestError
 __all__ = ["RequestHead", "read_body", "read_head", "status_body", "success_body", "write_response"]
 
 MAX_HEADERS = 100
+MAX_CHUNKS = 100_000  # chunks per body: bounded like everything a client sends
+MAX_TRAILERS = 100
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            405: "Method Not Allowed", 411: "Length Required", 413: "Payload Too Large",
-            415: "Unsupported Media Type", 500: "Internal Server Error"}
+            405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
+            413: "Payload Too Large", 415: "Unsupported Media Type", 431: "Request Header Fields Too Large",
+            500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 @dataclass
@@ -44,14 +48,32 @@ class RequestHead:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
     @property
+    def content_length(self) -> int | None:
+        """The declared body size (0 when absent), None when it is not a plain number."""
+        length = self.headers.get("content-length", "0").strip()
+        return int(length) if length.isascii() and length.isdigit() else None
+
+    @property
+    def chunked(self) -> bool:
+        return "chunked" in self.headers.get("transfer-encoding", "").lower()
+
+    @property
     def keep_alive(self) -> bool:
         conn = self.headers.get("connection", "").lower()
         return conn != "close" and (self.version == "HTTP/1.1" or conn == "keep-alive")
 
 
+async def _line(reader: asyncio.StreamReader) -> bytes:
+    """One line; a line longer than the stream's limit (64 KiB) is a 431, not an internal error."""
+    try:
+        return await reader.readline()
+    except (ValueError, asyncio.LimitOverrunError):  # readline turns LimitOverrunError into ValueError
+        raise IngestError("HTTP request line or header longer than 64 KiB", status=431) from None
+
+
 async def read_head(reader: asyncio.StreamReader) -> RequestHead | None:
     """The next request's line and headers; None when the client closed the connection."""
-    line = await reader.readline()
+    line = await _line(reader)
     if not line:
         return None
     parts = line.decode("latin-1").split()
@@ -59,7 +81,7 @@ async def read_head(reader: asyncio.StreamReader) -> RequestHead | None:
         raise IngestError("malformed HTTP request line")
     head = RequestHead(method=parts[0], target=parts[1], version=parts[2])
     for _ in range(MAX_HEADERS + 1):
-        raw = await reader.readline()
+        raw = await _line(reader)
         if raw in (b"\r\n", b"\n", b""):
             return head
         name, sep, value = raw.decode("latin-1").partition(":")
@@ -72,30 +94,31 @@ async def read_head(reader: asyncio.StreamReader) -> RequestHead | None:
 async def read_body(reader: asyncio.StreamReader, head: RequestHead, limit: int) -> bytes:
     """The request's body, chunked or by Content-Length, refused past `limit` bytes (413)."""
     headers = head.headers
-    if "chunked" in headers.get("transfer-encoding", "").lower():
+    if head.chunked:
         chunks: list[bytes] = []
         total = 0
-        while True:
-            size_line = (await reader.readline()).split(b";")[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                raise IngestError("malformed chunk size") from None
+        for _ in range(MAX_CHUNKS + 1):
+            size_line = (await _line(reader)).split(b";")[0].strip()
+            if not size_line or not set(size_line) <= _HEX_DIGITS:  # no sign, no blanks, no 0x
+                raise IngestError(f"malformed chunk size {size_line[:20]!r}")
+            size = int(size_line, 16)
             if size == 0:
-                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
+                for _ in range(MAX_TRAILERS + 1):
+                    if (await _line(reader)) in (b"\r\n", b"\n", b""):
+                        return b"".join(chunks)
+                raise IngestError("too many HTTP trailer lines")
             total += size
-            if size < 0 or total > limit:
+            if total > limit:
                 raise IngestError(f"body is larger than {limit} bytes", status=413)
             chunks.append(await reader.readexactly(size))
-            await reader.readline()
-    length = headers.get("content-length", "0")
-    if not length.isdigit():
-        raise IngestError(f"bad Content-Length {length[:20]!r}")
-    if int(length) > limit:
+            await _line(reader)
+        raise IngestError("too many chunks")
+    length = head.content_length
+    if length is None:
+        raise IngestError(f"bad Content-Length {headers.get('content-length', '')[:20]!r}")
+    if length > limit:
         raise IngestError(f"body is larger than {limit} bytes", status=413)
-    return await reader.readexactly(int(length))
+    return await reader.readexactly(length)
 
 
 def status_body(message: str, media: str) -> tuple[bytes, str]:

@@ -15,6 +15,9 @@ from pathlib import Path
 from edgetrace._errors import UsageError
 from edgetrace.cli._hub import loopback, parse_address
 
+EXAMPLES = """\
+edgetrace agent --app mypkg.pipeline:app --node tractor-07 --session field-trial --hub 10.0.0.2:7411"""
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--app", required=True, metavar="MODULE:APP", help="the app, e.g. mypkg.pipeline:app")
@@ -42,6 +45,12 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", metavar="JSON", help="grid profile (as stored in a session manifest) to emulate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epoch-ns", type=int, default=None, help="session epoch (wall ns); default: now")
+    p.add_argument("--audit", metavar="FILE",
+                   help="report, as JSON in FILE at stop, each call a handler makes that a replay cannot repeat "
+                   "(wall clock, global random, threads, blocking I/O) with its line; the calls still happen")
+    p.add_argument("--wait-epoch", action="store_true",
+                   help="run the app's start-up handlers when a driver sends the session epoch "
+                   "(what `edgetrace record` does), not at once")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         spool_dir=Path(args.spool) if args.spool else None, profile=profile, seed=args.seed, epoch_ns=args.epoch_ns,
         sync=args.sync, transport=TcpTransport(*hub, ssl=client_ssl),
         security=PeerSecurity(token=token, server_ssl=server_ssl, client_ssl=client_ssl),
+        wait_epoch=args.wait_epoch, audit=Path(args.audit) if args.audit else None,
     )
     return asyncio.run(run_agent(cfg))
 

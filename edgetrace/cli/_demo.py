@@ -17,6 +17,11 @@ import msgspec
 from edgetrace import _attrs as attr
 from edgetrace._errors import UsageError
 
+EXAMPLES = """\
+edgetrace demo
+edgetrace demo swarm --out /tmp/demo
+edgetrace demo --json"""
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", nargs="?", default="agri", choices=["agri", "swarm"], help="which story (default agri)")
@@ -136,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         out("            " + ("no invariant violated ✓" if ok_fixed else
                              f"✗ still {len(fixed_report.violations)} violation(s)")
             + (f" — where the state was late, the tractors now decide: {', '.join(decisions)}" if decisions else ""))
+        if fixed_report.counterfactual is not None:  # the same plan without the fix, trace by trace
+            out(f"            against the unfixed policy: {fixed_report.counterfactual['summary']}")
         summary["fixed"] = {"violations": len(fixed_report.violations), "session": str(fixed)}
 
     explorer = importlib.util.find_spec("edgetrace.cli._explore") is not None

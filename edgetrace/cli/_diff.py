@@ -11,6 +11,10 @@ import msgspec
 
 from edgetrace._text import printable
 
+EXAMPLES = """\
+edgetrace diff run.ets replayed.ets
+edgetrace diff run.ets replayed.ets --trace tractor-01/f0003 --json"""
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", metavar="A", help="first session (e.g. the recording)")
@@ -43,11 +47,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     traces = sorted({d.trace for d in found})
     sys.stdout.write(f"{len(found)} steps differ in {len(traces)} traces ({p(args.a)} → {p(args.b)})\n")
-    firsts: dict[str, object] = {}
-    for d in found:
-        firsts.setdefault(d.trace, d)
-    for trace in traces[: args.limit]:
-        sys.stdout.write(f"  {p(trace)}: {p(firsts[trace].describe())}\n")  # type: ignore[attr-defined]
-    if len(traces) > args.limit:
-        sys.stdout.write(f"  … {len(traces) - args.limit} more traces (--json for all)\n")
+    current = None
+    for listed, d in enumerate(found):  # every divergence, trace by trace, in causal order, up to --limit
+        if listed >= args.limit:
+            sys.stdout.write(f"  … {len(found) - listed} more divergences (--limit N, or --json for all)\n")
+            break
+        if d.trace != current:
+            current = d.trace
+            sys.stdout.write(f"  trace {p(d.trace)}:\n")
+        sys.stdout.write(f"    {p(d.describe())}\n")
     return 1

@@ -11,6 +11,11 @@ from pathlib import Path
 
 from edgetrace._errors import UsageError
 
+EXAMPLES = """\
+edgetrace explore
+edgetrace explore run.ets
+edgetrace explore run.ets --against replayed.ets"""
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", metavar="SESSION", nargs="?", help="session file (.ets); omit to pick one")

@@ -18,6 +18,11 @@ from edgetrace._discovery import DATA_ENV, DEFAULT_DATA_DIR, data_dir
 from edgetrace._errors import UsageError
 from edgetrace._session import FsyncPolicy
 
+EXAMPLES = """\
+edgetrace hub --data sessions
+edgetrace hub --listen 0.0.0.0:7411 --token-file token --tls-cert hub.pem --tls-key hub.key
+edgetrace hub --otlp-listen --otlp-grpc-listen --otlp-endpoint http://localhost:4318"""
+
 
 def parse_address(text: str, *, default_port: int) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
@@ -36,9 +41,6 @@ def loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-_loopback = loopback
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -73,6 +75,11 @@ def register(p: argparse.ArgumentParser) -> None:
     otlp.add_argument("--otlp-listen", nargs="?", const="127.0.0.1:4318", metavar="HOST:PORT",
                       help="accept OTLP/HTTP spans (POST /v1/traces) from OTel services "
                       "(default address 127.0.0.1:4318)")
+    otlp.add_argument("--otlp-grpc-listen", nargs="?", const="127.0.0.1:4317", metavar="HOST:PORT",
+                      help="accept OTLP/gRPC spans (what opentelemetry-instrument sends by default; "
+                      "default address 127.0.0.1:4317; needs edgetrace[grpc])")
+    otlp.add_argument("--otlp-capture-content", action="store_true",
+                      help="forward prompts and decision inputs too (see docs/otel.md)")
     otlp.add_argument("--otlp-session", default="otel", metavar="ID",
                       help="session for OTLP spans whose trace no agent has shipped (default otel)")
 
@@ -126,7 +133,10 @@ def run(args: argparse.Namespace) -> int:
                 hub.close()
                 raise UsageError(f"cannot listen for OTLP on {receiver.host}:{receiver.port}: "
                                  f"{exc.strerror}") from None
-            print(f"edgetrace hub accepting OTLP/HTTP on http://{at[0]}:{at[1]}/v1/traces", flush=True)
+            if receiver.port is not None:
+                print(f"edgetrace hub accepting OTLP/HTTP on http://{at[0]}:{at[1]}/v1/traces", flush=True)
+            if receiver.grpc_port is not None:
+                print(f"edgetrace hub accepting OTLP/gRPC on {receiver.grpc_host}:{receiver.grpc_port}", flush=True)
         if forwarder is not None:
             print(f"edgetrace hub forwarding spans to {args.otlp_endpoint or 'the OTLP endpoint'}", flush=True)
         stop = asyncio.Event()
@@ -159,21 +169,36 @@ def _otlp(args: argparse.Namespace, hub: Any) -> tuple[list[Any], Any, Any]:
     """The OTLP forwarder and receiver the options ask for, and the on_spans hooks they need."""
     hooks: list[Any] = []
     forwarder = receiver = None
-    if args.otlp_listen:
-        from edgetrace._otlp import DEFAULT_OTLP_PORT, OtlpReceiver
+    if args.otlp_listen or args.otlp_grpc_listen:
+        from edgetrace._otlp import DEFAULT_OTLP_GRPC_PORT, DEFAULT_OTLP_PORT, OtlpReceiver
 
-        ohost, oport = parse_address(args.otlp_listen, default_port=DEFAULT_OTLP_PORT)
-        if not _loopback(ohost) and not args.token:
-            raise UsageError(f"refusing to accept OTLP on {ohost} without a token: set --token or EDGETRACE_TOKEN")
-        receiver = OtlpReceiver(hub, host=ohost, port=oport, session=args.otlp_session)
+        listen: dict[str, Any] = {"port": None}
+        for given, default, host_key, port_key in (
+                (args.otlp_listen, DEFAULT_OTLP_PORT, "host", "port"),
+                (args.otlp_grpc_listen, DEFAULT_OTLP_GRPC_PORT, "grpc_host", "grpc_port")):
+            if given:
+                ohost, oport = parse_address(given, default_port=default)
+                if not loopback(ohost) and not args.token:
+                    raise UsageError(f"refusing to accept OTLP on {ohost} without a token: set EDGETRACE_TOKEN or "
+                                     "--token-file")
+                listen[host_key], listen[port_key] = ohost, oport
+        receiver = OtlpReceiver(hub, session=args.otlp_session, **listen)
         hooks.append(receiver.observe)
     if args.otlp_endpoint:
         from edgetrace._otlp import OtlpForwarder, make_exporter
 
         exporter = make_exporter(args.otlp_protocol, args.otlp_endpoint, headers=parse_headers(args.otlp_header))
-        forwarder = OtlpForwarder(exporter, manifest_of=hub.manifest)
+        forwarder = OtlpForwarder(exporter, manifest_of=hub.manifest, capture=args.otlp_capture_content,
+                                  blobs_of=_blob_reader(hub))
         hooks.append(forwarder)
     return hooks, forwarder, receiver
+
+
+def _blob_reader(hub: Any) -> Any:
+    """`session -> (sha -> bytes)` over what the hub stored, for the forwarder's content capture."""
+    from edgetrace._otlp.forward import SessionBlobs
+
+    return SessionBlobs(hub.store.read)
 
 
 def parse_headers(items: list[str]) -> dict[str, str] | None:

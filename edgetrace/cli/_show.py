@@ -10,14 +10,23 @@ from typing import Any
 import msgspec
 
 from edgetrace import _attrs as attr
+from edgetrace._handler_errors import error_summary, is_handler_error
 from edgetrace._records import Span, Status
 from edgetrace._session import Session
 from edgetrace._text import printable
+
+EXAMPLES = """\
+edgetrace show run.ets
+edgetrace show run.ets --trace tractor-01/f0001
+edgetrace show run.ets --json"""
 
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", metavar="SESSION", help="session file (.ets)")
     p.add_argument("--trace", metavar="ID", help="list the spans of one trace")
+    p.add_argument("--paths", action="store_true",
+                   help="latency per causal chain shape (input → … → act across nodes): percentiles and the "
+                        "hop that dominates")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("--salvage", action="store_true",
                    help="skip damaged frames (with a warning that counts what is missing) instead of refusing "
@@ -85,6 +94,23 @@ def run(args: argparse.Namespace) -> int:
     session = open_session(args.session, args.salvage)
     m = session.manifest
     out = sys.stdout
+    if args.paths:
+        from edgetrace._paths import chain_paths
+
+        paths = chain_paths(session.spans, session.index)
+        if args.json:
+            out.write(msgspec.json.encode({"session": str(session.path), "paths": paths},
+                                          order="deterministic").decode() + "\n")
+            return 0
+        out.write(f"{len(paths)} chain shape(s) in {session.path}\n")
+        for path in paths:
+            lat, hop = path["latency_ns"], path["dominant_hop"]
+            out.write(f"\n{path['chains']} chain(s): " + printable(" → ".join(path["shape"])) + "\n")
+            out.write(f"  end to end  p50 {_ms(lat['p50']).strip()}  p90 {_ms(lat['p90']).strip()}  "
+                      f"p99 {_ms(lat['p99']).strip()}  max {_ms(lat['max']).strip()}\n")
+            out.write(f"  dominated by {printable(hop['from'])} → {printable(hop['to'])}: median {_ms(hop['median_ns']).strip()} "
+                      f"({hop['share']:.0%} of the median chain)\n")
+        return 0
     if args.trace:
         spans = session.trace(args.trace)
         if args.json:
@@ -98,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
         for s in spans:
             extra = f"  ← {printable(s.cause)}" if s.cause else ""
             err = f"  ERROR {printable(s.error)}" if s.status is Status.ERROR else ""
+            where = s.attrs.get(attr.CODE)
+            if is_handler_error(s) and isinstance(where, str) and where:
+                err += f" at {printable(where)}"
             out.write(
                 f"  {printable(s.ref):<22} {s.kind.value:<9} {printable(s.name):<28} "
                 f"+{_ms(s.start - origin[s.node])} {_ms(s.duration)}  "
@@ -134,7 +163,11 @@ def run(args: argparse.Namespace) -> int:
         lost = sum(x.count for x in session.lost)
         out.write(f"streams  {len(restarts)} agent restart(s), {len(rollbacks)} rollback(s) stored around "
                   f"({sum(i.reused for i in rollbacks)} seqs reused), {lost} record(s) lost or refused\n")
-    out.write(f"traces   {len(summaries)}  spans {len(session)}\n\n")
+    out.write(f"traces   {len(summaries)}  spans {len(session)}\n")
+    said = error_summary(session.spans)
+    if said:
+        out.write(f"errors   {printable(said)}\n")
+    out.write("\n")
     for t in summaries:
         flags = ("E" if t["errors"] else " ") + ("~" if t["untimed"] else " ")
         acts = p(",".join(t["actions"]) or "-")

@@ -1,5 +1,9 @@
 """Replay one session under many seeds of a fault plan, list the seeds that break an
-invariant, and shrink the plan to the faults that matter for the first failing seed.
+invariant, and find the cause: the smallest plan that still fails across the failing seeds,
+and the injected events of it (this drop, that delay) that still break the invariant.
+
+Seeds run in a local process pool (--executor process, the default), in this process
+(inline) or on a Ray cluster (--executor ray [--address ADDR]; pip install 'edgetrace[ray]').
 
 Exit 1 when any seed violates an invariant, 0 when none does, 2 on bad input."""
 
@@ -10,6 +14,11 @@ import sys
 
 from edgetrace._errors import UsageError
 from edgetrace.cli._progress import progress_bar
+
+EXAMPLES = """\
+edgetrace sweep run.ets --fault 'drop(p=0.05)' --seeds 50
+edgetrace sweep run.ets --faults plan.toml --jobs 2 --json
+edgetrace sweep run.ets --fault 'drop(p=0.05)' --seeds 100000 --executor ray --address ray://head:10001"""
 
 
 def _seeds(args: argparse.Namespace) -> list[int]:
@@ -38,23 +47,43 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", action="append", default=[], metavar="NAME=PATH", help="swap a policy file")
     p.add_argument("--check", action="append", default=[], metavar="INVARIANT", help="extra invariant")
     p.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (default: one per core)")
-    p.add_argument("--no-minimise", action="store_true", help="do not shrink the plan of the first failure")
+    p.add_argument("--executor", choices=["process", "inline", "ray"], default="process",
+                   help="where seeds run: a local process pool (default), this process, or Ray")
+    p.add_argument("--address", metavar="ADDR",
+                   help="the Ray cluster to use with --executor ray (e.g. ray://head:10001; default: a local one)")
+    p.add_argument("--reexecute", choices=["changed", "all"], default="changed",
+                   help="which model and policy steps run again ('changed': those not byte-identical to the "
+                   "recording's; 'all')")
+    p.add_argument("--verify-memo", type=int, default=0, metavar="N",
+                   help="per replay, re-execute N steps served from the recording and fail on a mismatch")
+    p.add_argument("--minimise-seeds", type=int, default=8, metavar="N",
+                   help="judge smaller plans on the first N failing seeds (default 8)")
+    p.add_argument("--no-minimise", action="store_true", help="do not look for the cause of the failures")
     p.add_argument("--json", action="store_true", help="print the sweep report as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     import msgspec
 
+    from edgetrace.replay._memo import MemoMismatchError
     from edgetrace.replay._sweep import sweep
 
     seeds = _seeds(args)
     if args.jobs < 0:
         raise UsageError(f"--jobs must be 0 (one per core) or more, got {args.jobs}")
-    with progress_bar("sweeping seeds", enabled=not args.json) as update:
-        report = sweep(args.session, seeds, faults=args.fault, fault_files=args.faults, models=args.model,
-                       policies=args.policy, checks=args.check, jobs=args.jobs or None,
-                       do_minimise=not args.no_minimise, progress=update, app=args.app or "",
-                       trust_session=args.trust_session)
+    if args.verify_memo < 0 or args.minimise_seeds < 1:
+        raise UsageError("--verify-memo must be 0 or more and --minimise-seeds at least 1")
+    try:
+        with progress_bar("sweeping seeds", enabled=not args.json) as update:
+            report = sweep(args.session, seeds, faults=args.fault, fault_files=args.faults, models=args.model,
+                           policies=args.policy, checks=args.check, jobs=args.jobs or None,
+                           do_minimise=not args.no_minimise, progress=update, executor=args.executor,
+                           address=args.address, reexecute=args.reexecute == "all",
+                           verify_memo=args.verify_memo, minimise_seeds=args.minimise_seeds,
+                           app=args.app or "", trust_session=args.trust_session)
+    except MemoMismatchError as exc:
+        print(f"edgetrace: replay diverged: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
     if args.json:
         data = msgspec.json.encode(report.to_dict(), order="deterministic")
         sys.stdout.buffer.write(msgspec.json.format(data, indent=2) + b"\n")

@@ -64,30 +64,39 @@ class Never(Invariant):
 
 
 class NotAfter(Invariant):
-    """No `target` causally after a `trigger` with a matching key (across nodes and traces)."""
+    """No `target` causally after a `trigger` with a matching key (across nodes and traces) —
+    unless a step matching `unless` came causally between them (``… unless C between``)."""
 
     def __init__(self, name: str, target: Selector, trigger: Selector, key: Cond, key_text: str,
-                 description: str = "") -> None:
+                 description: str = "", unless: Selector | None = None) -> None:
         self.name, self.target, self.trigger, self.key, self.key_text = name, target, trigger, key, key_text
-        self.description = description or f"never {target} after {trigger} on {key_text}"
+        self.unless = unless
+        tail = f" unless {unless} between" if unless is not None else ""
+        self.description = description or f"never {target} after {trigger} on {key_text}{tail}"
 
     def check(self, history: History) -> list[Violation]:
         triggers = [s for s in history.spans if self.trigger.matches(s)]
+        between = [s for s in history.spans if self.unless.matches(s)] if self.unless is not None else []
+        hb = history.index.happens_before
         found = []
         for span in history.spans:
             if not self.target.matches(span):
                 continue
             for t in triggers:
-                if self.key(span, t) and history.index.happens_before(t, span):
-                    # the chain shows both stories: how the trigger came about, and the target's own
-                    steps = {s.ref: s for s in [*history.chain(t, limit=6), *history.chain(span)]}
-                    chain = tuple(s.ref for s in history.index.causal_sort(steps.values()))
-                    found.append(Violation(
-                        self.name, span.ref, span.trace, span.node,
-                        f"{span.kind.value} {span.name} at {span.ref} happened after {t.kind.value} {t.name} "
-                        f"{t.ref} had causally reached it ({self.key_text})", chain,
-                    ))
-                    break
+                if t.ref == span.ref or not (self.key(span, t) and hb(t, span)):
+                    continue
+                if any(hb(t, c) and hb(c, span) for c in between):
+                    continue  # released in between: sequential, as it should be
+                # the chain shows both stories: how the trigger came about, and the target's own
+                steps = {s.ref: s for s in [*history.chain(t, limit=6), *history.chain(span)]}
+                chain = tuple(s.ref for s in history.index.causal_sort(steps.values()))
+                why = f"; no `{self.unless}` came between them" if self.unless is not None else ""
+                found.append(Violation(
+                    self.name, span.ref, span.trace, span.node,
+                    f"{span.kind.value} {span.name} at {span.ref} happened after {t.kind.value} {t.name} "
+                    f"{t.ref} had causally reached it ({self.key_text}){why}", chain, other=t.ref,
+                ))
+                break
         return found
 
 

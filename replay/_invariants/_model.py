@@ -58,10 +58,14 @@ class Violation:
     node: str
     message: str
     chain: tuple[str, ...] = ()
+    other: str = ""  # the other step of a pairwise finding (exclusion), if any
 
     def to_dict(self) -> dict[str, Any]:
-        return {"invariant": self.invariant, "span": self.span, "trace": self.trace, "node": self.node,
-                "message": self.message, "chain": list(self.chain)}
+        found = {"invariant": self.invariant, "span": self.span, "trace": self.trace, "node": self.node,
+                 "message": self.message, "chain": list(self.chain)}
+        if self.other:
+            found["other"] = self.other
+        return found
 
 
 class Invariant(abc.ABC):

@@ -2,8 +2,11 @@
 
 Grammar (docs/invariants.md is the user's version, and its examples are tested)::
 
-    invariant := "every" selector "after" selector
-               | "never" selector ["after" selector "on" condition]
+    invariant := "every" selector ["within" DURATION] "after" selector
+               | "never" selector ["after" selector "on" key ["unless" selector "between"]]
+               | "never" "concurrent" selector "with" selector ["on" key]
+               | ("sometimes" | "reachable" | "unreachable") selector
+    key       := "same" PATH | condition        (`same args.row` ≡ `args.row == args.row`)
     selector  := KIND ["(" NAME-GLOB ")"] ["at" NODE-GLOB] ["where" condition]
     condition := or-and-not over comparisons, parentheses
     comparison:= PATH OP LITERAL | LITERAL "in" PATH | PATH      (a bare path: present, not empty)
@@ -23,8 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgetrace import _selector as sel
+from edgetrace import _units as units
 from edgetrace._errors import InvariantError
 from edgetrace._records import SpanKind
+from edgetrace.replay._invariants._distributed import Coverage, NotConcurrent, Within
 from edgetrace.replay._invariants._kinds import Never, NotAfter, Precedes
 from edgetrace.replay._invariants._model import Cond, Invariant, Selector
 
@@ -36,11 +41,12 @@ _TOKEN = re.compile(
         (?P<num>{sel.NUMBER}(?![\w.]))
       | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
       | (?P<op>{_OPS}|\(|\)|\[|\]|,|\.)
-      | (?P<word>[A-Za-z_*?][\w*?\-/]*)
+      | (?P<word>[A-Za-z_*?][\w*?\-/:]*)
     )""",
     re.VERBOSE,
 )
-_KEYWORDS = {"every", "never", "after", "at", "where", "on", "and", "or", "not", "in", "true", "false", "null"}
+_KEYWORDS = {"every", "never", "after", "at", "where", "on", "and", "or", "not", "in", "true", "false", "null",
+             "concurrent", "with", "same", "unless", "between", "within", "sometimes", "reachable", "unreachable"}
 _KINDS = [k.value for k in SpanKind]
 
 
@@ -95,29 +101,69 @@ class _Parser:
             found = self.peek().text or "end of text"
             raise self.error(f"expected {word!r}, found {found!r}")
 
-    # invariant := "every" sel "after" sel | "never" sel ["after" sel "on" keycond]
     def invariant(self, name: str) -> Invariant:
+        inv: Invariant
         if self.accept("every"):
             target = self.selector()
-            self.expect("after")
-            required = self.selector()
-            inv: Invariant = Precedes(name, target, required)
-        elif self.accept("never"):
-            target = self.selector()
-            if self.accept("after"):
-                trigger = self.selector()
-                self.expect("on")
-                start = self.peek().col
-                key = self.condition(pair=True)
-                inv = NotAfter(name, target, trigger, key, self.text[start:self.peek().col].strip())
+            if self.accept("within"):
+                limit = self._duration()
+                self.expect("after")
+                inv = Within(name, target, limit, self.selector())
             else:
-                inv = Never(name, target)
+                self.expect("after")
+                inv = Precedes(name, target, self.selector())
+        elif self.accept("never"):
+            if self.accept("concurrent"):
+                first = self.selector()
+                self.expect("with")
+                second = self.selector()
+                key, key_text = self._key() if self.accept("on") else (None, "")
+                inv = NotConcurrent(name, first, second, key, key_text)
+            else:
+                target = self.selector()
+                if self.accept("after"):
+                    trigger = self.selector()
+                    self.expect("on")
+                    pair_key, key_text = self._key()
+                    unless = None
+                    if self.accept("unless"):
+                        unless = self.selector()
+                        self.expect("between")
+                    inv = NotAfter(name, target, trigger, pair_key, key_text, unless=unless)
+                else:
+                    inv = Never(name, target)
+        elif self.peek().text in ("sometimes", "reachable", "unreachable") and self.peek().kind == "word":
+            mode = self.take().text
+            inv = Coverage(name, mode, self.selector())
         else:
             found = self.peek().text or "end of text"
-            raise self.error(f"expected 'every' or 'never', found {found!r}")
+            raise self.error(f"expected 'every', 'never', 'sometimes', 'reachable' or 'unreachable', "
+                             f"found {found!r}")
         if self.peek().kind != "end":
             raise self.error(f"unexpected {self.peek().text!r}")
         return inv
+
+    def _key(self) -> tuple[Cond, str]:
+        """After `on`: `same PATH` or a pair condition; returns it and its text."""
+        start = self.peek().col
+        if self.accept("same"):
+            get = self._path().get
+
+            def same(s: Any, t: Any) -> bool:
+                a = get(s)
+                return a is not sel.MISSING and t is not None and sel.compare(sel.Op.EQ, a, get(t))
+
+            return same, self.text[start:self.peek().col].strip()
+        key = self.condition(pair=True)
+        return key, self.text[start:self.peek().col].strip()
+
+    def _duration(self) -> int:
+        tok = self.take()
+        try:
+            return units.parse_duration(tok.text)
+        except ValueError as exc:
+            raise self.error(f"expected a duration such as 1s or 500ms after 'within', found {tok.text!r} "
+                             f"({exc})", tok.col) from None
 
     def selector(self) -> Selector:
         start = self.peek().col

@@ -9,7 +9,12 @@ docs/faults.md has the grammar and an example of every kind.
 from edgetrace.replay.faults._base import REGISTRY, Fault, Param
 from edgetrace.replay.faults._catalogue import FaultKind
 from edgetrace.replay.faults._clock import ClockFault, Drift, Skew
-from edgetrace.replay.faults._injector import FaultInjector, PlanInjector
+from edgetrace.replay.faults._injector import (
+    FaultInjector,
+    Occurrence,
+    OccurrenceInjector,
+    PlanInjector,
+)
 from edgetrace.replay.faults._network import (
     Bandwidth,
     Drop,
@@ -55,6 +60,8 @@ __all__ = [
     "NetworkFault",
     "NodeEvent",
     "NodeFault",
+    "Occurrence",
+    "OccurrenceInjector",
     "Param",
     "Partition",
     "Pause",

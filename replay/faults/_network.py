@@ -45,6 +45,7 @@ class MessageFacts:
     payload: object
     sent_at: int
     base_delay: int
+    step: tuple[str, str, str, str, int] | None = None  # the step that sent it (a StepKey), if known
 
     @cached_property
     def size(self) -> int:

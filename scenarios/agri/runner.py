@@ -11,14 +11,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgetrace.agents import ModelResult, ModelRunner
-from edgetrace.scenarios.agri.extractor import EventExtractor, load_session, validate_event
+from edgetrace.scenarios.agri.extractor import (
+    EventExtractor,
+    Extraction,
+    load_session,
+    validate_event,
+)
 
 __all__ = ["ExtractorRunner"]
 
 
 class ExtractorRunner(ModelRunner):
-    """`run(caption) -> event dict | None`; None (with an error) when the output is malformed."""
+    """`run(caption) -> event dict | None`; None (with an error) when the output is malformed.
+
+    Memoisable: what it records as inputs (the caption and its token ids) follows from the
+    caption alone, and the result is rebuilt from the recorded tokens exactly as decoding built it.
+    """
+
+    memoisable = True
 
     def __init__(self, name: str, path: str | Path, *, threads: int = 1) -> None:
         super().__init__(name, path)
@@ -38,6 +51,21 @@ class ExtractorRunner(ModelRunner):
 
     def run(self, inputs: Any) -> ModelResult:
         return self._result(str(inputs), self.extractor.extract(str(inputs)))
+
+    def memo_inputs(self, inputs: Any) -> Any:
+        caption = str(inputs)
+        return {"caption": caption, "input_ids": self.extractor.encode(caption)}
+
+    def recall(self, inputs: Any, outputs: Any) -> ModelResult:
+        ex = self.extractor
+        text, out_ids = str(outputs["text"]), [int(i) for i in outputs["output_ids"]]
+        probs = [float(p) for p in outputs["token_probs"]]
+        event = None
+        if out_ids and out_ids[-1] == ex.eos and text in ex.types:  # as extract() decides it
+            event = {"type": text, "confidence": round(float(np.prod(probs)), 4)}
+        extraction = Extraction(event, text, [int(i) for i in inputs["input_ids"]], out_ids, probs,
+                                event is not None)
+        return self._result(str(inputs["caption"]), extraction)
 
     def run_faulty(self, inputs: Any, mode: str, tokens: int) -> ModelResult:
         """Injected model faults, produced by the real decoder where that makes sense."""

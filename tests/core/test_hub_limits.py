@@ -196,47 +196,6 @@ def test_hellos_naming_a_thousand_sessions_keep_a_bounded_number_of_files_open(t
     assert len(list((tmp_path / "data").glob("*.ets"))) == 301
 
 
-def test_the_otlp_port_checks_the_token_before_it_reads_a_body(tmp_path):
-    from edgetrace._otlp.receiver import OtlpReceiver
-
-    async def main() -> None:
-        hub = Hub(tmp_path / "data", port=0, token=TOKEN)
-        await hub.start()
-        receiver = OtlpReceiver(hub, port=0)
-        await receiver.start()
-        reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
-        # a stranger announces 16 MiB and sends a few bytes of it: the answer comes at once
-        writer.write(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
-                     b"Content-Length: 16000000\r\n\r\n" + b"\0" * 100)
-        await writer.drain()
-        reply = await asyncio.wait_for(reader.read(), 5)
-        assert reply.startswith(b"HTTP/1.1 401"), reply[:60]
-        writer.close()
-        await receiver.aclose()
-        hub.close()
-
-    asyncio.run(main())
-
-
-def test_the_otlp_port_cuts_off_a_client_that_never_finishes_its_headers(tmp_path):
-    from edgetrace._otlp.receiver import OtlpReceiver
-
-    async def main() -> None:
-        hub = Hub(tmp_path / "data", port=0, token=TOKEN, limits=Limits(handshake_timeout=0.5))
-        await hub.start()
-        receiver = OtlpReceiver(hub, port=0)
-        await receiver.start()
-        reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
-        writer.write(b"POST /v1/traces HTTP/1.1\r\n")  # and then nothing
-        await writer.drain()
-        assert await _closed_within(reader, 5)
-        writer.close()
-        await receiver.aclose()
-        hub.close()
-
-    asyncio.run(main())
-
-
 # --- as a real process: memory and file descriptors under a crowd ----------------------------------
 
 

@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from edgetrace._hub import Hub
 from edgetrace._otlp import (
     ForeignSpan,
+    IdScheme,
     IngestError,
     OtlpForwarder,
     OtlpReceiver,
@@ -38,16 +39,22 @@ from edgetrace._otlp import (
     export_session,
     foreign_spans,
     make_exporter,
-    otel_span_id,
-    otel_trace_id,
 )
-from edgetrace._otlp.buffer import ParentBuffer, parents_first
-from edgetrace._otlp.matching import SessionMatcher
+from edgetrace._otlp.matching import SessionMatcher, parents_first
 from edgetrace._records import Manifest, Span, SpanKind, Status
 from edgetrace._session import Session, SessionWriter
 from edgetrace.cli import main
 
 HEX_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+SMALL = IdScheme("small")  # the small session's ids: its session id is the namespace
+
+
+def _sid(ref: str, ids: IdScheme = SMALL) -> str:
+    return f"{ids.span_id(ref):016x}"
+
+
+def _tid(trace: str, ids: IdScheme = SMALL) -> str:
+    return f"{ids.trace_id(trace):032x}"
 
 
 # --- a small session with every kind of step -------------------------------------------------
@@ -203,12 +210,12 @@ def _check_export(session_path: Path, collected: _Collected) -> None:
     got = collected.spans()
     assert len(got) == len(session)
     for span in session:
-        sid = f"{otel_span_id(span.ref):016x}"
+        sid = _sid(span.ref)
         proto, resource = got[sid]
         attrs = {kv.key: _any(kv.value) for kv in proto.attributes}
-        assert proto.trace_id.hex() == f"{otel_trace_id(span.trace):032x}"
+        assert proto.trace_id.hex() == _tid(span.trace)
         if span.parent:
-            assert proto.parent_span_id.hex() == f"{otel_span_id(span.parent):016x}"
+            assert proto.parent_span_id.hex() == _sid(span.parent)
         else:
             assert proto.parent_span_id == b""
         assert attrs["edgetrace.seq"] == span.seq
@@ -218,7 +225,7 @@ def _check_export(session_path: Path, collected: _Collected) -> None:
         assert all(len(v) <= 2048 for v in attrs.values() if isinstance(v, str))
         if span.cause:
             assert [(link.span_id.hex(), link.trace_id.hex()) for link in proto.links] == [
-                (f"{otel_span_id(span.cause):016x}", proto.trace_id.hex())]
+                (_sid(span.cause), proto.trace_id.hex())]
         else:
             assert not proto.links
         if span.kind is SpanKind.INFER:
@@ -227,17 +234,17 @@ def _check_export(session_path: Path, collected: _Collected) -> None:
             assert attrs["gen_ai.request.model"] == attrs["gen_ai.response.model"] == "event_extractor"
         for name, sha in span.blobs.items():
             assert attrs[f"edgetrace.blob.{name}"] == sha
-    infer = got[f"{otel_span_id('tractor-01:2'):016x}"][0]
+    infer = got[_sid('tractor-01:2')][0]
     attrs = {kv.key: _any(kv.value) for kv in infer.attributes}
     assert attrs["gen_ai.usage.input_tokens"] == 55 and attrs["gen_ai.usage.output_tokens"] == 14
     assert len(attrs["big"]) <= 2048
     assert json.loads(attrs["edgetrace.output"]) == {"confidence": 0.99, "type": "weed_detected"}
-    decide = {kv.key: _any(kv.value) for kv in got[f"{otel_span_id('tractor-01:5'):016x}"][0].attributes}
+    decide = {kv.key: _any(kv.value) for kv in got[_sid('tractor-01:5')][0].attributes}
     assert decide["edgetrace.decision"] == "spray"
     assert decide["edgetrace.rules_fired"] == ["weed_confirmed", "zone_clear"]
-    recv = got[f"{otel_span_id('tractor-01:4'):016x}"][0]
+    recv = got[_sid('tractor-01:4')][0]
     assert {kv.key: _any(kv.value) for kv in recv.attributes}["edgetrace.vclock"] == "hub=1,tractor-01=4"
-    failed = got[f"{otel_span_id('tractor-01:8'):016x}"][0]
+    failed = got[_sid('tractor-01:8')][0]
     assert failed.trace_id.hex() == HEX_TRACE  # an id that already is OTel-shaped is kept
     assert failed.status.code == 2 and failed.status.message == "model produced nothing"
 
@@ -306,7 +313,7 @@ def test_forwarder_rebuilds_clocks_and_never_raises(session_path):
     got = _in_memory(exporter).spans()
     assert len(got) == len(session)
     for span in session:
-        attrs = {kv.key: _any(kv.value) for kv in got[f"{otel_span_id(span.ref):016x}"][0].attributes}
+        attrs = {kv.key: _any(kv.value) for kv in got[_sid(span.ref)][0].attributes}
         assert attrs["edgetrace.vclock"] == str(session.index.clock(span))
 
 
@@ -358,14 +365,16 @@ def hub_thread(tmp_path: Path) -> Iterator[_HubThread]:
         running.close()
 
 
-def _otel_client(url: str, service: str, extra: dict[str, Any] | None = None) -> Any:
+def _otel_client(url: str, service: str, extra: dict[str, Any] | None = None, *, batch: bool = False) -> Any:
+    """An SDK client; `batch` is what real services use (spans that end together, one request)."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     provider = TracerProvider(resource=Resource.create({"service.name": service, **(extra or {})}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=url)))
+    exporter = OTLPSpanExporter(endpoint=url)
+    provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
     return provider
 
 
@@ -400,7 +409,7 @@ def test_hub_ingests_spans_from_an_otel_sdk(tmp_path, http_collector):
             if "OTLP/HTTP on " in line:
                 url = line.split("OTLP/HTTP on ")[1].strip()
         assert url.endswith("/v1/traces"), proc.stderr.read() if proc.poll() is not None else url
-        provider = _otel_client(url, "checkout")
+        provider = _otel_client(url, "checkout", batch=True)
         tracer = provider.get_tracer("shop")
         with tracer.start_as_current_span("GET /cart") as root:
             root.set_attribute("http.route", "/cart")
@@ -440,7 +449,8 @@ def test_foreign_spans_join_the_trace_an_agent_shipped(hub_thread, tmp_path):
     url = f"http://127.0.0.1:{hub_thread.port}/v1/traces"
     provider = _otel_client(url, "weather-api")
     tracer = provider.get_tracer("svc")
-    remote = api.SpanContext(otel_trace_id("frame-1"), otel_span_id("t:2"), is_remote=True,
+    agri = IdScheme("agri")
+    remote = api.SpanContext(agri.trace_id("frame-1"), agri.span_id("t:2"), is_remote=True,
                              trace_flags=api.TraceFlags(api.TraceFlags.SAMPLED))
     with tracer.start_as_current_span("GET /forecast", context=api.set_span_in_context(
             api.NonRecordingSpan(remote))):
@@ -529,15 +539,9 @@ def _foreign(span_id: str, parent: str = "", start: int = 0, trace: str = HEX_TR
                        start=start, end=start)
 
 
-def test_children_wait_for_their_parents_without_sockets():
-    waiting, matcher = ParentBuffer(), SessionMatcher()
-    child = waiting.add("s", _foreign("00000000000000a1", parent="00000000000000b2", start=1), now=10.0)
-    assert not waiting.complete(child, matcher.parent_ref)
-    assert waiting.due(9.0) == [] and waiting.due(10.0) == [child]
-    assert waiting.add("s", _foreign("00000000000000b2", start=5), now=11.0) == child  # same trace
-    assert waiting.complete(child, matcher.parent_ref)
-    taken = waiting.take([child])
-    assert [s.span_id for s in taken["s"]] == ["00000000000000b2", "00000000000000a1"] and not len(waiting)
+def test_parents_come_first_within_a_batch():
+    batch = [_foreign("00000000000000a1", parent="00000000000000b2", start=1), _foreign("00000000000000b2", start=5)]
+    assert [s.span_id for s in parents_first(batch)] == ["00000000000000b2", "00000000000000a1"]
     looped = [_foreign("00000000000000c1", parent="00000000000000c2"),
               _foreign("00000000000000c2", parent="00000000000000c1")]
     assert sorted(s.span_id for s in parents_first(looped)) == ["00000000000000c1", "00000000000000c2"]
@@ -546,8 +550,8 @@ def test_children_wait_for_their_parents_without_sockets():
 def test_foreign_spans_are_matched_and_numbered_without_sockets(tmp_path):
     matcher = SessionMatcher()
     matcher.observe("agri", [Span(node="t", seq=1, kind=SpanKind.SEND, name="ask", trace="frame-1")])
-    child = _foreign("00000000000000d1", parent=f"{otel_span_id('t:1'):016x}",
-                     trace=f"{otel_trace_id('frame-1'):032x}")
+    agri = IdScheme("agri")
+    child = _foreign("00000000000000d1", parent=_sid("t:1", agri), trace=_tid("frame-1", agri))
     stray = _foreign("00000000000000d2")
     assert matcher.session_of(child, "otel") == "agri" and matcher.session_of(stray, "otel") == "otel"
     with SessionWriter(tmp_path / "agri.ets", Manifest(session_id="agri", nodes=["t"])) as writer:
@@ -638,7 +642,6 @@ def test_the_docs_example_sends_spans_to_the_hub(hub_thread, tmp_path):
     done = subprocess.run([sys.executable, "send_to_edgetrace.py"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    hub_thread.call(hub_thread.receiver.flush(everything=True))
     session = Session(hub_thread.hub.session_path("field-trial"))
     spans = {s.name: s for s in session}
     assert set(spans) == {"GET /forecast", "SELECT forecasts"}
@@ -680,11 +683,12 @@ def test_hub_forwards_what_agents_ship(tmp_path):
         for spool in spools.values():
             spool.close()
     got = _in_memory(exporter).spans()
-    assert set(got) == {f"{otel_span_id(f'{n}:{i}'):016x}" for n in ("n0", "n1") for i in range(1, 41)}
-    proto, resource = got[f"{otel_span_id('n1:7'):016x}"]
+    live = IdScheme("live")
+    assert set(got) == {_sid(f"{n}:{i}", live) for n in ("n0", "n1") for i in range(1, 41)}
+    proto, resource = got[_sid("n1:7", live)]
     attrs = {kv.key: _any(kv.value) for kv in proto.attributes}
     assert attrs["edgetrace.vclock"] == "n1=7" and attrs["edgetrace.seq"] == 7
-    assert proto.trace_id.hex() == f"{otel_trace_id('n1-2'):032x}"
+    assert proto.trace_id.hex() == _tid("n1-2", live)
     assert resource["service.instance.id"] == "n1"
 
 
@@ -702,6 +706,5 @@ def test_chunked_bodies_and_keep_alive(hub_thread):
             while b"\r\n\r\n" not in reply or not reply.endswith(b"}"):
                 reply += sock.recv(4096)
             assert reply.startswith(b"HTTP/1.1 200") and b"Connection: keep-alive" in reply
-    hub_thread.call(hub_thread.receiver.flush(everything=True))
     session = Session(hub_thread.hub.session_path("otel"))
     assert [(s.node, s.seq) for s in session] == [("otel:chunky", 1)]  # the repeat was a duplicate

@@ -20,12 +20,12 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 SCENARIO = Path(__import__("edgetrace.scenarios.agri", fromlist=["x"]).__file__).resolve().parent
 
 PINNED = {
-    "faithful": ([], 0, "86a5e6ca683371d9274f20409ae382c51446ecd758bba1265751ad1a76479721"),
+    "faithful": ([], 0, "5f048f46a3cbee8a480fff8bf1e48c32d22e96626b64db633ab684c4484a5eb6"),
     "state-latency": (["--faults", str(SCENARIO / "faults" / "state-latency.toml")], 1,
-                      "da0406c5780d6bdd08da5ac098dc05be1039e27f77d9f8c5c4a0a208c7b3174d"),
+                      "e5c4e52bde9655af302b3be3a6b0aeef1af552f306c8fd5314405eb8dfad72cf"),
     "fixed-policy": (["--faults", str(SCENARIO / "faults" / "state-latency.toml"),
                       "--policy", f"spray_policy={SCENARIO / 'policies' / 'spray_policy_fixed.rego'}"], 0,
-                     "cc115da48604adfeae0627c23b314f11c57612f331c7fdadb3f7c18d5647e456"),
+                     "24cd6a3cd29971e71db91c3e999987f4bec3f930e1603f6c92fed187d5216940"),
 }
 
 

@@ -74,7 +74,7 @@ def test_passing_and_failing_user_tests(pytester: pytest.Pytester, tmp_path: Pat
     result.stdout.fnmatch_lines([
         "*reproduce this failure*",
         "seed: 0",
-        "rerun:   pytest test_user.py::test_breaks_under_state_latency --edgetrace-seed 0",
+        "rerun:   pytest */test_user.py::test_breaks_under_state_latency --edgetrace-seed 0",
         f"session: {save}/*.ets",
         "replay:  edgetrace replay *",
         "explore: edgetrace explore *",
@@ -92,6 +92,38 @@ def test_passing_and_failing_user_tests(pytester: pytest.Pytester, tmp_path: Pat
     assert cli.returncode == 1, cli.stderr
     violations = json.loads(cli.stdout)["violations"]
     assert violations and {v["invariant"] for v in violations} == {"no-spray-without-weed"}
+
+
+ADHOC_TESTS = '''
+from pipeline import app, NODES, PROFILE, feed
+
+def test_adhoc_check(edgetrace_grid):
+    grid = edgetrace_grid(app, NODES, profile=PROFILE, faults=["latency(op=state.put, delay=0.6s)"], seed=0)
+    run = feed(grid).run(until="20s")
+    run.assert_invariants("never act(spray) where args.n == 1")
+'''
+
+
+def test_printed_lines_work_from_where_pytest_was_run(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """`--edgetrace-save DIR` as two arguments (docs/pytest.md's table) once moved pytest's rootdir
+    and broke the printed rerun; the printed replay also dropped the test's own check."""
+    pytester.makepyfile(pipeline=USER_APP, test_adhoc=ADHOC_TESTS)
+    save = tmp_path / "saved"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--edgetrace-save", str(save), "test_adhoc.py")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    rerun = next(line.split("rerun:", 1)[1].strip() for line in out.splitlines() if line.startswith("rerun:"))
+    replay = next(line.split("replay:", 1)[1].strip() for line in out.splitlines() if line.startswith("replay:"))
+    assert "--check 'never act(spray) where args.n == 1'" in replay
+    again = subprocess.run([sys.executable, "-m", *shlex.split(rerun), "-p", "no:cacheprovider",
+                            "--edgetrace-save", str(tmp_path / "again")], capture_output=True, text=True,
+                           cwd=pytester.path)
+    assert again.returncode == 1, again.stdout[-2000:]  # the failure again, not "no tests ran" (4)
+    cli = subprocess.run([sys.executable, "-m", "edgetrace", *shlex.split(replay)[1:], "--json"],
+                         capture_output=True, text=True, cwd=pytester.path)
+    assert cli.returncode == 1, cli.stderr
+    violated = {v["invariant"] for v in json.loads(cli.stdout)["violations"]}
+    assert "never act(spray) where args.n == 1" in violated  # the test's own check, with the app's
 
 
 def test_printed_seed_reproduces_the_same_failure(pytester: pytest.Pytester, tmp_path: Path) -> None:
@@ -151,3 +183,32 @@ def test_importing_the_plugin_stays_light() -> None:
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
     assert out.stdout.strip() == ""
+
+
+SLOPPY_TESTS = '''
+import time
+from edgetrace.agents import App
+
+app = App("sloppy", state_host="")
+
+@app.on("tick", nodes="n")
+async def on_tick(ctx, _):
+    await ctx.send("n", "seen", {"at": time.time()})
+
+def test_sloppy(edgetrace_grid):
+    edgetrace_grid(app, ["n"]).input("n", "tick", None, at="1s").run(until="2s")
+
+def test_tidy(edgetrace_grid):
+    from pipeline import app as good, NODES, feed
+    feed(edgetrace_grid(good, NODES)).run(until="20s")
+'''
+
+
+def test_auto_replay_fails_a_test_whose_run_does_not_replay(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(pipeline=USER_APP, test_sloppy=SLOPPY_TESTS)
+    pytester.makeini("[pytest]\nedgetrace_auto_replay = true\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*does not replay faithfully*", "*time.time() at test_sloppy.py:8*"])
+    off = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "edgetrace_auto_replay=false")
+    off.assert_outcomes(passed=2)

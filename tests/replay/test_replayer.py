@@ -86,3 +86,23 @@ def test_report_lists_what_it_checked(toy_session):
     assert "never act(spray) at t-1 ✗" in report.render_text()
     quiet, _, _ = replay_session(toy_session, app=toyapp.app)
     assert "checked no invariants" in quiet.render_text()
+
+
+def test_a_faithful_replay_of_a_simulated_run_keeps_its_span_refs(tmp_path):
+    """Fault records of a simulated recording are replayed as records: refs stay the recording's."""
+    import toyapp
+
+    from edgetrace.replay import Replayer
+    from edgetrace.replay._invariants import parse_invariant
+    from edgetrace.replay.testing import GridHarness
+
+    check = "every act(spray) after input where payload.weed == true"
+    grid = GridHarness(toyapp.app, toyapp.NODES, profile={"default": {"latency": "10ms"}}, seed=1,
+                       faults=["drop(op=state.*, p=0.2)"])
+    run = grid.inputs(toyapp.inputs(10)).run(until="30s")
+    printed = [v.span for v in run.violations(check)]
+    assert printed and run.find("fault")
+    report, replayed = Replayer(run.save(tmp_path / "run.ets"), app=toyapp.app).run(invariants=[parse_invariant(check)])
+    assert report.fidelity == 1.0
+    assert [v.span for v in report.violations] == printed
+    assert [s.ref for s in replayed.spans] == [s.ref for s in run.spans]
