@@ -18,6 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from edgetrace._discovery import data_dir, find_sessions
+from edgetrace._errors import EdgeTraceError
 from edgetrace.tui._store import TraceStore
 from edgetrace.tui._trace_list import TraceList, TraceListScreen
 
@@ -65,10 +66,20 @@ class ExplorerApp(App[None]):
         self.store: TraceStore | None = None
         self.diff: DiffModel | None = None
         self._session: Session | None = None
+        #: Why the explorer ended early: a session it cannot read (the CLI prints it, exit 2).
+        self.error: EdgeTraceError | None = None
+
+    def fail(self, error: EdgeTraceError) -> None:
+        """End with `error`: one line and exit 2 once the screen is gone, as `show` does."""
+        self.error = error
+        self.exit(return_code=2)
 
     def on_mount(self) -> None:
         if self.session_path is not None:
-            self.open_session(self.session_path)
+            try:
+                self.open_session(self.session_path)
+            except EdgeTraceError as exc:
+                self.fail(exc)
         else:
             from edgetrace.tui._picker import PickerScreen
 
@@ -92,7 +103,13 @@ class ExplorerApp(App[None]):
 
     def on_picker_screen_picked(self, event: PickerScreen.Picked) -> None:
         self.pop_screen()
-        self.open_session(event.path)
+        try:
+            self.open_session(event.path)
+        except EdgeTraceError as exc:
+            self.fail(exc)
+
+    def on_trace_list_screen_unreadable(self, event: TraceListScreen.Unreadable) -> None:
+        self.fail(event.error)
 
     def on_trace_list_opened(self, event: TraceList.Opened) -> None:
         from edgetrace.tui._trace_view import TraceViewScreen

@@ -17,11 +17,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import msgspec
 
 from edgetrace._codec import decode_manifest, decode_spans
-from edgetrace._errors import SessionNotFoundError
-from edgetrace._frames import FILE_HEADER_SIZE, FrameType, ScanResult, read_file_header, scan_frames
+from edgetrace._errors import CorruptSessionError, SessionNotFoundError
+from edgetrace._frames import (
+    FILE_HEADER_SIZE,
+    Frame,
+    FrameType,
+    ScanResult,
+    read_file_header,
+    scan_frames,
+)
 from edgetrace._records import FORMAT_VERSION, Manifest, Span
 from edgetrace._session import SESSION_MAGIC, SESSION_SUFFIX
 from edgetrace.tui._slim_span import decode_slim_spans
@@ -34,6 +43,8 @@ if TYPE_CHECKING:
     from edgetrace.tui._graph import TraceGraph
 
 __all__ = ["TraceStore"]
+
+_T = TypeVar("_T")
 
 #: Traces whose decoded graphs are kept (the ones opened lately).
 GRAPH_CACHE = 32
@@ -151,12 +162,12 @@ class TraceStore:
                         self.offset = item.end
                         break
                     if item.type is FrameType.RECORDS:
-                        spans = decode_slim_spans(item.body())
+                        spans = self._decoded(item, decode_slim_spans, "records")
                         table.absorb(spans, item.offset)
                         added += len(spans)
                         self.span_count += len(spans)
                     elif item.type is FrameType.MANIFEST:
-                        self.manifest = self.manifest.merged(decode_manifest(item.body()))
+                        self.manifest = self.manifest.merged(self._decoded(item, decode_manifest, "manifest"))
                     elif item.type is FrameType.BLOB:
                         self.blob_at[item.body()[:32].hex()] = item.offset
                     elif item.type is FrameType.SEAL:
@@ -170,6 +181,19 @@ class TraceStore:
             if added:
                 self._cache.clear()  # a cached trace may have grown
             return added
+
+    def _decoded(self, frame: Frame, decode: Callable[[bytes], _T], what: str) -> _T:
+        """A frame's payload decoded, or the one-line CorruptSessionError `show` gives."""
+        try:
+            return decode(frame.body())
+        except CorruptSessionError:
+            raise
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            raise CorruptSessionError(f"{self.path}: {what} frame at offset {frame.offset} does not decode: {exc}",
+                                      path=self.path, offset=frame.offset) from None
+        except Exception as exc:  # zlib.error and friends
+            raise CorruptSessionError(f"{self.path}: {what} frame at offset {frame.offset} does not decompress: "
+                                      f"{exc}", path=self.path, offset=frame.offset) from None
 
     @property
     def at_end(self) -> bool:

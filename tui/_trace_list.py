@@ -26,6 +26,7 @@ from textual.strip import Strip
 from textual.widgets import Footer, Input, Static
 from textual.worker import get_current_worker
 
+from edgetrace._errors import EdgeTraceError
 from edgetrace.tui._query import Query, QueryError, parse_query
 from edgetrace.tui._store import TraceStore
 from edgetrace.tui._trace_table import SORTS, TraceRow
@@ -199,6 +200,13 @@ class TraceListScreen(Screen[None]):
             super().__init__()
             self.query = query
 
+    class Unreadable(Message):
+        """Reading on found the session damaged: the app ends with the error, as `show` would."""
+
+        def __init__(self, error: EdgeTraceError) -> None:
+            super().__init__()
+            self.error = error
+
     def __init__(self, store: TraceStore, *, follow: bool = True, marks: set[str] | None = None) -> None:
         super().__init__()
         self.store = store
@@ -245,7 +253,11 @@ class TraceListScreen(Screen[None]):
         worker = get_current_worker()
         last_paint = 0.0
         while not worker.is_cancelled:
-            added = self.store.scan(budget_s=0.05)
+            try:
+                added = self.store.scan(budget_s=0.05)
+            except EdgeTraceError as exc:
+                self.post_message(self.Unreadable(exc))
+                return
             now = time.monotonic()
             if added and now - last_paint > 0.25:
                 last_paint = now

@@ -38,5 +38,8 @@ def run(args: argparse.Namespace) -> int:
         Session(args.against)
     from edgetrace.tui._app import ExplorerApp
 
-    ExplorerApp(args.session, against=args.against, follow=not args.no_follow).run()
-    return 0
+    app = ExplorerApp(args.session, against=args.against, follow=not args.no_follow)
+    app.run()
+    if app.error is not None:  # a session it could not read: one line, exit 2, as show does
+        raise app.error
+    return app.return_code or 0
