@@ -116,8 +116,13 @@ def _xz_of_zeros(mib: int) -> bytes:
 
 
 def _peak_rss_mib(args: list[str], cwd: Path) -> tuple[int, float, str]:
-    code = ("import resource, sys\nfrom edgetrace.cli import main\nc = main(sys.argv[1:])\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(c)\n")
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("reads the peak RSS from /proc")
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child of a large pytest
+    # process would report the parent's size
+    code = ("import sys\nfrom edgetrace.cli import main\nc = main(sys.argv[1:])\n"
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+            "print(hwm, file=sys.stderr)\nsys.exit(c)\n")
     r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
     lines = r.stderr.strip().splitlines()
     return r.returncode, int(lines[-1]) / 1024, "\n".join(lines[:-1])
