@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["printable"]
+__all__ = ["printable", "printable_text"]
 
 # C0 controls (newline and tab too: one value, one line), DEL, C1 controls, and the invisible
 # or direction-changing format characters (zero-width, bidi embeddings/overrides/isolates, BOM)
@@ -37,3 +37,8 @@ def printable(value: object, *, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[: max(0, limit - 1)] + "…"
     return text
+
+
+def printable_text(text: str) -> str:
+    """A multi-line report made safe as `printable()` makes a value, keeping its own line breaks."""
+    return "\n".join(printable(line) for line in text.split("\n"))
