@@ -5,8 +5,9 @@ manifest — came from an agent, or from whoever wrote the file. Printed raw, `E
 trace id clears the reader's screen, and an OSC sequence can retitle the window or plant a
 link; a right-to-left override makes text read differently from what it is. `printable()` is
 the one place that turns such characters into visible escapes (`\\x1b`, `\\u202e`); every
-human-readable output of edgetrace (`show`, `diff`, the replay report, the explorer, CLI error
-lines) passes session text through it. JSON output needs nothing: its encoder escapes control
+human-readable output of edgetrace (`show`, `diff`, the replay and sweep reports, `query`'s
+table, CLI error lines) passes session text through it (`printable_text()` for a whole
+report). The explorer does not yet: its screens draw session text as it is. JSON output needs nothing: its encoder escapes control
 characters already.
 """
 
