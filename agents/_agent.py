@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgetrace._credentials import PeerSecurity
 from edgetrace._discovery import data_dir
 from edgetrace._records import Manifest, Span
 from edgetrace._transport import TcpTransport, Transport
@@ -81,7 +82,8 @@ class AgentConfig:
     #: I/O — edgetrace.agents._sandbox, live mode) to this JSON file at stop
     audit: Path | None = None
     flush_timeout: float = 20.0
-    transport: Transport | None = None  # default: TCP to `hub` (TLS and tokens: the CLI builds it)
+    transport: Transport | None = None  # default: plain TCP to `hub` (the CLI builds a TLS one)
+    security: PeerSecurity | None = None  # the peer port's token, TLS and limits (default: none, loopback)
 
 
 async def run_agent(cfg: AgentConfig) -> int:
@@ -95,7 +97,7 @@ async def run_agent(cfg: AgentConfig) -> int:
     if cfg.manifest is not None:
         manifest = manifest.merged(cfg.manifest)
     world = LiveWorld(cfg.node, sink, epoch_ns=cfg.epoch_ns or time.time_ns(), peers=cfg.peers,
-                      profile=cfg.profile, seed=cfg.seed)
+                      profile=cfg.profile, seed=cfg.seed, security=cfg.security)
     node = NodeRuntime(app, cfg.node, world, seed=cfg.seed)
     audit = Sandbox(now_ns=world.now_ns, stand_ins=False).__enter__() if cfg.audit else None
     node.artifacts.load_all()  # a broken model or policy stops the agent here, in one line, not in every step

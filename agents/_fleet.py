@@ -35,7 +35,7 @@ from edgetrace._errors import ConfigError, EdgeTraceError, TransportError
 from edgetrace._records import Manifest
 from edgetrace._wire import Hello, Seal, decode_hub, encode_hub, read_frame, write_frame
 from edgetrace.agents._grid import GridProfile
-from edgetrace.agents._live import encode_message
+from edgetrace.agents._live import encode_message, encode_peer_hello
 from edgetrace.agents._message import Message, MessageKind
 from edgetrace.agents._scenario import Scenario, ScheduledInput
 
@@ -166,7 +166,7 @@ def record(
         # the agents count local time from this epoch; exporters need it to give Unix times
         manifest.meta["epoch_ns"], drained = asyncio.run(
             _drive(nodes, ports, inputs, agents, horizon_s=_settle(grid), timeout_s=drain_timeout_s,
-                   progress=progress))
+                   progress=progress, token=token))
         log(f"drained after {drained.seconds:.1f}s" if drained.quiet else
             f"still busy after {drained.seconds:.1f}s: {'; '.join(drained.busy)}")
         for proc in agents.values():
@@ -240,10 +240,11 @@ def _settle(grid: GridProfile) -> float:
 
 async def _drive(nodes: list[str], ports: dict[str, int], inputs: list[ScheduledInput],
                  agents: dict[str, subprocess.Popen[str]], *, horizon_s: float, timeout_s: float,
-                 progress: Callable[[int, int], None] | None) -> tuple[int, Drained]:
+                 progress: Callable[[int, int], None] | None, token: str) -> tuple[int, Drained]:
     writers = {}
     for node in nodes:
         _, writer = await asyncio.open_connection("127.0.0.1", ports[node])
+        writer.write(encode_peer_hello(token, "driver"))  # the agents take nothing from an unauthenticated link
         writers[node] = writer
     epoch = time.time_ns()
     for node, writer in writers.items():

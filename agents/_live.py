@@ -5,13 +5,22 @@ peers over length-prefixed MessagePack frames. A grid profile can emulate a slow
 link on loopback: the sender holds each message for a delay drawn from the link's
 profile, or drops it, keeping each link FIFO as TCP would. Spans go to a sink (the spool,
 drained to the hub by the shipper).
+
+The peer port follows the hub's rules (edgetrace._gate, edgetrace._credentials): every
+connection opens with a `PeerHello` carrying the shared token (checked in constant time when
+the agent has one; a token is required to listen off loopback), read with the small hello
+limit and deadline; after it, every message must come from the node the hello named, and
+nothing — an input, a forged receive, a CONTROL `stop` — is taken from a connection that did
+not authenticate. Links may run over TLS (mutual TLS optional).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import random
+import ssl
 import struct
 import time
 from collections.abc import Callable, Mapping
@@ -19,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from edgetrace._credentials import PeerSecurity
 from edgetrace._errors import FrameError
+from edgetrace._gate import Gate
 from edgetrace._records import Span
 from edgetrace._stepkey import StepKey
 from edgetrace._wire import read_frame, write_frame
@@ -32,13 +43,29 @@ from edgetrace.agents._world import NodeWorld
 if TYPE_CHECKING:
     from edgetrace.agents._node import NodeRuntime
 
-__all__ = ["LiveWorld", "read_message", "write_message"]
+__all__ = ["LiveWorld", "PeerHello", "encode_peer_hello", "read_message", "write_message"]
 
 log = logging.getLogger("edgetrace.agent")
 
 _encoder = msgspec.msgpack.Encoder(order="deterministic")
 _decoder = msgspec.msgpack.Decoder(Message)
 MAX_MESSAGE = 4 * 1024 * 1024
+_I64 = 2**63 - 1
+
+
+class PeerHello(msgspec.Struct, tag="peer-hello", kw_only=True):
+    """The first frame on a peer link: who is calling, and its proof of membership."""
+
+    token: str
+    node: str
+
+
+_hello_decoder = msgspec.msgpack.Decoder(PeerHello)
+
+
+def encode_peer_hello(token: str, node: str) -> bytes:
+    body = _encoder.encode(PeerHello(token=token, node=node))
+    return struct.pack(">I", len(body)) + body
 
 
 async def read_message(reader: asyncio.StreamReader, max_size: int = MAX_MESSAGE) -> Message | None:
@@ -74,8 +101,11 @@ class LiveWorld(NodeWorld):
         profile: GridProfile | None = None,
         seed: int = 0,
         actuators: Mapping[str, Callable[..., Any]] | None = None,
+        security: PeerSecurity | None = None,
     ) -> None:
         self.node = node
+        self.security = security or PeerSecurity()
+        self.gate = Gate(self.security.limits)
         self.sink = sink
         self.epoch_ns = epoch_ns
         self.peers = dict(peers)
@@ -185,9 +215,12 @@ class LiveWorld(NodeWorld):
         address = self.peers.get(dst)
         if address is None:
             raise ConnectionError(f"no address known for node {dst!r}")
-        _, writer = await asyncio.open_connection(*address)
-        self._writers[dst] = writer
-        return writer
+        sec = self.security
+        _, opened = await asyncio.wait_for(asyncio.open_connection(*address, ssl=sec.client_ssl),
+                                           sec.limits.handshake_timeout)
+        opened.write(encode_peer_hello(sec.token, self.node))
+        self._writers[dst] = opened
+        return opened
 
     # --- receiving ---------------------------------------------------------------------------
 
@@ -195,7 +228,9 @@ class LiveWorld(NodeWorld):
         """Listen for peers (and the recording driver); hand each message to `deliver` on the loop."""
         self._deliver_here = deliver  # a node's messages to itself are not counted as taken in
         self._deliver = self._counted(deliver)
-        return await asyncio.start_server(self._handle, host, port)
+        sec = self.security
+        return await asyncio.start_server(self._handle, host, port, ssl=sec.server_ssl, backlog=256,
+                                          ssl_handshake_timeout=sec.limits.handshake_timeout if sec.server_ssl else None)
 
     def _counted(self, deliver: Callable[[Message], None]) -> Callable[[Message], None]:
         def counted(msg: Message) -> None:
@@ -208,19 +243,68 @@ class LiveWorld(NodeWorld):
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
-        try:
-            while True:
-                msg = await read_message(reader)
-                if msg is None:
-                    break
-                if msg.kind is MessageKind.CONTROL:
-                    self._control(msg)
-                elif self._deliver is not None:
-                    self._deliver(msg)
-        except (FrameError, ConnectionError, asyncio.IncompleteReadError) as exc:
-            log.warning("closing connection from %s: %s", peer, exc)
-        finally:
+        ticket = self.gate.admit(str(peer[0]) if isinstance(peer, tuple) else str(peer), writer.transport.abort)
+        if ticket is None:
             writer.close()
+            return
+        limits = self.security.limits
+        try:
+            first = await asyncio.wait_for(read_frame(reader, limits.hello_max), limits.handshake_timeout)
+            if first is None:
+                return
+            caller, pending = self._greet(first)
+            self.gate.authenticated(ticket)
+            if pending is not None:
+                self._take(pending, caller)
+            while True:
+                body = await asyncio.wait_for(read_frame(reader, MAX_MESSAGE), limits.idle_timeout)
+                if body is None:
+                    break
+                try:
+                    msg = _decoder.decode(body)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    raise FrameError(f"malformed message frame: {exc}") from None
+                self._take(msg, caller)
+        except (FrameError, ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
+            log.warning("closing connection from %s: %s", peer, exc)
+        except TimeoutError:
+            log.info("connection from %s %s", peer, "went idle" if ticket.authenticated else
+                     "did not say hello in time")
+        finally:
+            self.gate.release(ticket)
+            writer.close()
+
+    def _greet(self, body: bytes) -> tuple[str | None, Message | None]:
+        """Check a connection's first frame: who calls (None: anyone), and a message to take now."""
+        first: PeerHello | Message
+        try:
+            first = _hello_decoder.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            try:
+                first = _decoder.decode(body)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                raise FrameError(f"expected a peer hello first: {exc}") from None
+        token = self.security.token
+        if isinstance(first, Message):  # no hello: only an agent without a token takes that
+            if token:
+                raise FrameError("refused: no token presented (a peer hello must come first)")
+            return None, first
+        if not hmac.compare_digest(first.token.encode(), token.encode()):
+            raise FrameError(f"refused {first.node[:40]!r}: missing or wrong token")
+        return first.node, None
+
+    def _take(self, msg: Message, caller: str | None) -> None:
+        """One message from an authenticated connection: it must be what it says it is."""
+        if caller is not None and msg.src != caller:
+            raise FrameError(f"a peer that said it is {caller[:40]!r} sent a message from {msg.src[:40]!r}")
+        if msg.dst != self.node:
+            raise FrameError(f"a message for {msg.dst[:40]!r} arrived at {self.node!r}")
+        if any(not isinstance(k, str) or not 0 <= v <= _I64 for k, v in msg.vc.items()):
+            raise FrameError(f"a message from {msg.src[:40]!r} carries a clock no node can have")
+        if msg.kind is MessageKind.CONTROL:
+            self._control(msg)
+        elif self._deliver is not None:
+            self._deliver(msg)
 
     def _control(self, msg: Message) -> None:
         if msg.topic == "epoch" and isinstance(msg.payload, int):

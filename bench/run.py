@@ -36,6 +36,9 @@ BENCHES = {
         ["bench_sweep.py"], ["bench_sweep.py", "--seeds", "60", "--baseline-seeds", "10"]),
     "determinism (issue 12: 1,000 same-seed double replays under a probabilistic plan)": (
         ["bench_determinism.py"], ["bench_determinism.py", "--seeds", "10"]),
+    "hardening (issue 14: hub RSS and fds under strangers, TLS vs plain TCP ingest)": (
+        ["bench_harden.py"], ["bench_harden.py", "--connections", "50", "--attempts", "500", "--spans", "2000",
+                              "--repeats", "2"]),
 }
 
 

@@ -5,8 +5,9 @@ manifest — came from an agent, or from whoever wrote the file. Printed raw, `E
 trace id clears the reader's screen, and an OSC sequence can retitle the window or plant a
 link; a right-to-left override makes text read differently from what it is. `printable()` is
 the one place that turns such characters into visible escapes (`\\x1b`, `\\u202e`); every
-human-readable output of edgetrace (`show`, `diff`, the replay report, the explorer, CLI error
-lines) passes session text through it. JSON output needs nothing: its encoder escapes control
+human-readable output of edgetrace (`show`, `diff`, the replay and sweep reports, `query`'s
+table, CLI error lines) passes session text through it (`printable_text()` for a whole
+report). The explorer does not yet: its screens draw session text as it is. JSON output needs nothing: its encoder escapes control
 characters already.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["printable"]
+__all__ = ["printable", "printable_text"]
 
 # C0 controls (newline and tab too: one value, one line), DEL, C1 controls, and the invisible
 # or direction-changing format characters (zero-width, bidi embeddings/overrides/isolates, BOM)
@@ -37,3 +38,8 @@ def printable(value: object, *, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[: max(0, limit - 1)] + "…"
     return text
+
+
+def printable_text(text: str) -> str:
+    """A multi-line report made safe as `printable()` makes a value, keeping its own line breaks."""
+    return "\n".join(printable(line) for line in text.split("\n"))

@@ -115,7 +115,12 @@ class _TcpLink(HubLink):
         return decode_hub(body)
 
     def close(self) -> None:
-        self._writer.close()
+        if self._writer.get_extra_info("sslcontext") is not None:
+            # a TLS close waits for the hub's close_notify, which a loop that ends now never sees
+            # (a stray socket); nothing unacknowledged is lost by not waiting
+            self._writer.transport.abort()
+        else:
+            self._writer.close()
 
 
 # --- in memory --------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 
 from edgetrace._errors import UsageError
 from edgetrace._index import CausalIndex
-from edgetrace._records import Manifest, Span
+from edgetrace._records import Manifest, Span, is_session_id
 from edgetrace._session import SessionWriter
 from edgetrace._vclock import Order
 from edgetrace._version import __version__
@@ -182,6 +182,8 @@ class GridResult:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         manifest = Manifest(
+            # named after its file (what a trust list entry or a hub needs to tell sessions apart)
+            session_id=path.stem if is_session_id(path.stem) else "",
             app=self.app.name, app_ref=self.app.reference(), nodes=list(self.nodes), seed=self.seed,
             edgetrace=__version__,
             meta={"grid": self.profile.to_dict(), "faults": list(self.faults), "source": "edgetrace.replay.testing"},

@@ -16,6 +16,8 @@ from typing import Any
 
 import msgspec
 
+from edgetrace._records import Nanos, Seq
+
 __all__ = ["SlimSpan", "decode_attrs", "decode_slim_spans"]
 
 
@@ -27,14 +29,14 @@ class SlimSpan(msgspec.Struct, array_like=True):
     """
 
     node: str
-    seq: int
+    seq: Seq  # the bounds `Span` has: a value a reader cannot hold is refused here too
     kind: str
     name: str
     trace: str = ""
     parent: str = ""
     cause: str = ""
-    start: int = 0
-    end: int = 0
+    start: Nanos = 0
+    end: Nanos = 0
     vc: msgspec.Raw = msgspec.Raw(b"\x80")  # an empty map, as `Span.vc` defaults to
     attrs: msgspec.Raw = msgspec.Raw(b"\x80")
     status: str = "ok"

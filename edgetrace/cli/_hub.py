@@ -1,6 +1,8 @@
 """Run the hub: agents connect, ship their spans, and the hub stores each acknowledged
 record exactly once in DATA/<session>.ets. Listens on loopback unless told otherwise;
-a non-loopback address needs a token (--token or EDGETRACE_TOKEN)."""
+a non-loopback address needs a token ($EDGETRACE_TOKEN or --token-file: not the command
+line, which anyone can read in the process list). --tls-cert serves agents over TLS,
+--tls-client-ca requires their certificates too (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import argparse
 import asyncio
 import ipaddress
 import logging
-import os
 import signal
 import sys
 from typing import Any
@@ -19,7 +20,7 @@ from edgetrace._session import FsyncPolicy
 
 EXAMPLES = """\
 edgetrace hub --data sessions
-edgetrace hub --listen 0.0.0.0:7411 --token "$EDGETRACE_TOKEN"
+edgetrace hub --listen 0.0.0.0:7411 --token-file token --tls-cert hub.pem --tls-key hub.key
 edgetrace hub --otlp-listen --otlp-grpc-listen --otlp-endpoint http://localhost:4318"""
 
 
@@ -32,7 +33,8 @@ def parse_address(text: str, *, default_port: int) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def _loopback(host: str) -> bool:
+def loopback(host: str) -> bool:
+    """True for an address only this machine can reach (a wildcard or a name is not)."""
     if host == "localhost":
         return True
     try:
@@ -46,8 +48,16 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="address to listen on (default 127.0.0.1:7411; port 0 picks a free one)")
     p.add_argument("--data", default=str(data_dir()), metavar="DIR",
                    help=f"folder for session files (default ${DATA_ENV}, else {DEFAULT_DATA_DIR})")
-    p.add_argument("--token", default=os.environ.get("EDGETRACE_TOKEN", ""),
-                   help="shared token agents must present (default $EDGETRACE_TOKEN)")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="read the shared token agents must present from FILE (mode 600; default $EDGETRACE_TOKEN)")
+    p.add_argument("--token", help=argparse.SUPPRESS)  # visible in the process list: kept for old scripts
+    tls = p.add_argument_group("TLS (docs/security.md)")
+    tls.add_argument("--tls-cert", metavar="FILE", help="serve agents over TLS with this certificate")
+    tls.add_argument("--tls-key", metavar="FILE", help="the key of --tls-cert (default: in the same file)")
+    tls.add_argument("--tls-client-ca", metavar="FILE",
+                     help="require client certificates signed by this CA (mutual TLS)")
+    p.add_argument("--max-connections", type=int, default=512, metavar="N",
+                   help="connections at most (default 512; at most 64 may still be saying hello)")
     p.add_argument("--fsync", default="frame", choices=[f.value for f in FsyncPolicy],
                    help="force data to disk before each ack (frame, default), at close, or never")
     p.add_argument("--max-frame", type=int, default=16 * 1024 * 1024, metavar="BYTES",
@@ -75,14 +85,29 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from edgetrace._gate import Limits
     from edgetrace._hub import Hub
+    from edgetrace.cli._agent import cli_token
 
     host, port = parse_address(args.listen, default_port=7411)
-    if not _loopback(host) and not args.token:
-        raise UsageError(f"refusing to listen on {host} without a token: set --token or EDGETRACE_TOKEN")
+    args.token = cli_token(args)
+    if not loopback(host) and not args.token:
+        raise UsageError(f"refusing to listen on {host} without a token: set EDGETRACE_TOKEN or --token-file")
+    ssl_context = None
+    if args.tls_cert:
+        from edgetrace._credentials import server_context
+
+        ssl_context = server_context(args.tls_cert, args.tls_key, client_ca=args.tls_client_ca)
+    elif args.tls_key or args.tls_client_ca:
+        raise UsageError("--tls-key and --tls-client-ca need --tls-cert")
+    if args.max_connections < 1:
+        raise UsageError(f"--max-connections must be at least 1, got {args.max_connections}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="hub: %(message)s")
-    hub = Hub(args.data, host=host, port=port, token=args.token, max_frame=args.max_frame, fsync=args.fsync)
+    hub = Hub(args.data, host=host, port=port, token=args.token, max_frame=args.max_frame, fsync=args.fsync,
+              ssl=ssl_context, limits=replace(Limits(), max_connections=args.max_connections))
     hooks, forwarder, receiver = _otlp(args, hub)
     if hooks:
         def on_spans(session: str, spans: list[Any]) -> None:
@@ -95,8 +120,12 @@ def run(args: argparse.Namespace) -> int:
         hub.on_spans = on_spans
 
     async def main() -> None:
-        bound = await hub.start()
-        print(f"edgetrace hub listening on {bound[0]}:{bound[1]}, writing sessions to {args.data}", flush=True)
+        try:
+            bound = await hub.start()
+        except OSError as exc:  # the address: in use, not ours, not an address
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        print(f"edgetrace hub listening on {bound[0]}:{bound[1]}{' (TLS)' if ssl_context else ''}, writing "
+              f"sessions to {args.data}", flush=True)
         if receiver is not None:
             try:
                 at = await receiver.start()
@@ -124,12 +153,12 @@ def run(args: argparse.Namespace) -> int:
             forwarder.close()  # exports what is still queued
         s = hub.stats
         print(f"edgetrace hub stopped: {s.records} records stored, {s.duplicates} duplicates dropped, "
-              f"{len(s.sessions)} session(s)", flush=True)
+              f"{len(s.sessions)} session(s)" + (f", {s.rejected} refused" if s.rejected else "")
+              + (f", {s.lost} lost by agents" if s.lost else "") + (f", {s.rollbacks} rollback(s)" if s.rollbacks else "")
+              + (f", {s.busy} batch(es) refused for a full disk" if s.busy else ""), flush=True)
 
     try:
         asyncio.run(main())
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     finally:
         if forwarder is not None:
             forwarder.close()
@@ -149,9 +178,9 @@ def _otlp(args: argparse.Namespace, hub: Any) -> tuple[list[Any], Any, Any]:
                 (args.otlp_grpc_listen, DEFAULT_OTLP_GRPC_PORT, "grpc_host", "grpc_port")):
             if given:
                 ohost, oport = parse_address(given, default_port=default)
-                if not _loopback(ohost) and not args.token:
-                    raise UsageError(f"refusing to accept OTLP on {ohost} without a token: set --token or "
-                                     "EDGETRACE_TOKEN")
+                if not loopback(ohost) and not args.token:
+                    raise UsageError(f"refusing to accept OTLP on {ohost} without a token: set EDGETRACE_TOKEN or "
+                                     "--token-file")
                 listen[host_key], listen[port_key] = ohost, oport
         receiver = OtlpReceiver(hub, session=args.otlp_session, **listen)
         hooks.append(receiver.observe)

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from edgetrace._errors import UsageError
+from edgetrace._text import printable
 
 EXAMPLES = """\
 edgetrace query run.ets "SELECT node, count(*) AS sprays FROM spans WHERE kind = 'act' GROUP BY node"
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         out.writerow(columns)
         out.writerows([[_text(v) for v in row] for row in rows])
     else:
-        table = [columns, *[[_text(v) for v in row] for row in rows]]
+        table = [columns, *[[printable(_text(v)) for v in row] for row in rows]]
         widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
         for n, row in enumerate(table):
             sys.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")

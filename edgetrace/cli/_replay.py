@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from edgetrace._errors import UsageError
+from edgetrace._text import printable_text
 from edgetrace.cli._progress import progress_bar
 
 EXAMPLES = """\
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.buffer.write(report.to_json())
     else:
-        sys.stdout.write(report.render_text())
+        sys.stdout.write(printable_text(report.render_text()))  # session text: no raw escapes
         if args.save:
             sys.stdout.write(f"\nsaved the replayed run: {args.save}\n"
                              f"  edgetrace explore {args.session} --against {args.save}\n")

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from edgetrace._errors import UsageError
+from edgetrace._text import printable_text
 from edgetrace.cli._progress import progress_bar
 
 EXAMPLES = """\
@@ -88,5 +89,5 @@ def run(args: argparse.Namespace) -> int:
         data = msgspec.json.encode(report.to_dict(), order="deterministic")
         sys.stdout.buffer.write(msgspec.json.format(data, indent=2) + b"\n")
     else:
-        sys.stdout.write(report.render_text())
+        sys.stdout.write(printable_text(report.render_text()))  # session text: no raw escapes
     return report.exit_code()

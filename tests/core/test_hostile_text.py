@@ -78,3 +78,30 @@ def test_a_malformed_grid_in_the_manifest_is_exit_2(tmp_path, grid):
     r = _cli("replay", str(path), "--app", str(ROOT / "tests/replay/toyapp.py") + ":app", "--json", cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert "malformed grid profile" in r.stderr and "internal error" not in r.stderr
+
+
+def _replayable(path: Path) -> tuple[Path, str]:
+    """A toy fleet session whose input traces carry escapes, and the app that replays it."""
+    sys.path.insert(0, str(ROOT / "tests" / "replay"))
+    import toyapp
+
+    from edgetrace.replay.testing import GridHarness
+
+    grid = GridHarness(toyapp.app, toyapp.NODES, profile={"default": {"latency": "10ms"}}, seed=1)
+    for i in range(6):
+        grid.input(f"t-{i % 3}", "frame", {"n": i, "weed": True}, at=i * 0.4, trace=f"f{TRACE}{i}\u202e")
+    return grid.run(until="10s").save(path), str(ROOT / "tests" / "replay" / "toyapp.py") + ":app"
+
+
+@pytest.mark.parametrize("verb", [["replay", "--check", "never act(spray)"],
+                                  ["sweep", "--fault", "drop(op=state.*, p=0.5)", "--check", "never act(spray)",
+                                   "--seeds", "2", "--jobs", "1"],
+                                  ["query", "select trace, node from spans where kind = 'input'"]])
+def test_replay_sweep_and_query_reports_carry_no_raw_escape(tmp_path, verb):
+    path, app = _replayable(tmp_path / "h.ets")
+    args = [verb[0], str(path), *(["--app", app] if verb[0] != "query" else []), *verb[1:]]
+    r = _cli(*args, cwd=tmp_path)
+    assert r.returncode in (0, 1), r.stderr
+    for ch in RAW:
+        assert ch not in r.stdout and ch not in r.stderr, (repr(ch), r.stdout[:2000])
+    assert "\\x1b[2J" in r.stdout

@@ -76,8 +76,8 @@ def test_agent_behind_a_downed_link_catches_up_exactly_once(veth, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     hub = subprocess.Popen(
         [sys.executable, "-m", "edgetrace", "hub", "--listen", f"{hub_ip}:{port}", "--data", str(tmp_path / "data"),
-         "--token", TOKEN, "--fsync", "never"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+         "--fsync", "never"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**env, "EDGETRACE_TOKEN": TOKEN}, cwd=tmp_path)
     agent = None
     try:
         assert hub.stdout is not None

@@ -8,6 +8,7 @@ import json
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -18,6 +19,7 @@ from edgetrace.replay._executor import SweepTask, run_one
 from edgetrace.replay._sweep import minimise, minimise_failure, sweep
 
 CHECK = "every act(spray) after input where payload.weed == true"
+APP = str(Path(__file__).resolve().parent / "toyapp.py") + ":app"  # the app, as --app names it
 DROP, JITTER = "drop(op=state.*, p=0.05)", "jitter(amount=2ms, p=0.9)"
 
 
@@ -59,9 +61,9 @@ def test_ddmin_is_one_minimal(n, causes, salt):
 
 def test_greedy_keeps_an_irrelevant_jitter_and_ddmin_drops_it(toy):
     seeds = range(6, 12)
-    report = sweep(toy, seeds, faults=[DROP, JITTER], checks=[CHECK], executor="inline")
+    report = sweep(toy, seeds, faults=[DROP, JITTER], checks=[CHECK], executor="inline", app=APP)
     first = report.failing[0]
-    task = SweepTask(str(toy), checks=(CHECK,))
+    task = SweepTask(str(toy), checks=(CHECK,), extra=(("app", APP),))
 
     def fails(plan):
         return run_one(task, first, faults=plan, fault_files=[])[0].violations > 0
@@ -83,8 +85,8 @@ def test_greedy_keeps_an_irrelevant_jitter_and_ddmin_drops_it(toy):
 
 
 def test_the_occurrences_found_are_one_minimal(toy):
-    task = SweepTask(str(toy), checks=(CHECK,))
-    report = sweep(toy, range(12), faults=[DROP, JITTER], checks=[CHECK], executor="inline")
+    task = SweepTask(str(toy), checks=(CHECK,), extra=(("app", APP),))
+    report = sweep(toy, range(12), faults=[DROP, JITTER], checks=[CHECK], executor="inline", app=APP)
     cause = report.cause
     assert cause is not None and cause.plan
 
@@ -119,7 +121,7 @@ def test_find_cause_with_scripted_runs():
 
 
 def test_every_printed_cause_command_shows_its_violation(toy, tmp_path):
-    report = sweep(toy, range(12), faults=[DROP, JITTER], checks=[CHECK], executor="inline")
+    report = sweep(toy, range(12), faults=[DROP, JITTER], checks=[CHECK], executor="inline", app=APP)
     data = report.to_dict()["cause"]
     assert "--occurrences" in data["reproduce"]
     argv = shlex.split(data["reproduce"])

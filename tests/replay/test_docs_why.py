@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -45,6 +46,13 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     test_races._session(root)
     shutil.copy(HERE.parent / "data" / "agri-demo.ets", root / "agri-demo.ets")
     shutil.copy(AGRI / "policies" / "spray_policy_fixed.rego", root / "spray_policy_fixed.rego")
+    # the page's sessions were recorded here, so they are on this user's trust list, as
+    # `edgetrace record` leaves them: the commands need no --app
+    from edgetrace import Session
+    from edgetrace._trust import TRUST_FILE, remember_session
+
+    for name in ("lost.ets", "door.ets"):
+        remember_session(Session(root / name).manifest, path=root / "data" / TRUST_FILE)
     return root
 
 
@@ -57,7 +65,7 @@ def test_each_example_prints_what_the_page_shows(workdir: Path, command: str, li
     argv = shlex.split(command)
     assert argv[0] == "edgetrace"
     r = subprocess.run([sys.executable, "-m", "edgetrace", *argv[1:]], capture_output=True, text=True, cwd=workdir,
-                       timeout=300)
+                       timeout=300, env={**os.environ, "EDGETRACE_DATA": str(workdir / "data")})
     assert r.returncode in (0, 1), r.stderr
     printed = r.stdout.splitlines()
     at = 0

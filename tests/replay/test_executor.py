@@ -23,6 +23,7 @@ from edgetrace.replay._sweep import sweep
 HERE = Path(__file__).resolve().parent
 CHECK = "every act(spray) after input where payload.weed == true"
 PLAN = ["drop(op=state.*, p=0.05)", "jitter(amount=2ms, p=0.9)"]
+APP = str(HERE / "toyapp.py") + ":app"  # the app, as --app names it
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def toy(tmp_path_factory):
 
 
 def _report(toy, executor, **kw):
-    report = sweep(toy, range(12), faults=PLAN, checks=[CHECK], executor=executor, **kw)
+    report = sweep(toy, range(12), faults=PLAN, checks=[CHECK], executor=executor, app=APP, **kw)
     return json.dumps(report.to_dict(), sort_keys=True)
 
 

@@ -76,7 +76,7 @@ def test_no_seeds_is_a_usage_error(toy_session, seeds):
 def test_every_printed_repro_command_shows_the_violation_it_is_printed_with(toy_session, tmp_path):
     import shlex
 
-    report = sweep(toy_session, range(8), faults=PLAN, checks=[CHECK], jobs=1)
+    report = sweep(toy_session, range(8), faults=PLAN, checks=[CHECK], jobs=1, app=APP)
     data = report.to_dict()
     shown = [(r["reproduce"], r["first_violation"]) for r in data["results"] if r["reproduce"]]
     shown.append((data["reproduce"], data["minimal_violation"]))
@@ -92,7 +92,7 @@ def test_every_printed_repro_command_shows_the_violation_it_is_printed_with(toy_
 
 def test_a_sweep_says_in_how_many_seeds_it_reached_the_dangerous_state(toy_session):
     report = sweep(toy_session, range(6), faults=PLAN, checks=[CHECK, "sometimes recv where error ~ \"timeout*\""],
-                   jobs=1, do_minimise=False)
+                   jobs=1, do_minimise=False, app=APP)
     (cov,) = report.coverage()
     assert cov["seeds"] == 6 and 0 < cov["seeds_reached"] <= 6
     assert f"reached in {cov['seeds_reached']} of 6 seeds" in report.render_text()
