@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from edgetrace._errors import UsageError
-from edgetrace.cli._hub import loopback, parse_address
+from edgetrace.cli._net import cli_token, loopback, parse_address
 
 EXAMPLES = """\
 edgetrace agent --app mypkg.pipeline:app --node tractor-07 --session field-trial --hub 10.0.0.2:7411"""
@@ -99,14 +99,3 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(run_agent(cfg))
 
 
-def cli_token(args: argparse.Namespace) -> str:
-    """The token a verb was given: --token-file, else $EDGETRACE_TOKEN (--token still works, with a warning)."""
-    import sys
-
-    from edgetrace._credentials import load_token
-
-    if getattr(args, "token", None):
-        print("edgetrace: warning: --token shows in the process list (/proc/PID/cmdline); use $EDGETRACE_TOKEN "
-              "or --token-file", file=sys.stderr)
-        return str(args.token)
-    return load_token(args.token_file)

@@ -123,7 +123,7 @@ def _otlp(args: argparse.Namespace, session: Session, report: dict[str, Any], li
     """Send the session over OTLP; return "" or the one-line failure."""
     from edgetrace._otlp import capture_from_env, export_session, make_exporter
     from edgetrace._otlp.exporter import resolve_protocol
-    from edgetrace.cli._hub import parse_headers
+    from edgetrace.cli._net import parse_headers
     from edgetrace.cli._progress import progress_bar
 
     protocol = resolve_protocol(args.protocol)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 import signal
 import sys
@@ -17,30 +16,13 @@ from typing import Any
 from edgetrace._discovery import DATA_ENV, DEFAULT_DATA_DIR, data_dir
 from edgetrace._errors import UsageError
 from edgetrace._session import FsyncPolicy
+from edgetrace.cli._net import loopback, parse_address, parse_headers
 
 EXAMPLES = """\
 edgetrace hub --data sessions
 edgetrace hub --listen 0.0.0.0:7411 --token-file token --tls-cert hub.pem --tls-key hub.key
 edgetrace hub --otlp-listen --otlp-grpc-listen --otlp-endpoint http://localhost:4318"""
 
-
-def parse_address(text: str, *, default_port: int) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = text, str(default_port)
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UsageError(f"bad address {text!r}: expected HOST:PORT, e.g. 127.0.0.1:{default_port}")
-    return host or "127.0.0.1", int(port)
-
-
-def loopback(host: str) -> bool:
-    """True for an address only this machine can reach (a wildcard or a name is not)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -89,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     from edgetrace._gate import Limits
     from edgetrace._hub import Hub
-    from edgetrace.cli._agent import cli_token
+    from edgetrace.cli._net import cli_token
 
     host, port = parse_address(args.listen, default_port=7411)
     args.token = cli_token(args)
@@ -201,12 +183,3 @@ def _blob_reader(hub: Any) -> Any:
     return SessionBlobs(hub.store.read)
 
 
-def parse_headers(items: list[str]) -> dict[str, str] | None:
-    """`K=V` options as a header map; None when there are none, so OTEL_EXPORTER_OTLP_HEADERS applies."""
-    headers: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"bad header {item!r}: expected KEY=VALUE")
-        headers[key.strip()] = value.strip()
-    return headers or None
