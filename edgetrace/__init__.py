@@ -24,22 +24,36 @@ from edgetrace._errors import (
     UnsupportedFormatError,
     UsageError,
 )
-from edgetrace._hub import Hub
-from edgetrace._hub_protocol import HubProtocol, HubStats
 from edgetrace._index import CausalIndex
 from edgetrace._records import FORMAT_VERSION, Manifest, Span, SpanKind, Status
-from edgetrace._session import FsyncPolicy, Session, SessionWriter
-from edgetrace._store import FileSessionStore, MemorySessionStore, SessionStore
-from edgetrace._transport import HubLink, MemoryTransport, TcpTransport, Transport
+from edgetrace._session import FsyncPolicy, Session
 from edgetrace._vclock import Order, VectorClock
 from edgetrace._version import __version__
 
 if _typing.TYPE_CHECKING:
+    from edgetrace._hub import Hub
+    from edgetrace._hub_protocol import HubProtocol, HubStats
+    from edgetrace._store import FileSessionStore, MemorySessionStore, SessionStore
+    from edgetrace._transport import HubLink, MemoryTransport, TcpTransport, Transport
+    from edgetrace._writer import SessionWriter
     from edgetrace.agents import App, Context
 
+# the live path (asyncio, the hub) and the runtime load on first use: `edgetrace show` and the
+# explorer need neither, and every command starts faster without them
 _LAZY = {
     "App": "edgetrace.agents",
     "Context": "edgetrace.agents",
+    "Hub": "edgetrace._hub",
+    "HubProtocol": "edgetrace._hub_protocol",
+    "HubStats": "edgetrace._hub_protocol",
+    "FileSessionStore": "edgetrace._store",
+    "MemorySessionStore": "edgetrace._store",
+    "SessionStore": "edgetrace._store",
+    "HubLink": "edgetrace._transport",
+    "MemoryTransport": "edgetrace._transport",
+    "TcpTransport": "edgetrace._transport",
+    "Transport": "edgetrace._transport",
+    "SessionWriter": "edgetrace._writer",
 }
 
 __all__ = [
