@@ -18,9 +18,10 @@ if _typing.TYPE_CHECKING:
         parse_invariant,
     )
     from edgetrace.replay._loop import VirtualLoop, run_virtual
-    from edgetrace.replay._replayer import Replayer, parse_substitutions, replay_session
+    from edgetrace.replay._replayer import Replayer, replay_session
     from edgetrace.replay._report import ReplayReport, TraceReport
     from edgetrace.replay._sim import ReplayRun, SimGrid
+    from edgetrace.replay._substitutions import parse_substitutions
     from edgetrace.replay._world import SimWorld
     from edgetrace.replay.faults import Fault, FaultInjector, FaultKind, FaultPlan, PlanInjector
 
@@ -39,7 +40,7 @@ _LAZY = {
     "VirtualLoop": "edgetrace.replay._loop",
     "run_virtual": "edgetrace.replay._loop",
     "Replayer": "edgetrace.replay._replayer",
-    "parse_substitutions": "edgetrace.replay._replayer",
+    "parse_substitutions": "edgetrace.replay._substitutions",
     "replay_session": "edgetrace.replay._replayer",
     "ReplayReport": "edgetrace.replay._report",
     "TraceReport": "edgetrace.replay._report",

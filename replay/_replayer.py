@@ -17,8 +17,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from edgetrace import _attrs as attr
-from edgetrace._artifacts import callable_sha256, file_sha256
 from edgetrace._errors import UsageError
 from edgetrace._handler_errors import is_handler_error
 from edgetrace._index import CausalIndex
@@ -27,79 +25,33 @@ from edgetrace._session import Session, SessionWriter
 from edgetrace._stepkey import StepKey
 from edgetrace._trust import choose_app
 from edgetrace._version import __version__
-from edgetrace._why import CutStep, PairCut, Why
+from edgetrace._why import Why
 from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._scenario import load_app
 from edgetrace.replay._counterfactual import MODES, ShadowLog, closed_loop, teacher_forced
 from edgetrace.replay._divergence import compare
+from edgetrace.replay._findings import (
+    cut_rows,
+    decision_rows,
+    handler_error_rows,
+    pair_row,
+    step_row,
+    violations_per_trace,
+)
 from edgetrace.replay._memo import DEFAULT_FAITHFUL_VERIFY, InferenceMemo
 from edgetrace.replay._races import HoldInjector, confirm, find_races
 from edgetrace.replay._recording import Recording
 from edgetrace.replay._report import ReplayReport, TraceReport
 from edgetrace.replay._sim import ReplayRun, SimGrid
+from edgetrace.replay._substitutions import artifact_sha, parse_substitutions
 from edgetrace.replay._validate import Universe, check_faults, check_invariants
 from edgetrace.replay._world import SharedArtifacts
 from edgetrace.replay.faults import FaultInjector, FaultPlan, PlanInjector
 
-__all__ = ["Replayer", "parse_substitutions", "replay_command", "replay_session"]
+__all__ = ["Replayer", "replay_command", "replay_session"]
 
 _S = 1_000_000_000
-
-
-def parse_substitutions(items: Sequence[str] | Mapping[str, Any], *, what: str) -> dict[str, Artifact]:
-    """What stands in for a model or policy: `NAME=PATH` or `NAME=MODULE:ATTR` / `NAME=FILE.py:ATTR`
-    strings (from --model / --policy), or a mapping of names to paths or Python callables."""
-    pairs = list(items.items()) if isinstance(items, Mapping) else []
-    if not isinstance(items, Mapping):
-        for item in items:
-            name, sep, ref = item.partition("=")
-            if not sep or not name or not ref:
-                raise UsageError(f"bad --{what} {item!r}: expected NAME=PATH or NAME=MODULE:FUNCTION")
-            pairs.append((name, ref))
-    found: dict[str, Artifact] = {}
-    for name, value in pairs:
-        found[name] = _artifact(name, value, what)
-    return found
-
-
-def _artifact(name: str, value: Any, what: str) -> Artifact:
-    if callable(value):
-        func: Callable[[Any], Any] = value
-        return func
-    text = str(value)
-    if Path(text).is_file():
-        return Path(text)
-    module, sep, attr_name = text.rpartition(":")
-    if sep and module and attr_name and (module.endswith(".py") or "/" not in module):
-        from edgetrace.agents._scenario import import_ref
-
-        found = import_ref(text, what=f"--{what} {name}")
-        if not callable(found):
-            raise UsageError(f"--{what} {name}: {text} is a {type(found).__name__}, not a function")
-        return found  # type: ignore[no-any-return]
-    raise UsageError(f"--{what} {name}: no file at {text} (a Python {what} is MODULE:FUNCTION or FILE.py:FUNCTION)")
-
-
-def _sha(artifact: Artifact) -> str:
-    return callable_sha256(artifact) if callable(artifact) else file_sha256(artifact)
-
-
-def artifact_ref(artifact: Artifact) -> str:
-    """How a command line names an artifact: its path, or where a Python function can be imported."""
-    if not callable(artifact):
-        return str(artifact)
-    import inspect
-
-    module = inspect.getmodule(artifact)
-    qual = getattr(artifact, "__qualname__", "")
-    file = inspect.getsourcefile(artifact) if module is not None else None
-    if module is not None and getattr(module, qual, None) is artifact:
-        installed = file is not None and any(p in ("site-packages", "dist-packages") for p in Path(file).parts)
-        if installed or file is None:
-            return f"{module.__name__}:{qual}"
-        return f"{Path(file).resolve()}:{qual}"
-    return f"<{qual or artifact!r}: not importable by name>"
 
 
 class Replayer:
@@ -195,7 +147,8 @@ class Replayer:
         elif swapped:
             baseline = simulate(swap=False)
             report.counterfactual = closed_loop(baseline.spans, run.spans,
-                                                _per_trace(invariants, baseline.spans), _per_trace(invariants, run.spans))
+                                                violations_per_trace(invariants, baseline.spans),
+                                                violations_per_trace(invariants, run.spans))
         if confirm_races and report.races:
             found = find_races(run.spans, CausalIndex(run.spans))
             def violated(spans: list[Span]) -> dict[str, int]:
@@ -234,7 +187,7 @@ class Replayer:
             violations = check_all(list(invariants), History(run.spans))
         by_ref = {s.ref: s for s in run.spans}
         violation_chains = {
-            v.span: [_step(by_ref[ref]) for ref in v.chain if ref in by_ref] for v in violations
+            v.span: [step_row(by_ref[ref]) for ref in v.chain if ref in by_ref] for v in violations
         }
         why = Why(run.spans, rep_index)
         why_recorded = Why(recorded, rec_index)
@@ -244,9 +197,9 @@ class Replayer:
                 continue
             if v.other and v.other in by_ref:
                 pair = why.pair(by_ref[v.other], by_ref[v.span], depth=why_depth)
-                violation_cuts[v.span] = {"cut": _cut(pair.second_cut), "pair": _pair(pair)}
+                violation_cuts[v.span] = {"cut": cut_rows(pair.second_cut), "pair": pair_row(pair)}
             else:
-                violation_cuts[v.span] = {"cut": _cut(why.cut(by_ref[v.span], depth=why_depth))}
+                violation_cuts[v.span] = {"cut": cut_rows(why.cut(by_ref[v.span], depth=why_depth))}
         traces: dict[str, TraceReport] = {}
         for d in divergences:
             report = traces.get(d.trace)
@@ -259,17 +212,17 @@ class Replayer:
             index, spans_ref = (rep_index, anchor) if anchor is not None else (rec_index, self.session.get(first.recorded))
             if spans_ref is not None:
                 past = index.causal_past(spans_ref, trace=trace)[-12:]
-                report.chain = [_step(s) for s in [*past, spans_ref]]
-                report.why = _cut((why if anchor is not None else why_recorded).cut(spans_ref, depth=why_depth))
-            report.recorded_decisions = _decisions(rec_index.causal_sort(s for s in recorded if s.trace == trace))
-            report.replayed_decisions = _decisions(rep_index.causal_sort(s for s in run.spans if s.trace == trace))
+                report.chain = [step_row(s) for s in [*past, spans_ref]]
+                report.why = cut_rows((why if anchor is not None else why_recorded).cut(spans_ref, depth=why_depth))
+            report.recorded_decisions = decision_rows(rec_index.causal_sort(s for s in recorded if s.trace == trace))
+            report.replayed_decisions = decision_rows(rep_index.causal_sort(s for s in run.spans if s.trace == trace))
         return ReplayReport(
             session=str(self.session.path),
             app=self.app.name,
             seed=seed,
             faults=plan.specs() if plan else [],
-            models={k: _sha(v) for k, v in sorted(models.items())},
-            policies={k: _sha(v) for k, v in sorted(policies.items())},
+            models={k: artifact_sha(v) for k, v in sorted(models.items())},
+            policies={k: artifact_sha(v) for k, v in sorted(policies.items())},
             steps_recorded=len(rec_steps),
             steps_replayed=sum(1 for s in run.spans if s.kind is not SpanKind.FAULT),
             steps_matched=matched,
@@ -281,8 +234,8 @@ class Replayer:
             violation_chains=violation_chains,
             invariants=[(inv.name, inv.description) for inv in invariants],
             fault_counts=run.fault_counts,
-            handler_errors=_handler_errors(run.spans, run.keys, recorded=rec_error_keys, why=why, depth=why_depth),
-            recorded_errors=_handler_errors(recorded, self.recording.keys),
+            handler_errors=handler_error_rows(run.spans, run.keys, recorded=rec_error_keys, why=why, depth=why_depth),
+            recorded_errors=handler_error_rows(recorded, self.recording.keys),
             nondeterminism=run.nondeterminism,
             violation_cuts=violation_cuts,
             coverage=[(inv.name, inv.mode, inv.reached) for inv in invariants if isinstance(inv, Coverage)],
@@ -311,79 +264,6 @@ class Replayer:
                 writer.append(run.spans[i : i + 512])
             writer.seal()
         return path
-
-
-def _step(span: Any) -> dict[str, Any]:
-    attrs = span.attrs
-    summary: Any = None
-    if span.kind is SpanKind.INFER:
-        summary = attrs.get(attr.OUTPUT)
-    elif span.kind is SpanKind.DECIDE:
-        summary = {"decision": attrs.get(attr.DECISION), "fired": attrs.get(attr.RULES_FIRED)}
-    elif span.kind is SpanKind.ACT:
-        summary = attrs.get(attr.ACT_ARGS)
-    elif span.kind in (SpanKind.STATE_GET, SpanKind.STATE_PUT):
-        summary = {"key": attrs.get(attr.STATE_KEY), "value": attrs.get(attr.STATE_VALUE)}
-    elif span.kind in (SpanKind.INPUT, SpanKind.RECV, SpanKind.SEND):
-        summary = attrs.get(attr.PAYLOAD)
-    elif span.kind is SpanKind.FAULT:
-        summary = attrs.get(attr.FAULT)
-    return {"ref": span.ref, "kind": span.kind.value, "name": span.name, "status": span.status.value,
-            "error": span.error, "summary": summary}
-
-
-def _handler_errors(spans: list[Span], keys: Mapping[str, StepKey], *,
-                    recorded: set[StepKey] | None = None, why: Why | None = None,
-                    depth: int | None = 12) -> list[dict[str, Any]]:
-    """Handler errors as report entries; `new` when `recorded` (the recording's error steps)
-    has no error at that step; new ones carry their causal cut (the first 20)."""
-    found = []
-    cuts = 0
-    for s in spans:
-        if not is_handler_error(s):
-            continue
-        where = s.attrs.get(attr.CODE)
-        new = recorded is not None and keys.get(s.ref) not in recorded
-        entry: dict[str, Any] = {"ref": s.ref, "trace": s.trace, "node": s.node, "error": s.error,
-                                 "at": where if isinstance(where, str) else "", "new": new}
-        if new and why is not None and cuts < 20:
-            entry["why"] = _cut(why.cut(s, depth=depth))
-            cuts += 1
-        found.append(entry)
-    return sorted(found, key=lambda e: (e["trace"], e["node"], e["ref"]))
-
-
-def _per_trace(invariants: Sequence[Any], spans: list[Span]) -> dict[str, int]:
-    """Violations per trace of a run (the counterfactual verdicts compare these)."""
-    from edgetrace.replay._invariants import History, check_all
-
-    found: dict[str, int] = {}
-    for v in check_all(list(invariants), History(spans)) if invariants else []:
-        found[v.trace] = found.get(v.trace, 0) + 1
-    return found
-
-
-def _cut(steps: list[CutStep]) -> list[dict[str, Any]]:
-    """A cut as report lines: each step as the chain shows it, plus where it ran and why it is there."""
-    return [{**_step(c.span), "node": c.span.node, "trace": c.span.trace, "why": c.reason} for c in steps]
-
-
-def _pair(pair: PairCut) -> dict[str, Any]:
-    return {"first": pair.first.ref, "second": pair.second.ref, "relation": pair.relation,
-            "split": pair.split.ref if pair.split else None, "first_cut": _cut(pair.first_cut),
-            "lost": _cut(pair.lost)}
-
-
-def _decisions(spans: list[Any]) -> list[dict[str, Any]]:
-    found = []
-    for s in spans:
-        if s.kind is SpanKind.DECIDE:
-            found.append({"node": s.node, "step": "decide", "name": s.name,
-                          "value": s.attrs.get(attr.DECISION), "error": s.error})
-        elif s.kind is SpanKind.ACT:
-            found.append({"node": s.node, "step": "act", "name": s.name, "value": s.attrs.get(attr.ACT_ARGS),
-                          "error": s.error})
-    return found
 
 
 def replay_session(

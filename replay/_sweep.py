@@ -230,7 +230,7 @@ def minimise_failure(task: SweepTask, specs: list[str], failing: Sequence[int], 
     """The cause of a sweep's failures (`_ddmin.find_cause`), replaying in this process."""
     from edgetrace.replay._ddmin import occurrence_log
     from edgetrace.replay._invariants import resolve
-    from edgetrace.replay._replayer import parse_substitutions
+    from edgetrace.replay._substitutions import parse_substitutions
     from edgetrace.replay.faults import FaultPlan, Occurrence, OccurrenceInjector
 
     def run(plan: list[str], seed: int, chosen: list[Occurrence] | None) -> tuple[bool, dict[str, Any] | None]:

@@ -143,7 +143,8 @@ def edgetrace_replay(request: pytest.FixtureRequest, edgetrace_seed: int) -> Any
 
     Returns the ReplayReport (violations, divergences, decisions per trace).
     """
-    from edgetrace.replay._replayer import artifact_ref, parse_substitutions, replay_session
+    from edgetrace.replay._replayer import replay_session
+    from edgetrace.replay._substitutions import artifact_ref, parse_substitutions
 
     def replay(
         session: str | Path, *, faults: Any = (), fault_files: Any = (), models: Any = None,

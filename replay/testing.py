@@ -30,6 +30,7 @@ from edgetrace._vclock import Order
 from edgetrace._version import __version__
 from edgetrace.agents._app import App
 from edgetrace.agents._grid import GridProfile, parse_duration
+from edgetrace.replay._findings import step_row
 from edgetrace.replay._invariants import (
     History,
     Invariant,
@@ -40,9 +41,9 @@ from edgetrace.replay._invariants import (
     parse_selector,
 )
 from edgetrace.replay._recording import RecordedInput
-from edgetrace.replay._replayer import _step, parse_substitutions
 from edgetrace.replay._report import _step_line
 from edgetrace.replay._sim import SimGrid
+from edgetrace.replay._substitutions import parse_substitutions
 from edgetrace.replay._validate import Universe, check_faults, check_invariants
 from edgetrace.replay.faults import FaultPlan
 
@@ -295,7 +296,7 @@ class GridHarness:
 
 def _line(span: Span) -> str:
     """One step as the replay report prints it, plus its trace (a test's run has many)."""
-    return f"{_step_line(_step(span))}  [trace {span.trace}]"
+    return f"{_step_line(step_row(span))}  [trace {span.trace}]"
 
 
 def format_chain(history: History, span: Span, *, limit: int = 15) -> str:
