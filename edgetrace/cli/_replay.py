@@ -8,6 +8,7 @@ fail with --fail-on-divergence."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from edgetrace._errors import UsageError
@@ -106,5 +107,13 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(printable_text(report.render_text()))  # session text: no raw escapes
         if args.save:
             sys.stdout.write(f"\nsaved the replayed run: {args.save}\n"
-                             f"  edgetrace explore {args.session} --against {args.save}\n")
+                             f"  edgetrace explore {shlex.quote(str(args.session))} --against "
+                             f"{shlex.quote(str(args.save))}\n")
+        if report.violations:  # the first finding's cut, as the explorer draws it
+            ref = report.violations[0].span
+            if args.save:
+                sys.stdout.write(f"  edgetrace explore {shlex.quote(str(args.save))} --why {shlex.quote(ref)}\n")
+            else:
+                sys.stdout.write(f"  to see {printable_text(ref)}'s causal cut in the explorer: add --save OUT, "
+                                 f"then edgetrace explore OUT --why {shlex.quote(ref)}\n")
     return report.exit_code(fail_on_divergence=args.fail_on_divergence)
