@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from edgetrace._frames import Frame, FrameType
 
-__all__ = ["AHEAD", "inflated"]
+__all__ = ["AHEAD", "inflate_pool", "inflated"]
 
 #: Frames inflated ahead of the one being decoded.
 AHEAD = 6
@@ -28,7 +28,9 @@ _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 
 
-def _executor() -> ThreadPoolExecutor:
+def inflate_pool() -> ThreadPoolExecutor:
+    """The one pool of inflate threads every reader of this process shares (zlib/lzma release
+    the GIL): the CLI's session reader and the explorer's scan."""
     global _pool
     with _lock:
         if _pool is None:
@@ -45,7 +47,7 @@ def inflated(items: Iterable[T]) -> Iterator[tuple[T, Future[bytes] | None]]:
         for item in items:
             future = None
             if isinstance(item, Frame) and item.type is FrameType.RECORDS and item.flags:
-                pool = pool or _executor()
+                pool = pool or inflate_pool()
                 future = pool.submit(item.body)
             ahead.append((item, future))
             if len(ahead) > AHEAD:

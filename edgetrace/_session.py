@@ -19,10 +19,10 @@ from __future__ import annotations
 import enum
 import io
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import msgspec
 
@@ -103,28 +103,28 @@ def _decode_records(frame: Frame, path: Path, body: Future[bytes] | None = None)
         ) from None
 
 
-def _decode_marker_frame(frame: Frame, path: Path) -> Marker | None:
+_T = TypeVar("_T")
+
+
+def _decoded(frame: Frame, path: Path, decode: Callable[[bytes], _T], what: str, expected: str) -> _T:
+    """A frame's payload decoded, or the one-line CorruptSessionError every reader gives."""
     try:
-        return decode_marker(frame.body())
+        return decode(frame.body())
     except CorruptSessionError:
         raise
     except Exception as exc:
         raise CorruptSessionError(
-            f"{path}: marker frame at offset {frame.offset} does not decode: {exc}",
-            path=path, offset=frame.offset, expected="an incarnation or lost marker",
+            f"{path}: {what} frame at offset {frame.offset} does not decode: {exc}",
+            path=path, offset=frame.offset, expected=expected,
         ) from None
+
+
+def _decode_marker_frame(frame: Frame, path: Path) -> Marker | None:
+    return _decoded(frame, path, decode_marker, "marker", "an incarnation or lost marker")
 
 
 def _decode_manifest_frame(frame: Frame, path: Path) -> Manifest:
-    try:
-        return decode_manifest(frame.body())
-    except CorruptSessionError:
-        raise
-    except Exception as exc:
-        raise CorruptSessionError(
-            f"{path}: manifest frame at offset {frame.offset} does not decode: {exc}",
-            path=path, offset=frame.offset, expected="a MessagePack manifest map",
-        ) from None
+    return _decoded(frame, path, decode_manifest, "manifest", "a MessagePack manifest map")
 
 
 class Session:

@@ -13,30 +13,18 @@ Every way a frame can fail to open is a `CorruptSessionError` naming the file an
 from __future__ import annotations
 
 import lzma
-import threading
 import zlib
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 from edgetrace._errors import CorruptSessionError
 from edgetrace._frames import Damage, Frame, FrameType, ScanResult, scan_frames
+from edgetrace._inflate import AHEAD, inflate_pool
 
 __all__ = ["AHEAD", "FrameReader", "OpenFrame", "corrupt"]
 
-#: Frames decompressed ahead of the one being decoded.
-AHEAD = 6
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="edgetrace-inflate")
-        return _pool
 
 
 def corrupt(path: Path, frame: Frame, what: str, exc: BaseException | None = None) -> CorruptSessionError:
@@ -80,7 +68,7 @@ class FrameReader:
         """`OpenFrame`s from `start`, then the `ScanResult` where reading stopped. Stopping
         early is fine: frames read ahead are simply dropped. With `salvage` a damaged stretch
         comes as a `Damage` (in file order) and reading goes on after it."""
-        pool = _executor()
+        pool = inflate_pool()
         ahead: deque[OpenFrame | Damage] = deque()
         with open(self.path, "rb") as fh:
             for item in scan_frames(fh, start, path=self.path, size=size, salvage=salvage):
