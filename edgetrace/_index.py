@@ -73,7 +73,7 @@ class _Stream:
     three objects however many nodes its clocks name, not two arrays per node.
     """
 
-    __slots__ = ("_pending", "at", "ch_seq", "ch_val", "clock", "seqs", "spans", "sums", "total")
+    __slots__ = ("_pending", "at", "ch_seq", "ch_val", "clock", "seqs", "spans", "sums", "total", "wide")
 
     def __init__(self) -> None:
         self.seqs: list[int] = []
@@ -84,6 +84,9 @@ class _Stream:
         self.ch_val: array[int] = array("q")
         self.clock: dict[str, int] = {}
         self.total = 0
+        #: a clock value beyond `_PACKED_MAX` was taken record at a time: from then on the
+        #: running sums may pass 64 bits, so every later batch must take that path too
+        self.wide = False
         self._pending: tuple[list[str], list[int], list[int]] = ([], [], [])
 
     def add(self, span: Span) -> None:
@@ -102,6 +105,8 @@ class _Stream:
                 count = 2**63  # refused just below
             if not -(2**63) <= count < 2**63:
                 raise UsageError(f"span {span.ref}: clock entry {other!r}={value!r} is not a 64-bit count")
+            if not -_PACKED_MAX <= count <= _PACKED_MAX:
+                self.wide = True
             keys.append(other)
             seqs.append(span.seq)
             values.append(count)
@@ -128,6 +133,8 @@ class _Stream:
     def _packed(self, items: list[Span], codes: _Codes, names: list[str]) -> bool:
         import numpy as np
 
+        if self.wide:
+            return False
         prev = self.seqs[-1] if self.seqs else 0
         keys: list[str] = []
         values: list[int] = []

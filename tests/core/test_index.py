@@ -137,3 +137,23 @@ def test_the_packed_build_is_the_record_at_a_time_build(cut):
         return _state(index)
 
     assert build(True) == build(False)
+
+
+def test_a_wide_clock_keeps_later_batches_off_the_packed_path():
+    """A 63-bit entry taken record at a time, then small ones: the running sum passes 64 bits.
+
+    The packed path once summed them in int64 and wrapped (or raised OverflowError) — found by
+    the property above on CI; this is its shrunk case, pinned.
+    """
+    from edgetrace._records import Span
+
+    big = 2**63 - 10
+    first = [Span(node="a", seq=s, kind=SpanKind.LOG, name="x") for s in range(1, 9)]
+    first.append(Span(node="a", seq=9, kind=SpanKind.LOG, name="x", vc={"a": 0, "b": big}))
+    second = [Span(node="a", seq=10, kind=SpanKind.LOG, name="x", vc={"a": 0})]
+    index = CausalIndex()
+    index.extend(first)
+    index.extend(second)
+    stream = index._streams["a"]
+    assert stream.sums[-2:] == [big + 9, big + 10]
+    assert index.clock("a:10")["b"] == big
