@@ -10,6 +10,7 @@ import argparse
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +73,21 @@ def main() -> None:
         print()
 
 
+_RSS_CHILD = """
+import resource, sys
+from edgetrace import Session
+session = Session(sys.argv[1])
+session.index
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def read_rss_mb(path: Path) -> float:
+    """Peak RSS of opening and indexing the session, alone: this process holds the generated spans."""
+    out = subprocess.run([sys.executable, "-c", _RSS_CHILD, str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1]) / 1024
+
+
 def run(records: int, nodes: int, topology: str) -> None:
     t0 = time.perf_counter()
     spans = list(synth_spans(records, nodes, seed=7, topology=topology))
@@ -119,6 +135,8 @@ def run(records: int, nodes: int, topology: str) -> None:
         print(f"session bytes/record, sealed + compacted (xz): {packed:.1f} B → ratio {packed / otlp:.3f}× OTLP "
               f"(goal ≤ 0.4×); compaction {len(spans) / compact_s:,.0f} records/s, "
               f"read {len(spans) / packed_read_s:,.0f} records/s")
+        print(f"read + causal index in a fresh process: peak RSS {read_rss_mb(path):,.0f} MB "
+              f"(goal for the 1M mesh: ≤ 4,096 MB)")
         print(f"session write: {len(spans) / write_s:,.0f} records/s ({write_s:.2f} s, batches of {batch})")
         print(f"session full read (decode + CRC): {len(spans) / read_s:,.0f} records/s ({read_s:.2f} s); "
               f"causal index build {len(spans) / index_s:,.0f} records/s ({index_s:.2f} s)")
