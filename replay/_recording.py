@@ -16,7 +16,8 @@ from edgetrace import _attrs as attr
 from edgetrace._codec import decode_any
 from edgetrace._records import Span, SpanKind
 from edgetrace._session import Session
-from edgetrace._stepkey import StepKey, step_keys
+from edgetrace._snapshot import is_snapshot
+from edgetrace._stepkey import StepKey, is_step, step_keys
 
 __all__ = ["RecordedInput", "Recording"]
 
@@ -75,12 +76,18 @@ class Recording:
         self.median_duration = {k: int(statistics.median(v)) for k, v in sorted(durations.items())}
         self.end = max((max(s.start, s.end) for s in self.spans), default=0)
         self._input_blobs: dict[str, bytes] = {}
-        # fault records of a simulated recording, by node and seq: replayed as records, so a
-        # replay's span refs stay the recording's (they are history, not faults to inject again)
-        self.fault_records: dict[str, dict[int, Span]] = defaultdict(dict)
+        # records that are not steps, by node and seq — fault records of a simulated recording
+        # and state snapshots: written back as records at their place, so a replay's span refs
+        # stay the recording's (they are history, not faults to inject or state to take again)
+        self.history_records: dict[str, dict[int, Span]] = defaultdict(dict)
+        self.snapshots: dict[str, list[Span]] = defaultdict(list)  # per node, in seq order
         for span in self.spans:
-            if span.kind is SpanKind.FAULT:
-                self.fault_records[span.node][span.seq] = span
+            if not is_step(span):
+                self.history_records[span.node][span.seq] = span
+                if is_snapshot(span):
+                    self.snapshots[span.node].append(span)
+        for found in self.snapshots.values():
+            found.sort(key=lambda s: s.seq)
 
     def inputs(self) -> list[RecordedInput]:
         """The recorded inputs, decoded afresh on every call (a handler may change its payload;

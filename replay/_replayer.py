@@ -20,9 +20,9 @@ from typing import Any
 from edgetrace._errors import UsageError
 from edgetrace._handler_errors import is_handler_error
 from edgetrace._index import CausalIndex
-from edgetrace._records import Manifest, Span, SpanKind
+from edgetrace._records import Manifest, Span
 from edgetrace._session import Session, SessionWriter
-from edgetrace._stepkey import StepKey
+from edgetrace._stepkey import StepKey, is_step
 from edgetrace._trust import choose_app
 from edgetrace._version import __version__
 from edgetrace._why import Why
@@ -176,7 +176,7 @@ class Replayer:
         rep_index = CausalIndex(run.spans)
         divergences = compare(recorded, self.recording.keys, rec_index, run.spans, run.keys, rep_index)
         rec_error_keys = {self.recording.keys[s.ref] for s in recorded if is_handler_error(s) and s.ref in self.recording.keys}
-        rec_steps = [s for s in recorded if s.kind is not SpanKind.FAULT]
+        rec_steps = [s for s in recorded if is_step(s)]
         matched = len(rec_steps) - len({d.key for d in divergences if d.kind in ("missing", "changed")})
         violations: list[Any] = []
         from edgetrace.replay._invariants import Coverage
@@ -224,7 +224,7 @@ class Replayer:
             models={k: artifact_sha(v) for k, v in sorted(models.items())},
             policies={k: artifact_sha(v) for k, v in sorted(policies.items())},
             steps_recorded=len(rec_steps),
-            steps_replayed=sum(1 for s in run.spans if s.kind is not SpanKind.FAULT),
+            steps_replayed=sum(1 for s in run.spans if is_step(s)),
             steps_matched=matched,
             faults_applied=run.faults_applied,
             virtual_ns=run.virtual_ns,

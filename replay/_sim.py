@@ -86,6 +86,7 @@ class SimGrid:
         memo: InferenceMemo | None = None,
         artifacts: SharedArtifacts | None = None,
         shadow: ShadowLog | None = None,
+        snapshot_every_ns: int = 0,
     ) -> None:
         self.app = app
         self.seed = seed
@@ -117,7 +118,9 @@ class SimGrid:
                              lifecycle=self.lifecycle, injector=self.injector,
                              faults=self.faults, artifacts=self.artifacts, positions=self.keys, recording=recording,
                              memo=memo)
-            runtime = NodeRuntime(app, name, world, seed=seed, models=model_paths, policies=policy_paths)
+            # a replay writes the recording's snapshots back; only a simulated recording takes its own
+            runtime = NodeRuntime(app, name, world, seed=seed, models=model_paths, policies=policy_paths,
+                                  snapshot_every_ns=snapshot_every_ns if recording is None else 0)
             world.bind(runtime.recorder)
             world.shadow = shadow
             self.network.attach(name, runtime.deliver)
@@ -192,7 +195,7 @@ class SimGrid:
         or until `stop_when(spans so far)` holds (checked every `check_every_ns` of virtual time)."""
         for name in sorted(self.nodes):  # artifacts are shared by the grid: this loads each once
             self.nodes[name].artifacts.load_all()
-            self.worlds[name].replay_fault_records(0)
+            self.worlds[name].replay_history_records(0)
         if self.recording is None:  # a replay gets its start-ups from the recording, as inputs
             for name in sorted(self.nodes):
                 self.loop.call_at_ns(0, self._start, name)

@@ -165,17 +165,20 @@ class SimWorld(NodeWorld):
 
     def observe(self, span: Span, key: StepKey) -> None:
         self._positions[span.ref] = key
-        self.replay_fault_records(span.seq)
+        self.replay_history_records(span.seq)
 
-    def replay_fault_records(self, after_seq: int) -> None:
-        """Re-emit the fault records a simulated recording has right after `after_seq` on this node."""
-        records = self._recording.fault_records.get(self.node) if self._recording is not None else None
+    def replay_history_records(self, after_seq: int) -> None:
+        """Re-emit the records that are not steps (a simulated recording's faults, snapshots) the
+        recording has right after `after_seq` on this node. A snapshot comes back without its
+        state blob: the state is the recording's, which a replay under faults need not share."""
+        records = self._recording.history_records.get(self.node) if self._recording is not None else None
         if not records or self.recorder is None:
             return
         seq = after_seq + 1
         while seq in records:
             f = records[seq]
-            self.recorder.record(SpanKind.FAULT, f.name, trace=f.trace, start=f.start, end=f.end, attrs=f.attrs)
+            self.recorder.record(f.kind, f.name, trace=f.trace, start=f.start, end=f.end, attrs=f.attrs,
+                                 error=f.error)
             seq += 1
 
     def load(self, app: App, kind: str, name: str, path: Artifact | None) -> ModelRunner | RuleEngine:
