@@ -3,8 +3,11 @@
 A coroutine cannot be saved, so a snapshot is only taken when none of the node's handlers is
 running: once a period boundary (a multiple of the period on the node's own clock, so the
 nodes of a grid aim at the same instants) has passed, the first moment the node finishes
-what it was doing and is idle. A node that is never idle defers its snapshot until it is; a
-node with nothing to do takes none (its state has not changed). State that is not plain data
+what it was doing and is idle, and then every idle moment for a fifth of the period (the
+window). Nodes do not coordinate, so one node's snapshot may hold a reply that another sent
+after its own; several places to cut in per node let the replayer find a consistent set
+(`replay/_cuts.py`). A node that is never idle defers its snapshot until it is; a node with
+nothing to do takes none (its state has not changed). State that is not plain data
 (an object in `ctx.local`) cannot be stored as data: the node records the snapshot as skipped,
 with the reason, and carries on.
 
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from edgetrace import _attrs as attr
 from edgetrace._records import SpanKind
-from edgetrace._snapshot import SNAPSHOT, STATE_BLOB, SnapshotState, plain_data_problem
+from edgetrace._snapshot import RNG_BLOB, SNAPSHOT, STATE_BLOB, SnapshotState, plain_data_problem
 
 if TYPE_CHECKING:
     from edgetrace.agents._node import NodeRuntime
@@ -32,20 +35,25 @@ class Snapshotter:
     def __init__(self, runtime: NodeRuntime, period_ns: int) -> None:
         self._runtime = runtime
         self.period_ns = max(0, int(period_ns))
-        self._next_due = self.period_ns
+        # after each boundary the node snapshots at every idle moment for a fifth of the period:
+        # nodes snapshot independently, and more places to cut in make a consistent cut likely
+        self.window_ns = self.period_ns // 5
+        self._round = 0
+        self._window_end = 0
+        self._last_seq = -1
 
     def poke(self) -> None:
         """The node just finished something: take the snapshot that is due, if it is idle now."""
-        if not self.period_ns:
-            return
         runtime = self._runtime
-        if runtime.tasks:
+        if not self.period_ns or runtime.tasks or runtime.recorder.seq == self._last_seq:
             return
         now = runtime.world.now_ns()
-        if now < self._next_due:
-            return
         boundary = now // self.period_ns
-        self._next_due = (boundary + 1) * self.period_ns
+        if boundary > self._round:  # the first idle moment after a boundary (deferred if busy)
+            self._round = boundary
+            self._window_end = boundary * self.period_ns + self.window_ns
+        elif now >= self._window_end:
+            return
         self.take(boundary, now)
 
     def capture(self, round_: int) -> tuple[SnapshotState | None, str]:
@@ -69,11 +77,13 @@ class Snapshotter:
         attrs: dict[str, object] = {attr.SNAPSHOT_ROUND: round_}
         blobs: dict[str, str] = {}
         if state is not None:
-            data = state.encode()
-            attrs[attr.SNAPSHOT_BYTES] = len(data)
+            data, rng = state.encode()
+            attrs[attr.SNAPSHOT_BYTES] = len(data) + len(rng)
             blobs[STATE_BLOB] = runtime.recorder.blob(data)
-        runtime.recorder.record(SpanKind.LOG, SNAPSHOT, start=now, attrs=attrs, blobs=blobs,
-                                error=f"snapshot skipped: {problem}" if problem else "")
+            blobs[RNG_BLOB] = runtime.recorder.blob(rng)  # its own blob: an unused rng is stored once
+        span = runtime.recorder.record(SpanKind.LOG, SNAPSHOT, start=now, attrs=attrs, blobs=blobs,
+                                       error=f"snapshot skipped: {problem}" if problem else "")
+        self._last_seq = span.seq
 
     def restore(self, state: SnapshotState) -> None:
         """Put a snapshot's state back (a replay from a cut; seq, clock and step numbering are

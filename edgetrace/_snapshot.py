@@ -23,13 +23,15 @@ from typing import Any
 from edgetrace._codec import decode_any, encode
 from edgetrace._records import Span, SpanKind
 
-__all__ = ["MESSAGE_BLOB", "SNAPSHOT", "STATE_BLOB", "SnapshotState", "is_snapshot", "plain_data_problem"]
+__all__ = ["MESSAGE_BLOB", "RNG_BLOB", "SNAPSHOT", "STATE_BLOB", "SnapshotState", "is_snapshot", "plain_data_problem"]
 
 #: The name of a snapshot record (kind `log`). The runtime's own log steps are named `log`,
 #: `clock`, `unhandled` and the handler-error name, so no step can collide with it.
 SNAPSHOT = "edgetrace.snapshot"
-#: The blob role of the encoded state document.
+#: The blob roles of the encoded state document and of the rng's position (a blob of its own:
+#: content-addressed, a node's unused or unchanged rng is stored once).
 STATE_BLOB = "state"
+RNG_BLOB = "rng"
 #: The blob role of a message's exact payload, kept beside its preview when the preview is not
 #: the payload (a replay from a cut re-sends the messages in flight across it).
 MESSAGE_BLOB = "message"
@@ -85,18 +87,20 @@ class SnapshotState:
     rng: tuple[int, tuple[int, ...], float | None]  # random.Random.getstate()
     next_call: int
 
-    def encode(self) -> bytes:
+    def encode(self) -> tuple[bytes, bytes]:
+        """(the state document, the rng's position), as MessagePack."""
         version, words, gauss = self.rng
-        return encode({"v": _DOC_VERSION, "node": self.node, "round": self.round, "local": self.local,
-                       "store": self.store, "rng": [version, list(words), gauss], "next_call": self.next_call})
+        doc = encode({"v": _DOC_VERSION, "node": self.node, "round": self.round, "local": self.local,
+                      "store": self.store, "next_call": self.next_call})
+        return doc, encode([version, list(words), gauss])
 
     @classmethod
-    def decode(cls, data: bytes) -> SnapshotState:
+    def decode(cls, data: bytes, rng: bytes) -> SnapshotState:
         doc = decode_any(data)
         if not isinstance(doc, dict) or doc.get("v") != _DOC_VERSION:
             found = doc.get("v") if isinstance(doc, dict) else type(doc).__name__
             raise ValueError(f"snapshot document version {found!r}; this build reads version {_DOC_VERSION}")
-        version, words, gauss = doc["rng"]
+        version, words, gauss = decode_any(rng)
         return cls(node=str(doc["node"]), round=int(doc["round"]), local=dict(doc["local"]),
                    store=None if doc["store"] is None else dict(doc["store"]),
                    rng=(int(version), tuple(int(w) for w in words), gauss), next_call=int(doc["next_call"]))

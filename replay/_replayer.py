@@ -30,6 +30,7 @@ from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._scenario import load_app
 from edgetrace.replay._counterfactual import MODES, ShadowLog, closed_loop, teacher_forced
+from edgetrace.replay._cuts import Cut, CutFinder
 from edgetrace.replay._divergence import compare
 from edgetrace.replay._findings import (
     cut_rows,
@@ -43,6 +44,7 @@ from edgetrace.replay._memo import DEFAULT_FAITHFUL_VERIFY, InferenceMemo
 from edgetrace.replay._races import HoldInjector, confirm, find_races
 from edgetrace.replay._recording import Recording
 from edgetrace.replay._report import ReplayReport, TraceReport
+from edgetrace.replay._resume import CutStart
 from edgetrace.replay._sim import ReplayRun, SimGrid
 from edgetrace.replay._substitutions import artifact_sha, parse_substitutions
 from edgetrace.replay._validate import Universe, check_faults, check_invariants
@@ -87,11 +89,14 @@ class Replayer:
         why_depth: int | None = 12,
         confirm_races: bool = False,
         mode: str = "closed-loop",
+        start: str | Cut | None = None,
     ) -> tuple[ReplayReport, ReplayRun]:
         """`reexecute` runs every model and policy step again instead of serving byte-identical
         ones from the recording (`_memo.py`); `verify_memo` re-executes that many memoised steps
         and fails on a mismatch (default: a sample in faithful replays, none under faults);
-        `make_injector` makes the fault injector of each simulation (default: the plan's)."""
+        `make_injector` makes the fault injector of each simulation (default: the plan's);
+        `start` (`--from`: a cut id, a virtual time, a span ref, or a Cut) restores the state
+        snapshots of a consistent cut and replays only what follows it (`_cuts.py`)."""
         if mode not in MODES:
             raise UsageError(f"unknown counterfactual mode {mode!r}; expected one of: {', '.join(MODES)}")
         models = dict(models or {})
@@ -117,6 +122,8 @@ class Replayer:
 
         if verify_memo is None:
             verify_memo = DEFAULT_FAITHFUL_VERIFY if not (plan or models or policies) else 0
+        cut = self.cut(start) if isinstance(start, str) else start
+        resume = CutStart.build(self.recording, self.session.index, cut) if cut is not None else None
 
         def simulate(holds: dict[StepKey, int] | None = None, tick: Callable[[int, int], None] | None = None,
                      swap: bool = not forced) -> ReplayRun:
@@ -133,7 +140,10 @@ class Replayer:
                 shadow=shadow if not swap else None, artifacts=artifacts,
                 memo=InferenceMemo(self.recording, reexecute=reexecute, verify=verify_memo),
             )
-            return grid.run(self.recording.inputs(), until_ns=until, progress=tick)
+            if resume is not None:
+                grid.resume(resume)
+            return grid.run(resume.inputs if resume is not None else self.recording.inputs(), until_ns=until,
+                            progress=tick)
 
         try:
             run = simulate(tick=progress)
@@ -141,7 +151,7 @@ class Replayer:
             for engine in (shadow.shadows.values() if shadow is not None else ()):
                 engine.close()
         report = self._report(run, plan=plan, seed=seed, models=models, policies=policies, invariants=invariants,
-                              why_depth=why_depth)
+                              why_depth=why_depth, cut=cut)
         if forced and shadow is not None:
             report.counterfactual = teacher_forced(shadow, len({s.trace for s in run.spans if s.trace}))
         elif swapped:
@@ -164,16 +174,32 @@ class Replayer:
         return report, run
 
     @cached_property
+    def cuts(self) -> CutFinder:
+        """The consistent cuts this session's snapshots make (`edgetrace show --cuts`)."""
+        return CutFinder(self.recording, self.session.index, self.nodes)
+
+    def cut(self, text: str) -> Cut:
+        """`--from TEXT`: a cut id (`c12`), a virtual time (`59m`) or a span ref (`node:seq`)."""
+        return self.cuts.resolve(text)
+
+    @cached_property
     def universe(self) -> Universe:
         """The names a plan or check may use: this session's and its app's (computed once)."""
         return Universe.of(self.app, self.nodes, self.session.spans, where=f"session {self.session.path.name}")
 
     def _report(self, run: ReplayRun, *, plan: Any, seed: int, models: Mapping[str, Artifact],
                 policies: Mapping[str, Artifact], invariants: Sequence[Any],
-                why_depth: int | None = 12) -> ReplayReport:
+                why_depth: int | None = 12, cut: Cut | None = None) -> ReplayReport:
         recorded = self.recording.spans
         rec_index = self.session.index
-        rep_index = CausalIndex(run.spans)
+        # from a cut the replay covers the suffixes; its history is the recorded prefix before them
+        prefix: list[Span] = []
+        if cut is not None:
+            seqs = cut.seqs
+            prefix = [s for s in recorded if s.seq <= seqs.get(s.node, 0)]
+            recorded = [s for s in recorded if s.seq > seqs.get(s.node, 0)]
+        history = prefix + run.spans if prefix else run.spans
+        rep_index = CausalIndex(history)
         divergences = compare(recorded, self.recording.keys, rec_index, run.spans, run.keys, rep_index)
         rec_error_keys = {self.recording.keys[s.ref] for s in recorded if is_handler_error(s) and s.ref in self.recording.keys}
         rec_steps = [s for s in recorded if is_step(s)]
@@ -184,12 +210,15 @@ class Replayer:
         if invariants:
             from edgetrace.replay._invariants import History, check_all
 
-            violations = check_all(list(invariants), History(run.spans))
-        by_ref = {s.ref: s for s in run.spans}
+            violations = check_all(list(invariants), History(history))
+            if prefix:
+                replayed = {s.ref for s in run.spans}
+                violations = [v for v in violations if v.span in replayed]
+        by_ref = {s.ref: s for s in history}
         violation_chains = {
             v.span: [step_row(by_ref[ref]) for ref in v.chain if ref in by_ref] for v in violations
         }
-        why = Why(run.spans, rep_index)
+        why = Why(history, rep_index)
         why_recorded = Why(recorded, rec_index)
         violation_cuts: dict[str, dict[str, Any]] = {}
         for v in violations:
@@ -240,6 +269,7 @@ class Replayer:
             violation_cuts=violation_cuts,
             coverage=[(inv.name, inv.mode, inv.reached) for inv in invariants if isinstance(inv, Coverage)],
             races=[r.to_dict() for r in find_races(run.spans, rep_index)],
+            cut=cut.to_dict() if cut is not None else None,
         )
 
     def save(self, run: ReplayRun, report: ReplayReport, out: str | os.PathLike[str]) -> Path:
@@ -289,6 +319,7 @@ def replay_session(
     confirm_races: bool = False,
     mode: str = "closed-loop",
     trust_session: bool = False,
+    start: str | None = None,
 ) -> tuple[ReplayReport, Replayer, ReplayRun]:
     """What `edgetrace replay` does, as a function: parse everything, run, report.
 
@@ -299,6 +330,7 @@ def replay_session(
     from edgetrace.replay._invariants import resolve
 
     plan = FaultPlan.parse(list(faults), [Path(f) for f in fault_files])
+    # `start` (`--from`): a cut id, a virtual time or a span ref; the suffix after it is replayed
     # one loaded session can serve many replays
     replayer = replayer or Replayer(session, app=app, trust_session=trust_session)
     declared = dict(replayer.app.invariants)
@@ -313,6 +345,7 @@ def replay_session(
         policies=parse_substitutions(policies, what="policy"), invariants=invariants,
         horizon_s=horizon_s, why_depth=why_depth, confirm_races=confirm_races, mode=mode,
         reexecute=reexecute, verify_memo=verify_memo, artifacts=artifacts, make_injector=make_injector,
+        start=replayer.cut(start) if start is not None else None,
     )
     if occurrences is not None:
         from edgetrace.replay._ddmin import occurrence_injector
