@@ -17,7 +17,7 @@ cut, until the cut is consistent or a node runs out of snapshots.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +25,8 @@ from edgetrace import _attrs as attr
 from edgetrace._errors import UsageError
 from edgetrace._index import CausalIndex
 from edgetrace._records import Span, parse_ref
-from edgetrace._snapshot import STATE_BLOB
+from edgetrace._snapshot import RNG_BLOB, STATE_BLOB, is_snapshot
 from edgetrace._units import format_duration, parse_duration
-from edgetrace.replay._recording import Recording
 
 __all__ = ["Cut", "CutFinder", "at_text"]
 
@@ -37,11 +36,12 @@ class Cut:
     """A consistent cut: per node, the seq of the snapshot its replay starts from (0: afresh)."""
 
     id: str
-    at_ns: int  # when the replay of the suffixes starts: the earliest snapshot of the cut
+    at_ns: int  # the cut's time: its latest snapshot (`--from TIME` takes cuts at or before TIME)
+    start_ns: int  # when the replay of the suffixes starts: its earliest snapshot
     seqs: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "at_ns": self.at_ns, "at": at_text(self.at_ns),
+        return {"id": self.id, "at_ns": self.at_ns, "at": at_text(self.at_ns), "start_ns": self.start_ns,
                 "nodes": {node: (f"{node}:{seq}" if seq else "") for node, seq in sorted(self.seqs.items())}}
 
 
@@ -59,17 +59,19 @@ def _round(span: Span) -> int:
 class CutFinder:
     """Finds the latest consistent cut of a recording at or before a given point."""
 
-    def __init__(self, recording: Recording, index: CausalIndex, nodes: list[str]) -> None:
+    def __init__(self, spans: Iterable[Span], index: CausalIndex, nodes: Iterable[str]) -> None:
         self._index = index
         self.nodes = sorted(nodes)
         # only snapshots that hold a state document can be restored (a skipped one says why not)
-        self._usable: dict[str, list[Span]] = {
-            node: [s for s in recording.snapshots.get(node, []) if STATE_BLOB in s.blobs and not s.error]
-            for node in self.nodes}
+        self._usable: dict[str, list[Span]] = {node: [] for node in self.nodes}
         first: dict[str, int] = {}
-        for span in recording.spans:
+        for span in spans:
             if span.node not in first or span.start < first[span.node]:
                 first[span.node] = span.start
+            if is_snapshot(span) and STATE_BLOB in span.blobs and RNG_BLOB in span.blobs and not span.error:
+                self._usable.setdefault(span.node, []).append(span)
+        for found in self._usable.values():
+            found.sort(key=lambda s: s.seq)
         self._first_start = first
 
     @property
@@ -97,12 +99,12 @@ class CutFinder:
         chosen = {node: choices[node][pos[node]] for node in self.nodes if pos[node] >= 0}
         if not chosen:
             return None
-        at = min(s.start for s in chosen.values())
+        start = min(s.start for s in chosen.values())
         # a node restarted from nothing must have done nothing before the replay starts
         for node in self.nodes:
-            if node not in chosen and self._first_start.get(node, at) < at:
+            if node not in chosen and self._first_start.get(node, start) < start:
                 return None
-        return Cut(cut_id, at, {node: seq(node) for node in self.nodes})
+        return Cut(cut_id, max(s.start for s in chosen.values()), start, {node: seq(node) for node in self.nodes})
 
     def cuts(self) -> list[Cut]:
         """Every distinct consistent cut, one per snapshot round (`c<round>`), in time order."""

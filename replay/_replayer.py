@@ -176,7 +176,7 @@ class Replayer:
     @cached_property
     def cuts(self) -> CutFinder:
         """The consistent cuts this session's snapshots make (`edgetrace show --cuts`)."""
-        return CutFinder(self.recording, self.session.index, self.nodes)
+        return CutFinder(self.recording.spans, self.session.index, self.nodes)
 
     def cut(self, text: str) -> Cut:
         """`--from TEXT`: a cut id (`c12`), a virtual time (`59m`) or a span ref (`node:seq`)."""

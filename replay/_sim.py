@@ -133,7 +133,7 @@ class SimGrid:
         """Start from a consistent cut instead of the beginning (`replay/_resume.py`): each node
         cut at a snapshot gets its state, seq, clock and step numbering back; `run` then starts
         the clock at the cut, feeds the inputs after it and re-sends what was in flight."""
-        self.loop.start_at_ns(start.cut.at_ns)
+        self.loop.start_at_ns(start.cut.start_ns)
         self.keys.update(start.prefix_keys)
         for name, place in sorted(start.nodes.items()):
             runtime = self.nodes[name]

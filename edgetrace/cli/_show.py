@@ -100,7 +100,7 @@ def _cuts(session: Session, as_json: bool) -> int:
 
     recording = Recording(session)
     nodes = sorted(set(session.manifest.nodes) | {s.node for s in session.spans})
-    cuts = CutFinder(recording, session.index, nodes).cuts()
+    cuts = CutFinder(recording.spans, session.index, nodes).cuts()
     taken = [s for found in recording.snapshots.values() for s in found]
     skipped = sorted({s.error for s in taken if s.error})
     if as_json:
