@@ -3,8 +3,8 @@
 A coroutine cannot be saved, so a snapshot is only taken when none of the node's handlers is
 running: once a period boundary (a multiple of the period on the node's own clock, so the
 nodes of a grid aim at the same instants) has passed, the first moment the node finishes
-what it was doing and is idle, and then at idle moments for half the period (the window; at
-most one per hundredth of the period). Nodes do not coordinate, so one node's snapshot may hold a reply that another sent
+what it was doing and is idle, and then at every idle moment for a quarter of the period (the
+window). Nodes do not coordinate, so one node's snapshot may hold a reply that another sent
 after its own; several places to cut in per node let the replayer find a consistent set
 (`replay/_cuts.py`). A node that is never idle defers its snapshot until it is; a node with
 nothing to do takes none (its state has not changed). State that is not plain data
@@ -35,15 +35,13 @@ class Snapshotter:
     def __init__(self, runtime: NodeRuntime, period_ns: int) -> None:
         self._runtime = runtime
         self.period_ns = max(0, int(period_ns))
-        # after each boundary the node snapshots at idle moments for half the period, at most one
-        # per hundredth of it: nodes snapshot independently, and more places to cut in make a
-        # consistent cut likely (a state host answering a stream of calls needs them most)
-        self.window_ns = self.period_ns // 2
-        self.spacing_ns = self.period_ns // 100
+        # after each boundary the node snapshots at every idle moment for a quarter of the period:
+        # nodes snapshot independently, and more places to cut in make a consistent cut likely (a
+        # state host answering a stream of calls needs one between each caller's exchanges)
+        self.window_ns = self.period_ns // 4
         self._round = 0
         self._window_end = 0
         self._last_seq = -1
-        self._last_at = 0
 
     def poke(self) -> None:
         """The node just finished something: take the snapshot that is due, if it is idle now."""
@@ -55,9 +53,8 @@ class Snapshotter:
         if boundary > self._round:  # the first idle moment after a boundary (deferred if busy)
             self._round = boundary
             self._window_end = boundary * self.period_ns + self.window_ns
-        elif now >= self._window_end or now < self._last_at + self.spacing_ns:
+        elif now >= self._window_end:
             return
-        self._last_at = now
         self.take(boundary, now)
 
     def capture(self, round_: int) -> tuple[SnapshotState | None, str]:
