@@ -51,6 +51,18 @@ def at_text(ns: int) -> str:
     return f"{ms // 1000}.{ms % 1000:03d}s"
 
 
+def _admitted(node: str, found: list[Span], ok: Callable[[str, Span], bool]) -> int:
+    """How many of `node`'s snapshots `found` (a prefix of them) `ok` admits, by bisection."""
+    lo, hi = 0, len(found)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(node, found[mid]):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 def _round(span: Span) -> int:
     value = span.attrs.get(attr.SNAPSHOT_ROUND)
     return value if isinstance(value, int) else 0
@@ -79,9 +91,12 @@ class CutFinder:
         return any(self._usable.values())
 
     def latest(self, allowed: Callable[[str, Span], bool], cut_id: str) -> Cut | None:
-        """The latest consistent cut made of snapshots that `allowed(node, snapshot)` admits."""
-        choices = {node: [s for s in self._usable[node] if allowed(node, s)] for node in self.nodes}
-        pos = {node: len(found) - 1 for node, found in choices.items()}
+        """The latest consistent cut made of snapshots that `allowed(node, snapshot)` admits.
+
+        `allowed` must admit a prefix of each node's snapshots (true, then false, along its
+        stream — as "round ≤ k", "taken by time T" and "before seq s" do): it is bisected."""
+        choices = self._usable
+        pos = {node: _admitted(node, choices[node], allowed) - 1 for node in self.nodes}
 
         def seq(node: str) -> int:
             return choices[node][pos[node]].seq if pos[node] >= 0 else 0
@@ -158,7 +173,6 @@ class CutFinder:
         if cut is None:
             raise UsageError(f"--from {text}: no consistent cut {what}; the first snapshots come later "
                              "(list the cuts with edgetrace show SESSION --cuts)")
-        for known in self.cuts():  # the same cut by its id, when the list has it
-            if known.seqs == cut.seqs:
-                return known
-        return cut
+        rounds = [_round(self._index.span(f"{n}:{q}")) for n, q in cut.seqs.items() if q]
+        named = self.by_round(max(rounds))  # the same cut by its id, when the list has it
+        return named if named is not None and named.seqs == cut.seqs else cut
