@@ -26,7 +26,10 @@ from edgetrace._snapshot import RNG_BLOB, SNAPSHOT, STATE_BLOB, SnapshotState, p
 if TYPE_CHECKING:
     from edgetrace.agents._node import NodeRuntime
 
-__all__ = ["Snapshotter"]
+__all__ = ["MAX_STATE_BYTES", "Snapshotter"]
+
+#: The largest state document a snapshot stores (the hub's frames are 16 MiB at most).
+MAX_STATE_BYTES = 4 * 1024 * 1024
 
 
 class Snapshotter:
@@ -79,9 +82,12 @@ class Snapshotter:
         blobs: dict[str, str] = {}
         if state is not None:
             data, rng = state.encode()
-            attrs[attr.SNAPSHOT_BYTES] = len(data) + len(rng)
-            blobs[STATE_BLOB] = runtime.recorder.blob(data)
-            blobs[RNG_BLOB] = runtime.recorder.blob(rng)  # its own blob: an unused rng is stored once
+            if len(data) > MAX_STATE_BYTES:  # a blob travels in one frame to the hub: keep it far below
+                problem = f"the state is {len(data):,} bytes, over the {MAX_STATE_BYTES:,} a snapshot may hold"
+            else:
+                attrs[attr.SNAPSHOT_BYTES] = len(data) + len(rng)
+                blobs[STATE_BLOB] = runtime.recorder.blob(data)
+                blobs[RNG_BLOB] = runtime.recorder.blob(rng)  # its own blob: an unused rng is stored once
         span = runtime.recorder.record(SpanKind.LOG, SNAPSHOT, start=now, attrs=attrs, blobs=blobs,
                                        error=f"snapshot skipped: {problem}" if problem else "")
         self._last_seq = span.seq
