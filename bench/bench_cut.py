@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from edgetrace import _attrs as attr
 from edgetrace._snapshot import SNAPSHOT
 from edgetrace._units import parse_duration
 from edgetrace.replay import Replayer
@@ -66,9 +67,12 @@ def main() -> None:
         end = max(s.end for s in opened.spans)
         target = at_text(max(0, end - parse_duration(args.from_end)))
         size = session.stat().st_size
+        state = sum(int(s.attrs.get(attr.SNAPSHOT_BYTES, 0)) for s in snapshots)
         print(f"recording             {args.minutes:g} virtual min, {args.tractors} tractors + hub: "
-              f"{len(opened.spans):,} records ({len(snapshots):,} snapshots), {size / 1e6:.1f} MB, "
+              f"{len(opened.spans):,} records ({len(snapshots):,} snapshots), {size / 1e6:.1f} MB compacted, "
               f"recorded in {record_wall:.1f} s")
+        print(f"snapshot state        {state / 1e6:.1f} MB before compression and dedup (its blobs are "
+              f"content-addressed: an unchanged rng or state is stored once)")
         full: list[float] = []
         cut: list[float] = []
         steps = (0, 0)
