@@ -156,9 +156,10 @@ class Replayer:
             report.counterfactual = teacher_forced(shadow, len({s.trace for s in run.spans if s.trace}))
         elif swapped:
             baseline = simulate(swap=False)
+            before = self._prefix(cut)  # from a cut, invariants see the recorded past before it
             report.counterfactual = closed_loop(baseline.spans, run.spans,
-                                                violations_per_trace(invariants, baseline.spans),
-                                                violations_per_trace(invariants, run.spans))
+                                                violations_per_trace(invariants, before + baseline.spans),
+                                                violations_per_trace(invariants, before + run.spans))
         if confirm_races and report.races:
             found = find_races(run.spans, CausalIndex(run.spans))
             def violated(spans: list[Span]) -> dict[str, int]:
@@ -182,6 +183,13 @@ class Replayer:
         """`--from TEXT`: a cut id (`c12`), a virtual time (`59m`) or a span ref (`node:seq`)."""
         return self.cuts.resolve(text)
 
+    def _prefix(self, cut: Cut | None) -> list[Span]:
+        """The recorded spans before a cut (none without one)."""
+        if cut is None:
+            return []
+        seqs = cut.seqs
+        return [s for s in self.recording.spans if s.seq <= seqs.get(s.node, 0)]
+
     @cached_property
     def universe(self) -> Universe:
         """The names a plan or check may use: this session's and its app's (computed once)."""
@@ -193,10 +201,9 @@ class Replayer:
         recorded = self.recording.spans
         rec_index = self.session.index
         # from a cut the replay covers the suffixes; its history is the recorded prefix before them
-        prefix: list[Span] = []
+        prefix = self._prefix(cut)
         if cut is not None:
             seqs = cut.seqs
-            prefix = [s for s in recorded if s.seq <= seqs.get(s.node, 0)]
             recorded = [s for s in recorded if s.seq > seqs.get(s.node, 0)]
         history = prefix + run.spans if prefix else run.spans
         rep_index = CausalIndex(history)

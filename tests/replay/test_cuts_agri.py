@@ -48,3 +48,16 @@ def test_the_state_latency_plan_from_a_cut_equals_the_full_replay_after_it(repla
     # the motivating bug shows from the cut as it does in the full replay: the same violations after it
     after = {s.ref for s in run.spans}
     assert [v.span for v in report.violations] == [v.span for v in full_report.violations if v.span in after]
+
+
+def test_the_fixed_policy_from_a_cut_gives_the_full_replays_verdicts_after_it(replayer: Replayer) -> None:
+    from edgetrace.scenarios.agri.scenario import FOLDER
+
+    cut = replayer.cuts.cuts()[1]
+    plan = FaultPlan.parse([f"latency(op=state.*, link=tractor-*->hub, delay=2s, at={cut.at_ns + 1}ns)"])
+    fixed = {"spray_policy": FOLDER / "policies" / "spray_policy_fixed.rego"}
+    full_report, _ = replayer.run(plan=plan, policies=fixed, invariants=list(replayer.app.invariants.values()))
+    report, _ = replayer.run(plan=plan, policies=fixed, invariants=list(replayer.app.invariants.values()), start=cut)
+    assert report.counterfactual is not None and full_report.counterfactual is not None
+    assert report.counterfactual["verdicts"]["fixed"] == full_report.counterfactual["verdicts"]["fixed"] > 0
+    assert not report.violations
