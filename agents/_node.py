@@ -59,6 +59,8 @@ class NodeRuntime:
         # periodic state snapshots (0 = none), taken while no handler runs (agents/_snapshot.py)
         self.snapshots = Snapshotter(self, snapshot_every_ns)
         self.messaging.keep_payloads = snapshot_every_ns > 0
+        self._world_idle = world.idle if type(world).idle is not NodeWorld.idle else None
+        self._watch_idle = bool(snapshot_every_ns) or self._world_idle is not None
 
     def close(self) -> None:
         self.artifacts.close()
@@ -110,8 +112,8 @@ class NodeRuntime:
                                           attr.PAYLOAD: preview(msg.payload)})
             reply_to = msg if msg.kind is MessageKind.CALL else None
             self._spawn(msg.topic, msg.payload, Context(self, msg.trace, span.ref, origin=(key, span.end)), reply_to)
-        if self.snapshots.period_ns:
-            self.snapshots.poke()  # a served state op or a late reply runs no handler: idle now
+        if self._watch_idle and not self.tasks:
+            self._idle()  # a served state op or a late reply runs no handler: idle now
 
     # --- handlers -----------------------------------------------------------------------------
 
@@ -132,8 +134,14 @@ class NodeRuntime:
 
     def _handler_done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
-        if not self.tasks and self.snapshots.period_ns:
-            self.snapshots.poke()
+        if self._watch_idle and not self.tasks:
+            self._idle()
+
+    def _idle(self) -> None:
+        """No handler runs: the moment a snapshot can be taken (or, replayed, written back)."""
+        if self._world_idle is not None:
+            self._world_idle()
+        self.snapshots.poke()
 
     async def _run_handler(self, handler: Handler, ctx: Context, payload: Any, reply_to: Message | None) -> None:
         IN_HANDLER.set(True)  # this task's own context: the app's code runs from here

@@ -20,7 +20,7 @@ from typing import Any
 from edgetrace._errors import UsageError
 from edgetrace._handler_errors import is_handler_error
 from edgetrace._index import CausalIndex
-from edgetrace._records import Manifest, Span
+from edgetrace._records import Manifest, Span, parse_ref
 from edgetrace._session import Session, SessionWriter
 from edgetrace._stepkey import StepKey, is_step
 from edgetrace._trust import choose_app
@@ -280,7 +280,10 @@ class Replayer:
         )
 
     def save(self, run: ReplayRun, report: ReplayReport, out: str | os.PathLike[str]) -> Path:
-        """Write the replayed run as a session, so the explorer can diff it with the recording."""
+        """Write the replayed run as a session, so the explorer can diff it with the recording.
+
+        A replay from a cut is written as the recorded prefix followed by the replayed suffix: a
+        whole session, which the explorer can diff and a replay can start from the beginning."""
         path = Path(out)
         if path.exists():
             path.unlink()
@@ -292,13 +295,23 @@ class Replayer:
             models={**base.models, **report.models}, policies={**base.policies, **report.policies},
             edgetrace=__version__,
             meta={**base.meta, "replay_of": str(self.session.path), "faults": report.faults,
-                  "seed": report.seed},
+                  "seed": report.seed, **({"from_cut": report.cut} if report.cut is not None else {})},
         )
+        blobs = dict(run.blobs)
+        spans = run.spans
+        if report.cut is not None:
+            seqs = {node: parse_ref(ref)[1] for node, ref in report.cut["nodes"].items() if ref}
+            prefix = [s for s in self.recording.spans if s.seq <= seqs.get(s.node, 0)]
+            for span in prefix:
+                for sha in span.blobs.values():
+                    if sha not in blobs:
+                        blobs[sha] = self.session.blob(sha)
+            spans = sorted(prefix + run.spans, key=lambda s: (s.node, s.seq))
         with SessionWriter(path, manifest, compress="lzma") as writer:  # written once: small
-            for sha in sorted(run.blobs):
-                writer.put_blob(run.blobs[sha], sha)
-            for i in range(0, len(run.spans), 512):
-                writer.append(run.spans[i : i + 512])
+            for sha in sorted(blobs):
+                writer.put_blob(blobs[sha], sha)
+            for i in range(0, len(spans), 512):
+                writer.append(spans[i : i + 512])
             writer.seal()
         return path
 

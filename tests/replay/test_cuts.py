@@ -47,6 +47,9 @@ def test_snapshots_are_records_that_a_faithful_replay_writes_back(replayer: Repl
     assert report.fidelity == 1.0 and not report.divergences
     replayed = {s.ref: s for s in run.spans if s.name == SNAPSHOT}
     assert sorted(replayed) == sorted(s.ref for s in recorded)  # at the same places, not as steps
+    # written back where the recording took them (once idle), so every clock is the recorded one
+    assert [(s.ref, s.start, s.end, s.vc) for s in by_stream(run.spans)] == \
+        [(s.ref, s.start, s.end, s.vc) for s in by_stream(replayer.recording.spans)]
     assert report.steps_recorded == len(replayer.recording.keys)
 
 

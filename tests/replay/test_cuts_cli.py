@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edgetrace._records import Span
 from edgetrace._session import Session
 from edgetrace.cli import main
 from edgetrace.replay.testing import GridHarness
@@ -80,3 +81,18 @@ def test_a_session_without_snapshots_says_how_to_take_them(session: Path, capsys
     assert "no state snapshots" in err and "--snapshot-every" in err and err.count("\n") == 1
     assert main(["show", str(session.with_name("without.ets")), "--cuts"]) == 0
     assert "0 consistent cut(s) from 0 snapshot(s)" in capsys.readouterr().out
+
+
+def test_a_saved_replay_from_a_cut_is_a_whole_session(session: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    last = cuts(session, capsys)[-2]
+    out = tmp_path / "saved.ets"
+    assert main(["replay", str(session), "--app", APP, "--from", str(last["id"]), "--save", str(out)]) == 0
+    capsys.readouterr()
+    recorded, saved = Session.open(session).spans, Session.open(out).spans
+    def shape(spans: list[Span]) -> list[tuple[object, ...]]:
+        return [(s.ref, s.kind, s.name, s.start, s.vc) for s in sorted(spans, key=lambda s: (s.node, s.seq))]
+
+    assert shape(saved) == shape(recorded)
+    assert main(["replay", str(out), "--app", APP, "--json"]) == 0  # from its beginning, faithfully
+    assert json.loads(capsys.readouterr().out)["fidelity"] == 1.0
