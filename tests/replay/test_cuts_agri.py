@@ -61,3 +61,28 @@ def test_the_fixed_policy_from_a_cut_gives_the_full_replays_verdicts_after_it(re
     assert report.counterfactual is not None and full_report.counterfactual is not None
     assert report.counterfactual["verdicts"]["fixed"] == full_report.counterfactual["verdicts"]["fixed"] > 0
     assert not report.violations
+
+
+def test_a_sweep_from_a_cut_replays_each_seed_from_it_and_says_so_in_its_commands(
+        replayer: Replayer, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import shlex
+
+    from edgetrace.cli import main
+    from edgetrace.replay._sweep import sweep
+
+    cut = replayer.cuts.cuts()[1]
+    spec = f"latency(op=state.*, link=tractor-*->hub, delay=2s, p=0.5, at={cut.at_ns + 1}ns)"
+    app = "edgetrace.scenarios.agri.scenario:app"
+    report = sweep(replayer.session.path, [0, 1, 2, 3], faults=[spec], app=app, start=cut.id,
+                   executor="inline", do_minimise=False)
+    again = sweep(replayer.session.path, [0, 1, 2, 3], faults=[spec], app=app, start=cut.id,
+                  executor="inline", do_minimise=False)
+    assert report.failing and [r.to_dict() for r in report.results] == [r.to_dict() for r in again.results]
+    seed = report.failing[0]
+    command = report.command(seed)
+    assert f"--from {cut.id}" in command
+    assert main([*shlex.split(command)[1:], "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["from_cut"]["id"] == cut.id
+    assert len(out["violations"]) == next(r.violations for r in report.results if r.seed == seed)
