@@ -84,6 +84,9 @@ class AgentConfig:
     flush_timeout: float = 20.0
     transport: Transport | None = None  # default: plain TCP to `hub` (the CLI builds a TLS one)
     security: PeerSecurity | None = None  # the peer port's token, TLS and limits (default: none, loopback)
+    #: take a state snapshot every this many ns of the node's clock, when idle (0 = never):
+    #: what `edgetrace replay --from` restores (agents/_snapshot.py)
+    snapshot_every_ns: int = 0
 
 
 async def run_agent(cfg: AgentConfig) -> int:
@@ -98,7 +101,7 @@ async def run_agent(cfg: AgentConfig) -> int:
         manifest = manifest.merged(cfg.manifest)
     world = LiveWorld(cfg.node, sink, epoch_ns=cfg.epoch_ns or time.time_ns(), peers=cfg.peers,
                       profile=cfg.profile, seed=cfg.seed, security=cfg.security)
-    node = NodeRuntime(app, cfg.node, world, seed=cfg.seed)
+    node = NodeRuntime(app, cfg.node, world, seed=cfg.seed, snapshot_every_ns=cfg.snapshot_every_ns)
     audit = Sandbox(now_ns=world.now_ns, stand_ins=False).__enter__() if cfg.audit else None
     node.artifacts.load_all()  # a broken model or policy stops the agent here, in one line, not in every step
     restarted = bool(spool.last_seq)

@@ -111,6 +111,7 @@ def record(
     audit: bool = False,
     progress: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] = lambda line: None,
+    snapshot_every_ns: int = 0,
 ) -> RecordResult:
     started = time.monotonic()
     grid = scenario.profile(profile)
@@ -143,7 +144,7 @@ def record(
         for node in nodes:
             argv = [*cmd, "agent", "--app", scenario.app_ref, "--node", node, "--hub", hub_addr, "--session", session,
                     "--listen", f"127.0.0.1:{ports[node]}", "--spool", str(work / "spool"), "--grid", grid_json,
-                    "--seed", str(seed), "--wait-epoch"]
+                    "--seed", str(seed), "--wait-epoch", "--snapshot-every", f"{snapshot_every_ns}ns"]
             if audit:
                 argv += ["--audit", str(work / f"audit-{len(agents)}.json")]
             for peer, port in ports.items():

@@ -14,6 +14,7 @@ from typing import Any
 
 from edgetrace import _attrs as attr
 from edgetrace._records import Span, SpanKind
+from edgetrace._snapshot import MESSAGE_BLOB
 from edgetrace._stepkey import StepCounter
 from edgetrace.agents._context import CallError, CallTimeout, StateUnavailable
 from edgetrace.agents._message import Message, MessageKind
@@ -46,7 +47,10 @@ class Messaging:
         self._keys = keys
         self._world = world
         self._pending: dict[int, _Pending] = {}
-        self._next_call = 0
+        self.next_call = 0  # the last call id used (a snapshot keeps it)
+        # a node that takes snapshots keeps the exact payload of a message whose preview is not
+        # the payload: a replay from a cut re-sends the messages in flight across it
+        self.keep_payloads = False
 
     def message(self, kind: MessageKind, dst: str, topic: str, trace: str, payload: Any, span: Span, *,
                 call_id: int = 0, error: str = "") -> Message:
@@ -57,8 +61,9 @@ class Messaging:
     async def send(self, ctx: StepScope, dst: str, topic: str, payload: Any) -> None:
         key = self._keys.next(ctx.trace, SpanKind.SEND, topic)
         await self._world.pace(ctx, key)
+        shown = preview(payload)
         span = self._recorder.step(SpanKind.SEND, topic, key, ctx, attrs={
-            attr.TO: dst, attr.TOPIC: topic, attr.PAYLOAD: preview(payload)})
+            attr.TO: dst, attr.TOPIC: topic, attr.PAYLOAD: shown}, blobs=self.payload_blobs(payload, shown))
         self._world.transmit(self.message(MessageKind.SEND, dst, topic, ctx.trace, payload, span), span)
 
     async def call(self, ctx: StepScope, dst: str, topic: str, payload: Any, timeout: float | None) -> Any:
@@ -68,21 +73,24 @@ class Messaging:
                       name: str, payload: Any, timeout: float | None) -> Any:
         """Send a request and wait for its reply; `name` is the span's (a topic, or a state key)."""
         loop = asyncio.get_running_loop()
-        self._next_call += 1
-        call_id = self._next_call
+        self.next_call += 1
+        call_id = self.next_call
         key = self._keys.next(ctx.trace, span_kind, name)
         await self._world.pace(ctx, key)
         start = self._world.now_ns()
         attrs: dict[str, Any] = {attr.TO: dst, attr.TOPIC: topic, attr.CALL_ID: call_id}
+        blobs = None
         if span_kind is SpanKind.SEND:
-            attrs[attr.PAYLOAD] = preview(payload)
+            attrs[attr.PAYLOAD] = shown = preview(payload)
+            blobs = self.payload_blobs(payload, shown)
         else:
             attrs[attr.STATE_KEY] = payload["key"]
             if span_kind is SpanKind.STATE_PUT:
-                attrs[attr.STATE_VALUE] = preview(payload.get("value"))
+                attrs[attr.STATE_VALUE] = shown = preview(payload.get("value"))
+                blobs = self.payload_blobs(payload.get("value"), shown)
         if timeout is not None:
             attrs[attr.TIMEOUT_S] = timeout
-        span = self._recorder.step(span_kind, name, key, ctx, start=start, attrs=attrs)
+        span = self._recorder.step(span_kind, name, key, ctx, start=start, attrs=attrs, blobs=blobs)
         pending = _Pending(ctx, loop.create_future(), f"{topic}:reply", start)
         self._pending[call_id] = pending
         if timeout is not None:
@@ -94,10 +102,21 @@ class Messaging:
         """Answer a call this node's handler served (with its result or its error)."""
         name = f"{request.topic}:reply"
         key = self._keys.next(ctx.trace, SpanKind.SEND, name)
+        shown = preview(value)
         span = self._recorder.step(SpanKind.SEND, name, key, ctx, error=error,
-                                   attrs={attr.TO: request.src, attr.PAYLOAD: preview(value)})
+                                   attrs={attr.TO: request.src, attr.PAYLOAD: shown},
+                                   blobs=self.payload_blobs(value, shown))
         self._world.transmit(self.message(MessageKind.REPLY, request.src, request.topic, ctx.trace, value,
                                           span, call_id=request.call_id, error=error), span)
+
+    def payload_blobs(self, payload: Any, shown: Any) -> dict[str, str] | None:
+        """The exact payload as a blob, when this node keeps payloads and the preview is not it."""
+        if not self.keep_payloads or (type(shown) is type(payload) and shown == payload):
+            return None
+        try:
+            return {MESSAGE_BLOB: self._recorder.blob(payload)}
+        except (TypeError, ValueError, OverflowError):  # not encodable: the preview is all there is
+            return None
 
     def _on_timeout(self, call_id: int, timeout: float) -> None:
         pending = self._pending.pop(call_id, None)

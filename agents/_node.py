@@ -26,6 +26,7 @@ from edgetrace.agents._messaging import Messaging
 from edgetrace.agents._models import tensor_to_obj
 from edgetrace.agents._preview import preview
 from edgetrace.agents._recorder import Recorder
+from edgetrace.agents._snapshot import Snapshotter
 from edgetrace.agents._state import StateService
 from edgetrace.agents._steps import Artifacts, ReasoningSteps
 from edgetrace.agents._world import NodeWorld
@@ -37,7 +38,8 @@ class NodeRuntime:
     """Runs one node of an app on the current asyncio loop, in the world it is given."""
 
     def __init__(self, app: App, node: str, world: NodeWorld, *, seed: int = 0,
-                 models: Mapping[str, Artifact] | None = None, policies: Mapping[str, Artifact] | None = None) -> None:
+                 models: Mapping[str, Artifact] | None = None, policies: Mapping[str, Artifact] | None = None,
+                 snapshot_every_ns: int = 0) -> None:
         self.app = app
         self.node = node
         self.world = world
@@ -54,6 +56,11 @@ class NodeRuntime:
         self.state = StateService(node, app.state_host, app.initial_state, self.recorder, self.keys,
                                   self.messaging, world)
         self.tasks: set[asyncio.Task[Any]] = set()
+        # periodic state snapshots (0 = none), taken while no handler runs (agents/_snapshot.py)
+        self.snapshots = Snapshotter(self, snapshot_every_ns)
+        self.messaging.keep_payloads = snapshot_every_ns > 0
+        self._world_idle = world.idle if type(world).idle is not NodeWorld.idle else None
+        self._watch_idle = bool(snapshot_every_ns) or self._world_idle is not None
 
     def close(self) -> None:
         self.artifacts.close()
@@ -105,6 +112,8 @@ class NodeRuntime:
                                           attr.PAYLOAD: preview(msg.payload)})
             reply_to = msg if msg.kind is MessageKind.CALL else None
             self._spawn(msg.topic, msg.payload, Context(self, msg.trace, span.ref, origin=(key, span.end)), reply_to)
+        if self._watch_idle and not self.tasks:
+            self._idle()  # a served state op or a late reply runs no handler: idle now
 
     # --- handlers -----------------------------------------------------------------------------
 
@@ -121,7 +130,18 @@ class NodeRuntime:
             self._run_handler(handler, ctx, payload, reply_to), name=f"{self.node}:{ctx.parent}"
         )
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._handler_done)
+
+    def _handler_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if self._watch_idle and not self.tasks:
+            self._idle()
+
+    def _idle(self) -> None:
+        """No handler runs: the moment a snapshot can be taken (or, replayed, written back)."""
+        if self._world_idle is not None:
+            self._world_idle()
+        self.snapshots.poke()
 
     async def _run_handler(self, handler: Handler, ctx: Context, payload: Any, reply_to: Message | None) -> None:
         IN_HANDLER.set(True)  # this task's own context: the app's code runs from here

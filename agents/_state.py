@@ -69,8 +69,11 @@ class StateService:
         else:
             value = (msg.payload or {}).get("value")
             result = self._apply(msg.kind.value, key, value)
+        shown = value if kind is SpanKind.STATE_PUT else result
+        attrs = _attrs(key, shown)
         span = self._recorder.step(kind, key, step, trace=msg.trace, parent=msg.cause, cause=msg.cause,
-                                   merge=msg.vc, error=refusal,
-                                   attrs=_attrs(key, value if kind is SpanKind.STATE_PUT else result))
+                                   merge=msg.vc, error=refusal, attrs=attrs,
+                                   blobs=self._messaging.payload_blobs(result, attrs[attr.STATE_VALUE])
+                                   if kind is SpanKind.STATE_GET else None)
         self._world.transmit(self._messaging.message(MessageKind.REPLY, msg.src, msg.topic, msg.trace, result,
                                                      span, call_id=msg.call_id, error=refusal), span)

@@ -88,6 +88,10 @@ class NodeWorld(abc.ABC):
     def observe(self, span: Span, key: StepKey) -> None:  # noqa: B027 - most worlds need nothing
         """Called with every recorded step and its causal position (the replay aligns with it)."""
 
+    def idle(self) -> None:  # noqa: B027 - most worlds need nothing
+        """Called when the node has just become quiescent (no handler running): where it takes
+        its snapshots, and where a replay writes back the ones the recording took there."""
+
     def state_refusal(self, msg: Message) -> str:
         """Why the state store on this node refuses `msg` ('' = it serves it); faults inject here."""
         return ""

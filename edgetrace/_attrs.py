@@ -52,6 +52,10 @@ CALL_ID: Final = "edgetrace.call_id"
 TIMEOUT_S: Final = "edgetrace.timeout_s"
 LATE: Final = "edgetrace.late"  # a reply that arrived after its caller gave up
 
+# --- state snapshots (replay from a consistent cut: edgetrace._snapshot) ------------------------
+SNAPSHOT_ROUND: Final = "edgetrace.snapshot.round"  # which period boundary it was taken for
+SNAPSHOT_BYTES: Final = "edgetrace.snapshot.bytes"  # size of the encoded state document
+
 # --- injected faults (replay only) ----------------------------------------------------------
 FAULT: Final = "edgetrace.fault"  # the fault spec, or what it did
 FAULT_SPEC: Final = "edgetrace.fault.spec"

@@ -13,8 +13,9 @@ from collections import Counter
 from collections.abc import Iterable
 
 from edgetrace._records import Span, SpanKind
+from edgetrace._snapshot import SNAPSHOT
 
-__all__ = ["StepCounter", "StepKey", "step_keys"]
+__all__ = ["StepCounter", "StepKey", "is_step", "step_keys"]
 
 StepKey = tuple[str, str, str, str, int]  # (trace, node, kind, name, occurrence)
 
@@ -38,17 +39,32 @@ class StepCounter:
         self._seen[slot] = n
         return (trace, self.node, kind_text, name, n)
 
+    def counts(self) -> dict[tuple[str, str, str], int]:
+        """How many steps of each (trace, kind, name) were taken so far."""
+        return dict(self._seen)
+
+    def resume(self, counts: dict[tuple[str, str, str], int]) -> None:
+        """Continue a numbering from a snapshot's place in the stream (a replay from a cut)."""
+        self._seen = Counter(counts)
+
     def restart(self) -> None:
         """A restarted node counts its steps from the beginning (a new process does)."""
         self._seen.clear()
 
 
+def is_step(span: Span) -> bool:
+    """Whether a record is a step of the app: fault records and state snapshots are not."""
+    kind = span.kind
+    return kind is not SpanKind.FAULT and not (kind is SpanKind.LOG and span.name == SNAPSHOT)
+
+
 def step_keys(spans: Iterable[Span]) -> dict[str, StepKey]:
-    """The key of every recorded step, by span ref: per node in seq order; faults are not steps."""
+    """The key of every recorded step, by span ref: per node in seq order; faults and snapshots
+    are not steps."""
     keys: dict[str, StepKey] = {}
     counters: dict[str, StepCounter] = {}
     for span in sorted(spans, key=lambda s: (s.node, s.seq)):
-        if span.kind is SpanKind.FAULT:
+        if not is_step(span):
             continue
         counter = counters.get(span.node)
         if counter is None:

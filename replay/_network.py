@@ -91,6 +91,10 @@ class SimNetwork:
         for delay in delays:
             self._loop.call_at_ns(now + max(0, int(delay)), self._arrive, msg)
 
+    def arrive_at(self, at_ns: int, msg: Message) -> None:
+        """A message already on its way (sent before a cut) arrives at `at_ns`."""
+        self._loop.call_at_ns(max(at_ns, self._loop.time_ns()), self._arrive, msg)
+
     def _arrive(self, msg: Message) -> None:
         if msg.dst in self._lifecycle.down:
             return

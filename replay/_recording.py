@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +17,10 @@ from edgetrace import _attrs as attr
 from edgetrace._codec import decode_any
 from edgetrace._records import Span, SpanKind
 from edgetrace._session import Session
-from edgetrace._stepkey import StepKey, step_keys
+from edgetrace._snapshot import is_snapshot
+from edgetrace._stepkey import StepKey, is_step, step_keys
 
-__all__ = ["RecordedInput", "Recording"]
+__all__ = ["RecordedInput", "Recording", "arrival", "departure"]
 
 @dataclass(frozen=True)
 class RecordedInput:
@@ -29,14 +31,14 @@ class RecordedInput:
     payload: Any
 
 
-def _arrival(span: Span) -> int:
+def arrival(span: Span) -> int:
     # A reply's receive span starts when the request left; it ends when the reply arrived.
     if span.kind is SpanKind.RECV and span.name.endswith(":reply") and not span.attrs.get(attr.LATE):
         return span.end
     return span.start
 
 
-def _departure(span: Span) -> int:
+def departure(span: Span) -> int:
     return span.end if span.kind in (SpanKind.STATE_GET, SpanKind.STATE_PUT) and span.cause else span.start
 
 
@@ -64,7 +66,7 @@ class Recording:
             if delivered is None:
                 self.delays[key] = None  # lost in the recording: lose it again
                 continue
-            delay = max(0, _arrival(delivered) - _departure(span))
+            delay = max(0, arrival(delivered) - departure(span))
             self.delays[key] = delay
             link_delays[(span.node, delivered.node)].append(delay)
         self.link_median = {link: int(statistics.median(v)) for link, v in sorted(link_delays.items())}
@@ -75,20 +77,29 @@ class Recording:
         self.median_duration = {k: int(statistics.median(v)) for k, v in sorted(durations.items())}
         self.end = max((max(s.start, s.end) for s in self.spans), default=0)
         self._input_blobs: dict[str, bytes] = {}
-        # fault records of a simulated recording, by node and seq: replayed as records, so a
-        # replay's span refs stay the recording's (they are history, not faults to inject again)
-        self.fault_records: dict[str, dict[int, Span]] = defaultdict(dict)
+        # records that are not steps, by node and seq — fault records of a simulated recording
+        # and state snapshots: written back as records at their place, so a replay's span refs
+        # stay the recording's (they are history, not faults to inject or state to take again)
+        self.history_records: dict[str, dict[int, Span]] = defaultdict(dict)
+        self.snapshots: dict[str, list[Span]] = defaultdict(list)  # per node, in seq order
         for span in self.spans:
-            if span.kind is SpanKind.FAULT:
-                self.fault_records[span.node][span.seq] = span
+            if not is_step(span):
+                self.history_records[span.node][span.seq] = span
+                if is_snapshot(span):
+                    self.snapshots[span.node].append(span)
+        for found in self.snapshots.values():
+            found.sort(key=lambda s: s.seq)
 
-    def inputs(self) -> list[RecordedInput]:
+    def inputs(self, after: Mapping[str, int] | None = None) -> list[RecordedInput]:
         """The recorded inputs, decoded afresh on every call (a handler may change its payload;
-        the next replay must not see that), their bytes read from the session once."""
+        the next replay must not see that), their bytes read from the session once; with
+        `after` (node → seq, a cut), only those that came later."""
         found = []
         raw = self._input_blobs
         for span in self.spans:
             if span.kind is not SpanKind.INPUT:
+                continue
+            if after is not None and span.seq <= after.get(span.node, 0):
                 continue
             sha = span.blobs.get("input")
             if sha and sha not in raw:

@@ -20,9 +20,9 @@ from typing import Any
 from edgetrace._errors import UsageError
 from edgetrace._handler_errors import is_handler_error
 from edgetrace._index import CausalIndex
-from edgetrace._records import Manifest, Span, SpanKind
+from edgetrace._records import Manifest, Span, parse_ref
 from edgetrace._session import Session, SessionWriter
-from edgetrace._stepkey import StepKey
+from edgetrace._stepkey import StepKey, is_step
 from edgetrace._trust import choose_app
 from edgetrace._version import __version__
 from edgetrace._why import Why
@@ -30,6 +30,7 @@ from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._grid import GridProfile
 from edgetrace.agents._scenario import load_app
 from edgetrace.replay._counterfactual import MODES, ShadowLog, closed_loop, teacher_forced
+from edgetrace.replay._cuts import Cut, CutFinder
 from edgetrace.replay._divergence import compare
 from edgetrace.replay._findings import (
     cut_rows,
@@ -43,6 +44,7 @@ from edgetrace.replay._memo import DEFAULT_FAITHFUL_VERIFY, InferenceMemo
 from edgetrace.replay._races import HoldInjector, confirm, find_races
 from edgetrace.replay._recording import Recording
 from edgetrace.replay._report import ReplayReport, TraceReport
+from edgetrace.replay._resume import CutStart
 from edgetrace.replay._sim import ReplayRun, SimGrid
 from edgetrace.replay._substitutions import artifact_sha, parse_substitutions
 from edgetrace.replay._validate import Universe, check_faults, check_invariants
@@ -87,11 +89,14 @@ class Replayer:
         why_depth: int | None = 12,
         confirm_races: bool = False,
         mode: str = "closed-loop",
+        start: str | Cut | None = None,
     ) -> tuple[ReplayReport, ReplayRun]:
         """`reexecute` runs every model and policy step again instead of serving byte-identical
         ones from the recording (`_memo.py`); `verify_memo` re-executes that many memoised steps
         and fails on a mismatch (default: a sample in faithful replays, none under faults);
-        `make_injector` makes the fault injector of each simulation (default: the plan's)."""
+        `make_injector` makes the fault injector of each simulation (default: the plan's);
+        `start` (`--from`: a cut id, a virtual time, a span ref, or a Cut) restores the state
+        snapshots of a consistent cut and replays only what follows it (`_cuts.py`)."""
         if mode not in MODES:
             raise UsageError(f"unknown counterfactual mode {mode!r}; expected one of: {', '.join(MODES)}")
         models = dict(models or {})
@@ -117,6 +122,8 @@ class Replayer:
 
         if verify_memo is None:
             verify_memo = DEFAULT_FAITHFUL_VERIFY if not (plan or models or policies) else 0
+        cut = self.cut(start) if isinstance(start, str) else start
+        resume = CutStart.build(self.recording, self.session.index, cut) if cut is not None else None
 
         def simulate(holds: dict[StepKey, int] | None = None, tick: Callable[[int, int], None] | None = None,
                      swap: bool = not forced) -> ReplayRun:
@@ -133,7 +140,10 @@ class Replayer:
                 shadow=shadow if not swap else None, artifacts=artifacts,
                 memo=InferenceMemo(self.recording, reexecute=reexecute, verify=verify_memo),
             )
-            return grid.run(self.recording.inputs(), until_ns=until, progress=tick)
+            if resume is not None:
+                grid.resume(resume)
+            return grid.run(resume.inputs if resume is not None else self.recording.inputs(), until_ns=until,
+                            progress=tick)
 
         try:
             run = simulate(tick=progress)
@@ -141,14 +151,15 @@ class Replayer:
             for engine in (shadow.shadows.values() if shadow is not None else ()):
                 engine.close()
         report = self._report(run, plan=plan, seed=seed, models=models, policies=policies, invariants=invariants,
-                              why_depth=why_depth)
+                              why_depth=why_depth, cut=cut)
         if forced and shadow is not None:
             report.counterfactual = teacher_forced(shadow, len({s.trace for s in run.spans if s.trace}))
         elif swapped:
             baseline = simulate(swap=False)
+            before = self._prefix(cut)  # from a cut, invariants see the recorded past before it
             report.counterfactual = closed_loop(baseline.spans, run.spans,
-                                                violations_per_trace(invariants, baseline.spans),
-                                                violations_per_trace(invariants, run.spans))
+                                                violations_per_trace(invariants, before + baseline.spans),
+                                                violations_per_trace(invariants, before + run.spans))
         if confirm_races and report.races:
             found = find_races(run.spans, CausalIndex(run.spans))
             def violated(spans: list[Span]) -> dict[str, int]:
@@ -164,19 +175,41 @@ class Replayer:
         return report, run
 
     @cached_property
+    def cuts(self) -> CutFinder:
+        """The consistent cuts this session's snapshots make (`edgetrace show --cuts`)."""
+        return CutFinder(self.recording.spans, self.session.index, self.nodes)
+
+    def cut(self, text: str) -> Cut:
+        """`--from TEXT`: a cut id (`c12`), a virtual time (`59m`) or a span ref (`node:seq`)."""
+        return self.cuts.resolve(text)
+
+    def _prefix(self, cut: Cut | None) -> list[Span]:
+        """The recorded spans before a cut (none without one)."""
+        if cut is None:
+            return []
+        seqs = cut.seqs
+        return [s for s in self.recording.spans if s.seq <= seqs.get(s.node, 0)]
+
+    @cached_property
     def universe(self) -> Universe:
         """The names a plan or check may use: this session's and its app's (computed once)."""
         return Universe.of(self.app, self.nodes, self.session.spans, where=f"session {self.session.path.name}")
 
     def _report(self, run: ReplayRun, *, plan: Any, seed: int, models: Mapping[str, Artifact],
                 policies: Mapping[str, Artifact], invariants: Sequence[Any],
-                why_depth: int | None = 12) -> ReplayReport:
+                why_depth: int | None = 12, cut: Cut | None = None) -> ReplayReport:
         recorded = self.recording.spans
         rec_index = self.session.index
-        rep_index = CausalIndex(run.spans)
+        # from a cut the replay covers the suffixes; its history is the recorded prefix before them
+        prefix = self._prefix(cut)
+        if cut is not None:
+            seqs = cut.seqs
+            recorded = [s for s in recorded if s.seq > seqs.get(s.node, 0)]
+        history = prefix + run.spans if prefix else run.spans
+        rep_index = CausalIndex(history)
         divergences = compare(recorded, self.recording.keys, rec_index, run.spans, run.keys, rep_index)
         rec_error_keys = {self.recording.keys[s.ref] for s in recorded if is_handler_error(s) and s.ref in self.recording.keys}
-        rec_steps = [s for s in recorded if s.kind is not SpanKind.FAULT]
+        rec_steps = [s for s in recorded if is_step(s)]
         matched = len(rec_steps) - len({d.key for d in divergences if d.kind in ("missing", "changed")})
         violations: list[Any] = []
         from edgetrace.replay._invariants import Coverage
@@ -184,12 +217,15 @@ class Replayer:
         if invariants:
             from edgetrace.replay._invariants import History, check_all
 
-            violations = check_all(list(invariants), History(run.spans))
-        by_ref = {s.ref: s for s in run.spans}
+            violations = check_all(list(invariants), History(history))
+            if prefix:
+                replayed = {s.ref for s in run.spans}
+                violations = [v for v in violations if v.span in replayed]
+        by_ref = {s.ref: s for s in history}
         violation_chains = {
             v.span: [step_row(by_ref[ref]) for ref in v.chain if ref in by_ref] for v in violations
         }
-        why = Why(run.spans, rep_index)
+        why = Why(history, rep_index)
         why_recorded = Why(recorded, rec_index)
         violation_cuts: dict[str, dict[str, Any]] = {}
         for v in violations:
@@ -224,7 +260,7 @@ class Replayer:
             models={k: artifact_sha(v) for k, v in sorted(models.items())},
             policies={k: artifact_sha(v) for k, v in sorted(policies.items())},
             steps_recorded=len(rec_steps),
-            steps_replayed=sum(1 for s in run.spans if s.kind is not SpanKind.FAULT),
+            steps_replayed=sum(1 for s in run.spans if is_step(s)),
             steps_matched=matched,
             faults_applied=run.faults_applied,
             virtual_ns=run.virtual_ns,
@@ -240,10 +276,14 @@ class Replayer:
             violation_cuts=violation_cuts,
             coverage=[(inv.name, inv.mode, inv.reached) for inv in invariants if isinstance(inv, Coverage)],
             races=[r.to_dict() for r in find_races(run.spans, rep_index)],
+            cut=cut.to_dict() if cut is not None else None,
         )
 
     def save(self, run: ReplayRun, report: ReplayReport, out: str | os.PathLike[str]) -> Path:
-        """Write the replayed run as a session, so the explorer can diff it with the recording."""
+        """Write the replayed run as a session, so the explorer can diff it with the recording.
+
+        A replay from a cut is written as the recorded prefix followed by the replayed suffix: a
+        whole session, which the explorer can diff and a replay can start from the beginning."""
         path = Path(out)
         if path.exists():
             path.unlink()
@@ -255,13 +295,23 @@ class Replayer:
             models={**base.models, **report.models}, policies={**base.policies, **report.policies},
             edgetrace=__version__,
             meta={**base.meta, "replay_of": str(self.session.path), "faults": report.faults,
-                  "seed": report.seed},
+                  "seed": report.seed, **({"from_cut": report.cut} if report.cut is not None else {})},
         )
+        blobs = dict(run.blobs)
+        spans = run.spans
+        if report.cut is not None:
+            seqs = {node: parse_ref(ref)[1] for node, ref in report.cut["nodes"].items() if ref}
+            prefix = [s for s in self.recording.spans if s.seq <= seqs.get(s.node, 0)]
+            for span in prefix:
+                for sha in span.blobs.values():
+                    if sha not in blobs:
+                        blobs[sha] = self.session.blob(sha)
+            spans = sorted(prefix + run.spans, key=lambda s: (s.node, s.seq))
         with SessionWriter(path, manifest, compress="lzma") as writer:  # written once: small
-            for sha in sorted(run.blobs):
-                writer.put_blob(run.blobs[sha], sha)
-            for i in range(0, len(run.spans), 512):
-                writer.append(run.spans[i : i + 512])
+            for sha in sorted(blobs):
+                writer.put_blob(blobs[sha], sha)
+            for i in range(0, len(spans), 512):
+                writer.append(spans[i : i + 512])
             writer.seal()
         return path
 
@@ -289,6 +339,7 @@ def replay_session(
     confirm_races: bool = False,
     mode: str = "closed-loop",
     trust_session: bool = False,
+    start: str | None = None,
 ) -> tuple[ReplayReport, Replayer, ReplayRun]:
     """What `edgetrace replay` does, as a function: parse everything, run, report.
 
@@ -299,6 +350,7 @@ def replay_session(
     from edgetrace.replay._invariants import resolve
 
     plan = FaultPlan.parse(list(faults), [Path(f) for f in fault_files])
+    # `start` (`--from`): a cut id, a virtual time or a span ref; the suffix after it is replayed
     # one loaded session can serve many replays
     replayer = replayer or Replayer(session, app=app, trust_session=trust_session)
     declared = dict(replayer.app.invariants)
@@ -313,6 +365,7 @@ def replay_session(
         policies=parse_substitutions(policies, what="policy"), invariants=invariants,
         horizon_s=horizon_s, why_depth=why_depth, confirm_races=confirm_races, mode=mode,
         reexecute=reexecute, verify_memo=verify_memo, artifacts=artifacts, make_injector=make_injector,
+        start=replayer.cut(start) if start is not None else None,
     )
     if occurrences is not None:
         from edgetrace.replay._ddmin import occurrence_injector

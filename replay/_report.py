@@ -67,6 +67,7 @@ class ReplayReport:
     coverage: list[tuple[str, str, int]] = field(default_factory=list)  # (name, mode, times reached)
     races: list[dict[str, Any]] = field(default_factory=list)  # concurrent accesses of one key
     counterfactual: dict[str, Any] | None = None  # with swapped models/policies: the verdicts
+    cut: dict[str, Any] | None = None  # replayed from a consistent cut (`--from`): which one
 
     @property
     def faithful(self) -> bool:
@@ -99,6 +100,7 @@ class ReplayReport:
             "app": self.app,
             "seed": self.seed,
             "mode": "faithful" if self.faithful else "what-if",
+            **({"from_cut": self.cut} if self.cut is not None else {}),
             "faults": list(self.faults),
             "substitutions": {"models": dict(sorted(self.models.items())),
                               "policies": dict(sorted(self.policies.items()))},
@@ -140,6 +142,10 @@ class ReplayReport:
         out: list[str] = []
         mode = "faithful replay" if self.faithful else "what-if replay"
         out.append(f"{mode} of {self.session} (app {self.app}, seed {self.seed})")
+        if self.cut is not None:
+            out.append(f"  from    cut {self.cut['id']} at {self.cut['at']}: state restored from "
+                       f"{sum(1 for ref in self.cut['nodes'].values() if ref)} snapshot(s); this report "
+                       "covers the steps after it")
         applied = dict(self.fault_counts)
         for spec in self.faults:
             n = applied.get(spec)

@@ -29,6 +29,7 @@ from edgetrace.replay._loop import VirtualLoop
 from edgetrace.replay._memo import InferenceMemo
 from edgetrace.replay._network import Lifecycle, SimNetwork
 from edgetrace.replay._recording import RecordedInput, Recording
+from edgetrace.replay._resume import CutStart
 from edgetrace.replay._watchdog import Watchdog
 from edgetrace.replay._world import FaultLog, SharedArtifacts, SimWorld
 from edgetrace.replay.faults import FaultInjector, FaultPlan, NodeEvent, PlanInjector
@@ -86,6 +87,7 @@ class SimGrid:
         memo: InferenceMemo | None = None,
         artifacts: SharedArtifacts | None = None,
         shadow: ShadowLog | None = None,
+        snapshot_every_ns: int = 0,
     ) -> None:
         self.app = app
         self.seed = seed
@@ -103,6 +105,7 @@ class SimGrid:
         self.faults = FaultLog()
         self.lifecycle = Lifecycle()
         self._restarts: dict[str, int] = {}
+        self._resumed: CutStart | None = None
         self.memo = memo
         # artifacts given by the caller outlive this grid (a sweep loads each model once per process)
         self._own_artifacts = artifacts is None
@@ -117,12 +120,27 @@ class SimGrid:
                              lifecycle=self.lifecycle, injector=self.injector,
                              faults=self.faults, artifacts=self.artifacts, positions=self.keys, recording=recording,
                              memo=memo)
-            runtime = NodeRuntime(app, name, world, seed=seed, models=model_paths, policies=policy_paths)
+            # a replay writes the recording's snapshots back; only a simulated recording takes its own
+            runtime = NodeRuntime(app, name, world, seed=seed, models=model_paths, policies=policy_paths,
+                                  snapshot_every_ns=snapshot_every_ns if recording is None else 0)
             world.bind(runtime.recorder)
             world.shadow = shadow
             self.network.attach(name, runtime.deliver)
             self.worlds[name] = world
             self.nodes[name] = runtime
+
+    def resume(self, start: CutStart) -> None:
+        """Start from a consistent cut instead of the beginning (`replay/_resume.py`): each node
+        cut at a snapshot gets its state, seq, clock and step numbering back; `run` then starts
+        the clock at the cut, feeds the inputs after it and re-sends what was in flight."""
+        self.loop.start_at_ns(start.cut.start_ns)
+        self.keys.update(start.prefix_keys)
+        for name, place in sorted(start.nodes.items()):
+            runtime = self.nodes[name]
+            runtime.recorder.resume(place.seq, place.clock)
+            runtime.keys.resume(place.counts)
+            runtime.snapshots.restore(place.state)
+        self._resumed = start
 
     @property
     def faults_applied(self) -> int:
@@ -190,20 +208,28 @@ class SimGrid:
     ) -> ReplayRun:
         """Feed inputs at their times and run until `until_ns`, until nothing is left to do,
         or until `stop_when(spans so far)` holds (checked every `check_every_ns` of virtual time)."""
+        resumed = self._resumed
         for name in sorted(self.nodes):  # artifacts are shared by the grid: this loads each once
             self.nodes[name].artifacts.load_all()
-            self.worlds[name].replay_fault_records(0)
+            self.worlds[name].replay_history_records(resumed.cut.seqs.get(name, 0) if resumed else 0)
         if self.recording is None:  # a replay gets its start-ups from the recording, as inputs
             for name in sorted(self.nodes):
                 self.loop.call_at_ns(0, self._start, name)
+        start_ns = self.loop.time_ns()
         for event in self.injector.node_events(sorted(self.nodes)):
-            self._schedule(event)
+            if event.at >= start_ns:  # from a cut, what happened before it is history
+                self._schedule(event)
         self.schedule_inputs(inputs)
+        if resumed is not None:
+            for at, msg in resumed.in_flight:
+                self.network.arrive_at(at, msg)
 
         async def main() -> None:
             step = _S if stop_when is None else max(1, check_every_ns)
             while self.loop.time_ns() < until_ns:
-                await asyncio.sleep(min(step, until_ns - self.loop.time_ns()) / _S)
+                # on the step's grid of instants, so a replay from a cut wakes when a full one does
+                now = self.loop.time_ns()
+                await asyncio.sleep(min(step - now % step, until_ns - now) / _S)
                 if progress is not None:
                     progress(self.loop.time_ns(), until_ns)
                 if stop_when is not None and stop_when(self.sink.spans):

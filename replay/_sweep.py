@@ -180,6 +180,7 @@ def sweep(
     minimise_tries: int = 400,
     app: str = "",
     trust_session: bool = False,
+    start: str = "",
 ) -> SweepReport:
     """Replay `session` under every seed; find the cause of the failures.
 
@@ -188,17 +189,21 @@ def sweep(
     memo off; `verify_memo` re-executes that many memoised steps per replay. Minimisation judges
     smaller plans on the first `minimise_seeds` failing seeds and stops after `minimise_tries`
     replays per phase. `app` (a reference, as `--app`) is the app to run; without it the
-    session's own must be trusted (edgetrace._trust) or `trust_session` given.
+    session's own must be trusted (edgetrace._trust) or `trust_session` given. `start` (`--from`)
+    replays every seed from that consistent cut of the session's snapshots (docs/replay.md).
     """
     from edgetrace.replay.faults import FaultPlan
 
     if not seeds:
         raise UsageError("a sweep needs at least one seed")
     plan = FaultPlan.parse(list(faults), [Path(f) for f in fault_files])  # a bad plan fails before any work
-    extra: tuple[tuple[str, Any], ...] = (("app", app or None), ("trust_session", trust_session))
+    extra: tuple[tuple[str, Any], ...] = (("app", app or None), ("trust_session", trust_session),
+                                         *((("start", start),) if start else ()))
     task = SweepTask(str(session), tuple(faults), tuple(str(f) for f in fault_files), tuple(models),
                      tuple(policies), tuple(checks), reexecute=reexecute, verify_memo=verify_memo, extra=extra)
-    loaded(task.session, task.extra)  # and so does a session that cannot be replayed (kept in-process)
+    replayer, _ = loaded(task.session, task.extra)  # and so does a session that cannot be replayed
+    if start:
+        replayer.cut(start)  # a bad --from too, before any work
     seeds = list(seeds)
     results: dict[int, SeedResult] = {}
     own = not isinstance(executor, SweepExecutor)
@@ -215,7 +220,8 @@ def sweep(
             runner.close()
     report = SweepReport(task.session, list(faults), list(task.fault_files),
                          {"--app": [app] if app else [], "--model": list(models), "--policy": list(policies),
-                          "--check": list(checks), "--trust-session": [""] if trust_session else []},
+                          "--check": list(checks), "--trust-session": [""] if trust_session else [],
+                          "--from": [start] if start else []},
                          [results[s] for s in sorted(results)])
     if do_minimise and report.failing:
         cause = minimise_failure(task, plan.specs(), report.failing, seeds=minimise_seeds, most=minimise_tries)

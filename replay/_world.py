@@ -19,6 +19,7 @@ from edgetrace import _attrs as attr
 from edgetrace._artifacts import callable_sha256
 from edgetrace._errors import ModelError
 from edgetrace._records import Span, SpanKind
+from edgetrace._snapshot import is_snapshot
 from edgetrace._stepkey import StepKey
 from edgetrace.agents._app import App, Artifact
 from edgetrace.agents._message import Message
@@ -165,17 +166,29 @@ class SimWorld(NodeWorld):
 
     def observe(self, span: Span, key: StepKey) -> None:
         self._positions[span.ref] = key
-        self.replay_fault_records(span.seq)
+        self.replay_history_records(span.seq, snapshots=False)
 
-    def replay_fault_records(self, after_seq: int) -> None:
-        """Re-emit the fault records a simulated recording has right after `after_seq` on this node."""
-        records = self._recording.fault_records.get(self.node) if self._recording is not None else None
+    def idle(self) -> None:
+        # the recording took its snapshot when the node went idle after this seq: so does the replay
+        if self.recorder is not None:
+            self.replay_history_records(self.recorder.seq)
+
+    def replay_history_records(self, after_seq: int, *, snapshots: bool = True) -> None:
+        """Re-emit the records that are not steps (a simulated recording's faults, snapshots) the
+        recording has right after `after_seq` on this node. A fault record follows its step at
+        once; a snapshot waits for the node to go idle (`idle`), where the recording took it — a
+        reply the step sent left before it. A snapshot comes back without its state blobs: the
+        state is the recording's, which a replay under faults need not share."""
+        records = self._recording.history_records.get(self.node) if self._recording is not None else None
         if not records or self.recorder is None:
             return
         seq = after_seq + 1
         while seq in records:
             f = records[seq]
-            self.recorder.record(SpanKind.FAULT, f.name, trace=f.trace, start=f.start, end=f.end, attrs=f.attrs)
+            if not snapshots and is_snapshot(f):
+                return
+            self.recorder.record(f.kind, f.name, trace=f.trace, start=f.start, end=f.end, attrs=f.attrs,
+                                 error=f.error)
             seq += 1
 
     def load(self, app: App, kind: str, name: str, path: Artifact | None) -> ModelRunner | RuleEngine:

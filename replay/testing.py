@@ -216,6 +216,7 @@ class GridHarness:
         models: Mapping[str, str | os.PathLike[str] | Callable[[Any], Any]] | None = None,
         policies: Mapping[str, str | os.PathLike[str] | Callable[[Any], Any]] | None = None,
         auto_replay: bool = False,
+        snapshot_every: Any = 0,
     ) -> None:
         if not isinstance(app, App):
             raise UsageError(f"GridHarness needs an edgetrace App, got {type(app).__name__}")
@@ -235,6 +236,8 @@ class GridHarness:
         self._inputs: list[RecordedInput] = []
         self.result: GridResult | None = None
         self.auto_replay = auto_replay  # every run is also replayed and must come back the same
+        # periodic state snapshots ("10s"; 0 = none): the saved run can be replayed from a cut
+        self.snapshot_every_ns = _ns(snapshot_every, "snapshot_every")
         FaultPlan.parse(self.fault_specs, self.fault_files)  # a bad spec fails at construction
 
     def fault(self, *specs: str) -> GridHarness:
@@ -276,7 +279,8 @@ class GridHarness:
             sel = parse_selector(stop_when)
             predicate = lambda spans: any(sel.matches(s) for s in spans)  # noqa: E731
         grid = SimGrid(self.app, self.nodes, seed=self.seed, plan=plan if plan else None, profile=self.profile,
-                       model_paths=self.models, policy_paths=self.policies)
+                       model_paths=self.models, policy_paths=self.policies,
+                       snapshot_every_ns=self.snapshot_every_ns)
         inputs = sorted(self._inputs, key=lambda i: (i.at, i.node, i.trace))
         run = grid.run(inputs, until_ns=_ns(until, "until"), stop_when=predicate)  # type: ignore[arg-type]
         self.result = GridResult(

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from edgetrace._errors import UsageError
+from edgetrace._units import parse_duration
 from edgetrace.cli._net import cli_token, loopback, parse_address
 
 EXAMPLES = """\
@@ -44,6 +45,9 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="fsync every span to the spool (always) or leave it to the OS (never, default)")
     p.add_argument("--grid", metavar="JSON", help="grid profile (as stored in a session manifest) to emulate")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--snapshot-every", default="10s", metavar="DURATION",
+                   help="take a snapshot of the node's state this often, when it is idle, for "
+                        "edgetrace replay --from (default 10s; 0 = never)")
     p.add_argument("--epoch-ns", type=int, default=None, help="session epoch (wall ns); default: now")
     p.add_argument("--audit", metavar="FILE",
                    help="report, as JSON in FILE at stop, each call a handler makes that a replay cannot repeat "
@@ -51,6 +55,16 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait-epoch", action="store_true",
                    help="run the app's start-up handlers when a driver sends the session epoch "
                    "(what `edgetrace record` does), not at once")
+
+
+def snapshot_period(text: str) -> int:
+    """`--snapshot-every`: a duration (0 turns snapshots off)."""
+    if text.strip() in ("0", "off"):
+        return 0
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"bad --snapshot-every {text!r}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         sync=args.sync, transport=TcpTransport(*hub, ssl=client_ssl),
         security=PeerSecurity(token=token, server_ssl=server_ssl, client_ssl=client_ssl),
         wait_epoch=args.wait_epoch, audit=Path(args.audit) if args.audit else None,
+        snapshot_every_ns=snapshot_period(args.snapshot_every),
     )
     return asyncio.run(run_agent(cfg))
 

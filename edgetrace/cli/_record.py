@@ -9,6 +9,7 @@ import sys
 import msgspec
 
 from edgetrace._errors import UsageError
+from edgetrace.cli._agent import snapshot_period
 from edgetrace.cli._progress import progress_bar
 
 EXAMPLES = """\
@@ -34,6 +35,9 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audit", action="store_true",
                    help="report each call a handler makes that a replay cannot repeat (time.time(), random.*, "
                    "threads, blocking I/O) with its line; exit 1 when there is any (the session is still written)")
+    p.add_argument("--snapshot-every", default="10s", metavar="DURATION",
+                   help="each node snapshots its state this often, when idle, so the session can be replayed "
+                        "from a consistent cut (edgetrace replay --from; default 10s; 0 = never)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
 
@@ -52,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         scenario = with_bag_inputs(scenario, args.inputs_from, args.topic, size=args.size)
     with progress_bar(f"recording {scenario.name}", enabled=not args.json) as update:
         result = record(scenario, Path(args.out), profile=args.profile, size=args.size, seed=args.seed,
-                        drain_timeout_s=args.drain_timeout, audit=args.audit, progress=update)
+                        drain_timeout_s=args.drain_timeout, audit=args.audit, progress=update,
+                        snapshot_every_ns=snapshot_period(args.snapshot_every))
     from edgetrace._handler_errors import error_groups, error_summary
     from edgetrace._session import Session
 

@@ -63,6 +63,10 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="with --model/--policy: let the substitute's answers flow downstream (closed-loop, "
                         "compared with a baseline replay) or feed it the recorded inputs at every step and "
                         "only compare its answers (teacher-forced)")
+    p.add_argument("--from", dest="start", metavar="CUT",
+                   help="replay only what follows a consistent cut of the session's state snapshots: a cut id "
+                        "(c12; list them with edgetrace show SESSION --cuts), a virtual time (59m: the latest "
+                        "cut at or before it) or a span ref (node:seq: the latest cut before it)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--save", metavar="OUT", help="write the replayed run as a session (for explore --against)")
     p.add_argument("--salvage", action="store_true",
@@ -94,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 horizon_s=args.horizon, progress=update, reexecute=args.reexecute == "all",
                 verify_memo=args.verify_memo, occurrences=occurrence_numbers(args.occurrences),
                 why_depth=None if args.why == "all" else max(1, args.why_depth),
-                confirm_races=args.confirm_races, mode=args.mode, replayer=loaded,
+                confirm_races=args.confirm_races, mode=args.mode, replayer=loaded, start=args.start,
             )
     except MemoMismatchError as exc:  # the replay diverged from its recording, loudly
         print(f"edgetrace: replay diverged: {' '.join(str(exc).split())}", file=sys.stderr)

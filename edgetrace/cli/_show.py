@@ -18,6 +18,7 @@ from edgetrace._text import printable
 EXAMPLES = """\
 edgetrace show run.ets
 edgetrace show run.ets --trace tractor-01/f0001
+edgetrace show run.ets --cuts
 edgetrace show run.ets --json"""
 
 
@@ -27,6 +28,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paths", action="store_true",
                    help="latency per causal chain shape (input → … → act across nodes): percentiles and the "
                         "hop that dominates")
+    p.add_argument("--cuts", action="store_true",
+                   help="the consistent cuts the session's state snapshots make (for edgetrace replay --from)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("--salvage", action="store_true",
                    help="skip damaged frames (with a warning that counts what is missing) instead of refusing "
@@ -90,10 +93,41 @@ def open_session(path: str, salvage: bool) -> Session:
     return session
 
 
+def _cuts(session: Session, as_json: bool) -> int:
+    """`show --cuts`: where a replay can start (`edgetrace replay SESSION --from CUT`)."""
+    from edgetrace.replay._cuts import CutFinder
+    from edgetrace.replay._recording import Recording
+
+    recording = Recording(session)
+    nodes = sorted(set(session.manifest.nodes) | {s.node for s in session.spans})
+    cuts = CutFinder(recording.spans, session.index, nodes).cuts()
+    taken = [s for found in recording.snapshots.values() for s in found]
+    skipped = sorted({s.error for s in taken if s.error})
+    if as_json:
+        data = {"session": str(session.path), "snapshots": len(taken),
+                "skipped": sum(1 for s in taken if s.error), "skip_reasons": skipped,
+                "cuts": [c.to_dict() for c in cuts]}
+        sys.stdout.write(msgspec.json.encode(data, order="deterministic").decode() + "\n")
+        return 0
+    out = sys.stdout
+    out.write(f"{len(cuts)} consistent cut(s) from {len(taken)} snapshot(s) in {printable(str(session.path))}\n")
+    for reason in skipped:
+        out.write(f"  skipped: {printable(reason)}\n")
+    for cut in cuts:
+        refs = " ".join(f"{printable(node)}:{seq}" if seq else f"{printable(node)}:start"
+                        for node, seq in sorted(cut.seqs.items()))
+        out.write(f"  {cut.id:<8} at {cut.to_dict()['at']:<10} {refs}\n")
+    if not taken:
+        out.write("  (record with --snapshot-every 10s to take state snapshots)\n")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     session = open_session(args.session, args.salvage)
     m = session.manifest
     out = sys.stdout
+    if args.cuts:
+        return _cuts(session, args.json)
     if args.paths:
         from edgetrace._paths import chain_paths
 

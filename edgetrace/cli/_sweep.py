@@ -60,6 +60,9 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minimise-seeds", type=int, default=8, metavar="N",
                    help="judge smaller plans on the first N failing seeds (default 8)")
     p.add_argument("--no-minimise", action="store_true", help="do not look for the cause of the failures")
+    p.add_argument("--from", dest="start", metavar="CUT",
+                   help="replay every seed from a consistent cut of the session's snapshots (a cut id, a "
+                        "virtual time or a span ref, as edgetrace replay --from)")
     p.add_argument("--json", action="store_true", help="print the sweep report as JSON")
 
 
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                            do_minimise=not args.no_minimise, progress=update, executor=args.executor,
                            address=args.address, reexecute=args.reexecute == "all",
                            verify_memo=args.verify_memo, minimise_seeds=args.minimise_seeds,
-                           app=args.app or "", trust_session=args.trust_session)
+                           app=args.app or "", trust_session=args.trust_session, start=args.start or "")
     except MemoMismatchError as exc:
         print(f"edgetrace: replay diverged: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
