@@ -177,10 +177,13 @@ def extract(spans: list[SlimSpan], nodes: Strings, strings: Strings, arena: Attr
             f"{where}: unknown span kind {sorted(unknown)[0]!r}; expected one of "
             f"{', '.join(KIND_CODE)}", expected="a span kind",
         )
-    node = _coded(node_s, nodes, np.uint16)
-    if len(nodes) > _MAX_NODES:
+    # checked before any is added: a refused frame leaves the node table as it was (later frames
+    # of known nodes still read), and no code ever overflows its 16 bits
+    new_nodes = sum(1 for name in dict.fromkeys(node_s) if nodes.find(name) is None)
+    if len(nodes) + new_nodes > _MAX_NODES:
         raise CorruptSessionError(f"{where}: more than {_MAX_NODES:,} nodes, more than the explorer can show",
                                   expected="at most 65,535 nodes")
+    node = _coded(node_s, nodes, np.uint16)
     kind = np.fromiter(map(KIND_CODE.__getitem__, kind_s), np.uint8, n)
     seq = _ints([s.seq for s in spans], "seq", where)
     if n and (int(seq.min()) < 0 or int(seq.max()) > _MAX_SEQ):
