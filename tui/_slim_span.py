@@ -21,11 +21,14 @@ from edgetrace._records import Nanos, Seq
 __all__ = ["SlimSpan", "decode_attrs", "decode_slim_spans"]
 
 
-class SlimSpan(msgspec.Struct, array_like=True):
+class SlimSpan(msgspec.Struct, array_like=True, gc=False):
     """The columns of a span record the trace list needs; the rest stays undecoded.
 
     `kind` and `status` stay strings: checking them against the enums costs time per span
-    and the trace list only compares them.
+    and the trace list only compares them. Not tracked by the cyclic garbage collector (it
+    holds only strings, numbers and raw bytes): tracked, every frame's thousand spans fed the
+    collector's counters, and spans the scan still held were promoted and walked by full
+    collections.
     """
 
     node: str
