@@ -19,7 +19,7 @@ def _capture(name: str) -> str:
     return subprocess.run(["tmux", "capture-pane", "-p", "-t", name], capture_output=True, text=True).stdout
 
 
-def _wait_for(name: str, text: str, timeout: float = 15.0) -> str:
+def _wait_for(name: str, text: str, timeout: float = 40.0) -> str:
     deadline = time.monotonic() + timeout
     screen = ""
     while time.monotonic() < deadline:
@@ -30,7 +30,7 @@ def _wait_for(name: str, text: str, timeout: float = 15.0) -> str:
     raise AssertionError(f"{text!r} never appeared; screen was:\n{screen}")
 
 
-def _wait_until_gone(name: str, text: str, timeout: float = 15.0) -> None:
+def _wait_until_gone(name: str, text: str, timeout: float = 40.0) -> None:
     deadline = time.monotonic() + timeout
     while text in _capture(name) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -59,7 +59,7 @@ def _keys(name: str, *keys: str) -> None:
 
 
 def _exit_code(done: Path) -> str:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not done.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     return done.read_text().strip() if done.exists() else "(still running)"
