@@ -17,8 +17,11 @@ with snapshots replays exactly like one without. Old readers see an ordinary log
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from edgetrace._codec import decode_any, encode
 from edgetrace._records import Span, SpanKind
@@ -76,6 +79,20 @@ def plain_data_problem(value: Any, where: str, depth: int = 0) -> str:
             "(dict with str keys, list, str, int, float, bool, None, bytes)")
 
 
+class _Document(msgspec.Struct, forbid_unknown_fields=True):
+    """The state document's fields and types, checked before anything is restored from it."""
+
+    v: int
+    node: str
+    round: int
+    local: dict[str, Any]
+    store: dict[str, Any] | None
+    next_call: int
+
+
+_RngPosition = tuple[int, list[int], float | None]
+
+
 @dataclass
 class SnapshotState:
     """One node's restorable state, as stored in a snapshot's `state` blob."""
@@ -96,11 +113,25 @@ class SnapshotState:
 
     @classmethod
     def decode(cls, data: bytes, rng: bytes) -> SnapshotState:
+        """Read a snapshot back, or raise ValueError saying what is wrong with it.
+
+        A session file is data from elsewhere: every field is checked against its type, and the
+        rng position against what `random.Random.setstate` accepts, here — not later, in the
+        middle of restoring a grid.
+        """
         doc = decode_any(data)
         if not isinstance(doc, dict) or doc.get("v") != _DOC_VERSION:
             found = doc.get("v") if isinstance(doc, dict) else type(doc).__name__
             raise ValueError(f"snapshot document version {found!r}; this build reads version {_DOC_VERSION}")
-        version, words, gauss = decode_any(rng)
-        return cls(node=str(doc["node"]), round=int(doc["round"]), local=dict(doc["local"]),
-                   store=None if doc["store"] is None else dict(doc["store"]),
-                   rng=(int(version), tuple(int(w) for w in words), gauss), next_call=int(doc["next_call"]))
+        try:
+            fields = msgspec.convert(doc, _Document)
+            version, words, gauss = msgspec.convert(decode_any(rng), _RngPosition)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"the snapshot does not hold what a snapshot holds: {exc}") from None
+        position = (version, tuple(words), gauss)
+        try:
+            random.Random().setstate(position)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ValueError(f"the snapshot's rng position is not one random.Random can take: {exc}") from None
+        return cls(node=fields.node, round=fields.round, local=fields.local, store=fields.store,
+                   rng=position, next_call=fields.next_call)

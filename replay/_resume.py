@@ -102,7 +102,12 @@ def _in_flight(recording: Recording, index: CausalIndex, seqs: dict[str, int]) -
 
 def _payload(recording: Recording, span: Span, shown: Any) -> Any:
     sha = span.blobs.get(MESSAGE_BLOB)
-    return decode_any(recording.session.blob(sha)) if sha else shown
+    if not sha:
+        return shown
+    try:
+        return decode_any(recording.session.blob(sha))
+    except ValueError as exc:  # msgspec's DecodeError is one: the blob is data from elsewhere
+        raise ReplayError(f"the payload of {span.ref}, in flight across the cut, cannot be read: {exc}") from None
 
 
 def _message(recording: Recording, index: CausalIndex, sent: Span, received: Span) -> Message | None:

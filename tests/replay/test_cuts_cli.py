@@ -96,3 +96,48 @@ def test_a_saved_replay_from_a_cut_is_a_whole_session(session: Path, tmp_path: P
     assert shape(saved) == shape(recorded)
     assert main(["replay", str(out), "--app", APP, "--json"]) == 0  # from its beginning, faithfully
     assert json.loads(capsys.readouterr().out)["fidelity"] == 1.0
+
+
+@pytest.mark.parametrize("rng", [[3, [1, 2, 3], None], [3, [2**40] * 625, None]])
+def test_a_tampered_snapshot_is_a_one_line_error_not_a_crash(rng: object, session: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A session is data from elsewhere: an rng position `random` refuses (it was exit 3, a
+    ValueError from `setstate` in the middle of restoring the grid) is refused when read."""
+    import msgspec
+
+    from edgetrace._codec import encode
+    from edgetrace._snapshot import RNG_BLOB, is_snapshot
+    from edgetrace._writer import SessionWriter
+
+    original = Session(session)
+    tampered = tmp_path / "tampered.ets"
+    with SessionWriter(tampered, original.manifest) as w:
+        for sha in original.blob_ids():
+            w.put_blob(original.blob(sha), sha)
+        bad = w.put_blob(encode(rng))
+        w.append([msgspec.structs.replace(s, blobs={**s.blobs, RNG_BLOB: bad}) if is_snapshot(s) else s
+                  for s in original.spans])
+    cut = cuts(tampered, capsys)[-1]["id"]
+    assert main(["replay", str(tampered), "--app", APP, "--from", str(cut)]) == 2
+    err = capsys.readouterr().err
+    assert "rng position" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+
+def test_an_unreadable_payload_in_flight_is_a_replay_error() -> None:
+    """The exact payload of a message in flight across a cut is a blob from the file: one that
+    is not MessagePack stops the replay with a ReplayError (one line, exit 2), not a crash."""
+    from types import SimpleNamespace
+
+    from edgetrace._errors import ReplayError
+    from edgetrace._records import SpanKind
+    from edgetrace._snapshot import MESSAGE_BLOB
+    from edgetrace.replay._resume import _payload
+
+    blobs = {"good": b"\x92\x01\x02", "bad": b"\xc1"}
+    recording = SimpleNamespace(session=SimpleNamespace(blob=blobs.__getitem__))
+    sent = Span(node="a", seq=3, kind=SpanKind.SEND, name="m", blobs={MESSAGE_BLOB: "good"})
+    assert _payload(recording, sent, "preview") == [1, 2]
+    assert _payload(recording, Span(node="a", seq=4, kind=SpanKind.SEND, name="m"), "preview") == "preview"
+    with pytest.raises(ReplayError, match="a:5, in flight across the cut, cannot be read"):
+        _payload(recording, Span(node="a", seq=5, kind=SpanKind.SEND, name="m", blobs={MESSAGE_BLOB: "bad"}), None)
