@@ -27,16 +27,16 @@ from edgetrace.replay.testing import GridHarness
 S = 1_000_000_000
 
 
-def record(folder: Path, minutes: float, tractors: int) -> tuple[Path, float]:
+def record(folder: Path, minutes: float, tractors: int, snapshot_every: str = "10s") -> tuple[Path, float]:
     from edgetrace.scenarios.agri import scenario as agri
 
     grid = GridHarness(agri.app, agri.nodes(tractors), profile=agri.SCENARIO.profiles["good"], seed=1,
-                       snapshot_every="10s")
+                       snapshot_every=snapshot_every)
     grid.inputs(agri.inputs(seed=1, size=tractors, duration_s=minutes * 60))
     t0 = time.perf_counter()
     run = grid.run(until=f"{minutes * 60 + 30}s")
     wall = time.perf_counter() - t0
-    return run.save(folder / "agri-long.ets"), wall
+    return run.save(folder / f"agri-long-{snapshot_every}.ets"), wall
 
 
 def timed(session: Path, start: str | None) -> tuple[float, int, float, str]:
@@ -73,6 +73,12 @@ def main() -> None:
               f"recorded in {record_wall:.1f} s")
         print(f"snapshot state        {state / 1e6:.1f} MB before compression and dedup (its blobs are "
               f"content-addressed: an unchanged rng or state is stored once)")
+        plain, plain_wall = record(Path(tmp), args.minutes, args.tractors, "0s")
+        plain_size = plain.stat().st_size
+        plain_records = len(Session.open(plain).spans)
+        print(f"same run, no snapshots {plain_records:,} records, {plain_size / 1e6:.1f} MB compacted, recorded in "
+              f"{plain_wall:.1f} s → snapshots cost {size / plain_size:.2f}× the bytes, "
+              f"{len(opened.spans) / plain_records:.2f}× the records, {record_wall / plain_wall:.2f}× the recording time")
         full: list[float] = []
         cut: list[float] = []
         steps = (0, 0)
