@@ -340,7 +340,24 @@ class LiveWorld(NodeWorld):
             if not busy:
                 break
             await asyncio.sleep(0.05)
+        await self.close_links()
+
+    async def close_links(self, timeout: float = 2.0) -> None:
+        """Stop sending and close every link to a peer, waiting (at most `timeout` in all) until
+        each is closed; one that does not close in time (a TLS peer that never answers the
+        close) is aborted, so a stopped agent leaves no half-open sockets behind."""
         for task in self._senders.values():
             task.cancel()
-        for writer in self._writers.values():
+        writers = list(self._writers.values())
+        for writer in writers:
             writer.close()
+        if not writers:
+            return
+        closing = [asyncio.ensure_future(writer.wait_closed()) for writer in writers]
+        await asyncio.wait(closing, timeout=timeout)
+        for writer, closed in zip(writers, closing, strict=True):
+            if not closed.done():
+                closed.cancel()
+                writer.transport.abort()
+            elif not closed.cancelled() and isinstance(closed.exception(), (OSError, ssl.SSLError)):
+                writer.transport.abort()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -77,14 +76,7 @@ def test_nothing_is_taken_from_a_peer_that_did_not_prove_itself(case):
 
 async def _shut(sender: LiveWorld, server: asyncio.Server) -> None:
     """Close the sender's links and the receiver's port, and wait until they are (no stray sockets)."""
-    for task in sender._senders.values():
-        task.cancel()
-    for writer in sender._writers.values():
-        writer.close()
-        try:
-            await asyncio.wait_for(writer.wait_closed(), 2)
-        except (OSError, TimeoutError, ssl.SSLError):
-            writer.transport.abort()
+    await sender.close_links()
     server.close()
     await server.wait_closed()
 

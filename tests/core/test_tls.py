@@ -12,7 +12,6 @@ import asyncio
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -82,14 +81,7 @@ async def _ship(spool: Spool, transport: TcpTransport, node: str, timeout: float
 
 async def _shut(sender: LiveWorld, server: asyncio.Server) -> None:
     """Close the sender's links and the receiver's port, and wait until they are (no stray sockets)."""
-    for task in sender._senders.values():
-        task.cancel()
-    for writer in sender._writers.values():
-        writer.close()
-        try:
-            await asyncio.wait_for(writer.wait_closed(), 2)
-        except (OSError, TimeoutError, ssl.SSLError):
-            writer.transport.abort()
+    await sender.close_links()
     server.close()
     await server.wait_closed()
 
