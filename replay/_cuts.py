@@ -40,6 +40,24 @@ class Cut:
     start_ns: int  # when the replay of the suffixes starts: its earliest snapshot
     seqs: dict[str, int] = field(default_factory=dict)
 
+    def holds(self, node: str, seq: int) -> bool:
+        """Whether record `node:seq` is before the cut (history a replay from it restores, not re-runs)."""
+        return seq <= self.seqs.get(node, 0)
+
+    def split(self, spans: Iterable[Span]) -> tuple[list[Span], list[Span]]:
+        """(the records before the cut, those after it), each in the order given."""
+        before: list[Span] = []
+        after: list[Span] = []
+        for span in spans:
+            (before if self.holds(span.node, span.seq) else after).append(span)
+        return before, after
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cut:
+        """The cut a report names (`to_dict`'s form)."""
+        seqs = {node: parse_ref(ref)[1] if ref else 0 for node, ref in data["nodes"].items()}
+        return cls(str(data["id"]), int(data["at_ns"]), int(data["start_ns"]), seqs)
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "at_ns": self.at_ns, "at": at_text(self.at_ns), "start_ns": self.start_ns,
                 "nodes": {node: (f"{node}:{seq}" if seq else "") for node, seq in sorted(self.seqs.items())}}

@@ -20,7 +20,7 @@ from typing import Any
 from edgetrace._errors import UsageError
 from edgetrace._handler_errors import is_handler_error
 from edgetrace._index import CausalIndex
-from edgetrace._records import Manifest, Span, parse_ref
+from edgetrace._records import Manifest, Span
 from edgetrace._session import Session, SessionWriter
 from edgetrace._stepkey import StepKey, is_step
 from edgetrace._trust import choose_app
@@ -185,10 +185,7 @@ class Replayer:
 
     def _prefix(self, cut: Cut | None) -> list[Span]:
         """The recorded spans before a cut (none without one)."""
-        if cut is None:
-            return []
-        seqs = cut.seqs
-        return [s for s in self.recording.spans if s.seq <= seqs.get(s.node, 0)]
+        return cut.split(self.recording.spans)[0] if cut is not None else []
 
     @cached_property
     def universe(self) -> Universe:
@@ -201,10 +198,9 @@ class Replayer:
         recorded = self.recording.spans
         rec_index = self.session.index
         # from a cut the replay covers the suffixes; its history is the recorded prefix before them
-        prefix = self._prefix(cut)
+        prefix: list[Span] = []
         if cut is not None:
-            seqs = cut.seqs
-            recorded = [s for s in recorded if s.seq > seqs.get(s.node, 0)]
+            prefix, recorded = cut.split(recorded)
         history = prefix + run.spans if prefix else run.spans
         rep_index = CausalIndex(history)
         divergences = compare(recorded, self.recording.keys, rec_index, run.spans, run.keys, rep_index)
@@ -300,8 +296,7 @@ class Replayer:
         blobs = dict(run.blobs)
         spans = run.spans
         if report.cut is not None:
-            seqs = {node: parse_ref(ref)[1] for node, ref in report.cut["nodes"].items() if ref}
-            prefix = [s for s in self.recording.spans if s.seq <= seqs.get(s.node, 0)]
+            prefix = self._prefix(Cut.from_dict(report.cut))
             for span in prefix:
                 for sha in span.blobs.values():
                     if sha not in blobs:

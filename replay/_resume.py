@@ -55,7 +55,7 @@ class CutStart:
         seqs = cut.seqs
         for ref, key in recording.keys.items():
             node, _, seq = ref.rpartition(":")
-            if int(seq) <= seqs.get(node, 0):
+            if cut.holds(node, int(seq)):
                 start.prefix_keys[ref] = key
         counts: dict[str, dict[tuple[str, str, str], int]] = {n: {} for n, s in seqs.items() if s}
         for trace, node, kind, name, occurrence in start.prefix_keys.values():
