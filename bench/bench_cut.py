@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from edgetrace import _attrs as attr
-from edgetrace._snapshot import SNAPSHOT
+from edgetrace._snapshot import is_snapshot
 from edgetrace._units import parse_duration
 from edgetrace.replay import Replayer
 from edgetrace.replay._cuts import at_text
@@ -63,7 +63,7 @@ def main() -> None:
         from edgetrace._session import Session
 
         opened = Session.open(session)
-        snapshots = [s for s in opened.spans if s.name == SNAPSHOT]
+        snapshots = [s for s in opened.spans if is_snapshot(s)]
         end = max(s.end for s in opened.spans)
         target = at_text(max(0, end - parse_duration(args.from_end)))
         size = session.stat().st_size

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from edgetrace._records import Span, SpanKind
-from edgetrace._snapshot import SNAPSHOT
+from edgetrace._snapshot import is_snapshot
 
 __all__ = ["StepCounter", "StepKey", "is_step", "step_keys"]
 
@@ -54,8 +54,7 @@ class StepCounter:
 
 def is_step(span: Span) -> bool:
     """Whether a record is a step of the app: fault records and state snapshots are not."""
-    kind = span.kind
-    return kind is not SpanKind.FAULT and not (kind is SpanKind.LOG and span.name == SNAPSHOT)
+    return span.kind is not SpanKind.FAULT and not is_snapshot(span)
 
 
 def step_keys(spans: Iterable[Span]) -> dict[str, StepKey]:

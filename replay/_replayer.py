@@ -68,7 +68,7 @@ class Replayer:
                                       trust_session=trust_session).ref)
         self.app = app
         self.recording = Recording(self.session)
-        self.nodes = sorted(set(manifest.nodes) | {s.node for s in self.session.spans})
+        self.nodes = self.session.nodes
         grid = manifest.meta.get("grid")
         self.profile = GridProfile.from_dict(grid) if isinstance(grid, Mapping) else GridProfile("none")
 

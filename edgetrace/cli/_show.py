@@ -99,8 +99,7 @@ def _cuts(session: Session, as_json: bool) -> int:
     from edgetrace.replay._recording import Recording
 
     recording = Recording(session)
-    nodes = sorted(set(session.manifest.nodes) | {s.node for s in session.spans})
-    cuts = CutFinder(recording.spans, session.index, nodes).cuts()
+    cuts = CutFinder(recording.spans, session.index, session.nodes).cuts()
     taken = [s for found in recording.snapshots.values() for s in found]
     skipped = sorted({s.error for s in taken if s.error})
     if as_json:
