@@ -62,9 +62,12 @@ def snapshot_period(text: str) -> int:
     if text.strip() in ("0", "off"):
         return 0
     try:
-        return parse_duration(text)
+        period = parse_duration(text)
     except ValueError as exc:
         raise UsageError(f"bad --snapshot-every {text!r}: {exc}") from None
+    if period == 0 and any(c in "123456789" for c in text):  # not "0s": a period that rounds to nothing
+        raise UsageError(f"bad --snapshot-every {text!r}: shorter than 1 ns (0 turns snapshots off)")
+    return period
 
 
 def run(args: argparse.Namespace) -> int:

@@ -141,3 +141,21 @@ def test_an_unreadable_payload_in_flight_is_a_replay_error() -> None:
     assert _payload(recording, Span(node="a", seq=4, kind=SpanKind.SEND, name="m"), "preview") == "preview"
     with pytest.raises(ReplayError, match="a:5, in flight across the cut, cannot be read"):
         _payload(recording, Span(node="a", seq=5, kind=SpanKind.SEND, name="m", blobs={MESSAGE_BLOB: "bad"}), None)
+
+
+@pytest.mark.parametrize(("given", "period"), [("10s", 10_000_000_000), ("250ms", 250_000_000), ("0", 0),
+                                               ("off", 0), ("0s", 0)])
+def test_a_snapshot_period_is_a_duration_or_off(given: str, period: int) -> None:
+    from edgetrace.cli._agent import snapshot_period
+
+    assert snapshot_period(given) == period
+
+
+@pytest.mark.parametrize("given", ["abc", "0.000001ns", "5"])
+def test_a_snapshot_period_that_is_not_one_is_refused(given: str) -> None:
+    """Not silently off: a period that rounds to 0 ns would take no snapshots and say nothing."""
+    from edgetrace._errors import UsageError
+    from edgetrace.cli._agent import snapshot_period
+
+    with pytest.raises(UsageError, match="bad --snapshot-every"):
+        snapshot_period(given)
