@@ -1,9 +1,16 @@
-"""Compaction: a finished session rewritten small, record bytes copied, never decoded.
+"""Compaction: a finished session rewritten small.
 
 Live writers use zlib level 1 because the hub must keep up with its agents; once a session is
 sealed nobody appends to it, so it can be recompressed with xz and its records regrouped into
-larger frames — without decoding a record: a records frame is a MessagePack array, so frames
-are merged by their array headers.
+larger frames — a records frame is a MessagePack array, so frames are merged by their array
+headers and a record nobody changes is copied as it is.
+
+The records compaction does change are receives whose clock entries their send already holds:
+in a dense grid most of a session's bytes (docs/format.md, "Clocks by reference"). Two passes:
+the first reads only who each record is and what caused it, to learn which sends a later
+receive can point back to; the second follows every stream's full clock in file order (the
+`Rows` of edgetrace._clockref) and stores such a receive as `merged` = its send plus the
+entries the merge does not explain — exact by construction, and only where it is smaller.
 """
 
 from __future__ import annotations
@@ -11,9 +18,15 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from bisect import bisect_left
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+import msgspec
+
+from edgetrace._clockref import Codes, Rows, dense_fits
+from edgetrace._codec import decode_spans, encode, encode_spans
 from edgetrace._errors import CorruptSessionError, SessionNotFoundError, UsageError
 from edgetrace._frames import (
     FILE_HEADER_SIZE,
@@ -24,13 +37,13 @@ from edgetrace._frames import (
     read_file_header,
     scan_frames,
 )
-from edgetrace._records import FORMAT_VERSION
+from edgetrace._records import CLOCK_REF_VERSION, FORMAT_VERSION, parse_ref
 from edgetrace._session import SESSION_MAGIC
 
 __all__ = ["compact"]
 
 
-def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000) -> tuple[int, int]:
+def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000, references: bool = True) -> tuple[int, int]:
     """Rewrite a finished (sealed) session with xz frames of up to `records_per_frame` records.
 
     Live writers use zlib level 1 because the hub must keep up with its agents; once a
@@ -38,8 +51,9 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000) -> t
     the 1,000-node benchmark (bench/bench_core.py). The new file replaces the old one
     atomically, so a crash leaves one or the other, never a mix. Readers that hold frame
     offsets of the old file (a live explorer) must reopen: compact a session before anyone
-    follows it — `edgetrace record` compacts after the hub has stopped. Returns (bytes
-    before, bytes after).
+    follows it — `edgetrace record` compacts after the hub has stopped. `references` stores
+    receives by reference to their sends where that is smaller (the file is then format 3,
+    which builds before it do not read). Returns (bytes before, bytes after).
     """
     path = Path(path)
     if not path.is_file():
@@ -52,7 +66,7 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000) -> t
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:
-            sealed = _rewrite_xz(path, out, records_per_frame)
+            sealed = _rewrite_xz(path, out, records_per_frame, _References.plan(path) if references else None)
             os.fchmod(out.fileno(), mode)
         if not sealed:
             raise UsageError(f"{path}: only a sealed session can be compacted (it may still be written)")
@@ -63,15 +77,18 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000) -> t
     return before, path.stat().st_size
 
 
-def _rewrite_xz(path: Path, out: BinaryIO, records_per_frame: int) -> bool:
+def _rewrite_xz(path: Path, out: BinaryIO, records_per_frame: int, refs: _References | None) -> bool:
     """Copy `path` to `out` frame by frame, records regrouped and xz-compressed; True if sealed."""
     pending: list[bytes] = []
     count = 0
     sealed = False
     with open(path, "rb") as src:
-        read_file_header(src.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=FORMAT_VERSION,
-                         path=path, what="session")
-        out.write(encode_file_header(SESSION_MAGIC, FORMAT_VERSION))
+        version = read_file_header(src.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=CLOCK_REF_VERSION,
+                                   path=path, what="session")
+        if version == CLOCK_REF_VERSION and refs is None:
+            raise UsageError(f"{path}: the session already stores clocks by reference; compact it with references")
+        by_ref = refs is not None and (refs.worth or version == CLOCK_REF_VERSION)
+        out.write(encode_file_header(SESSION_MAGIC, CLOCK_REF_VERSION if by_ref else FORMAT_VERSION))
 
         def flush() -> None:
             nonlocal count
@@ -84,7 +101,10 @@ def _rewrite_xz(path: Path, out: BinaryIO, records_per_frame: int) -> bool:
             if isinstance(item, ScanResult):
                 break
             if item.type is FrameType.RECORDS:
-                n, items = _array_items(item.body(), path)
+                body = item.body()
+                if by_ref and refs is not None:
+                    body = refs.rewrite(body)
+                n, items = _array_items(body, path)
                 pending.append(items)
                 count += n
                 if count >= records_per_frame:
@@ -99,6 +119,10 @@ def _rewrite_xz(path: Path, out: BinaryIO, records_per_frame: int) -> bool:
                 flush()
                 out.write(encode_frame(item.type, item.body()))
         flush()
+        if by_ref and refs is not None and not refs.used and version < CLOCK_REF_VERSION:
+            out.seek(0)  # no receive was worth a reference: builds that read only version 2 can read it
+            out.write(encode_file_header(SESSION_MAGIC, FORMAT_VERSION))
+            out.seek(0, os.SEEK_END)
         out.flush()
         os.fsync(out.fileno())
     return sealed
@@ -126,3 +150,143 @@ def _join_arrays(items: list[bytes], count: int) -> bytes:
     else:
         head = b"\xdd" + count.to_bytes(4, "big")
     return head + b"".join(items)
+
+
+class _Head(msgspec.Struct, array_like=True, gc=False):
+    """Who a record is and what caused it: the first pass reads nothing else."""
+
+    node: str
+    seq: int
+    kind: str = ""
+    name: str = ""
+    trace: str = ""
+    parent: str = ""
+    cause: str = ""
+    start: int = 0
+    end: int = 0
+    vc: msgspec.Raw = msgspec.Raw(b"\x80")
+    attrs: msgspec.Raw = msgspec.Raw(b"\x80")
+    status: str = ""
+    error: str = ""
+    blobs: msgspec.Raw = msgspec.Raw(b"\x80")
+    merged: str = ""
+
+
+_heads = msgspec.msgpack.Decoder(list[_Head])
+
+
+class _References:
+    """Which receives compaction may store by reference, and the clocks to write them with.
+
+    A receive can point back to its send when both streams are in seq order in the file (so
+    following the file is following each stream) and the send comes first. `rewrite` is then
+    called on every records frame in file order.
+    """
+
+    def __init__(self, targets: dict[tuple[str, int], int], candidates: set[tuple[str, int]], nodes: int) -> None:
+        self.targets = targets  # send → how many later records still need its clock
+        self.candidates = candidates
+        self.worth = bool(candidates)
+        self.used = False  # a record was written by reference
+        self.rows = Rows(Codes(), dense=dense_fits(nodes, nodes), trusted=True)  # decode_spans validated them
+        self.saved: dict[tuple[str, int], Any] = {}
+
+    @classmethod
+    def plan(cls, path: Path) -> _References:
+        order: dict[str, list[int]] = {}  # node → seqs in file order
+        at: dict[str, list[int]] = {}  # node → the file position of each of those records
+        causes: list[tuple[int, str, int, str]] = []  # (position, node, seq, cause or merged target)
+        merged: list[tuple[str, int, str]] = []
+        unordered: set[str] = set()
+        names: set[str] = set()
+        position = 0
+        for heads in _head_frames(path):
+            for h in heads:
+                seqs = order.setdefault(h.node, [])
+                if seqs and h.seq <= seqs[-1]:
+                    unordered.add(h.node)
+                seqs.append(h.seq)
+                at.setdefault(h.node, []).append(position)
+                if h.merged:
+                    merged.append((h.node, h.seq, h.merged))
+                elif h.cause and len(h.vc) > 1:  # an empty map is one byte: nothing to store by reference
+                    causes.append((position, h.node, h.seq, h.cause))
+                position += 1
+            names.update(h.node for h in heads)
+
+        def place(ref: str) -> tuple[str, int, int] | None:
+            try:
+                node, seq = parse_ref(ref)
+            except ValueError:
+                return None
+            seqs = order.get(node)
+            if seqs is None or node in unordered:
+                return None
+            i = bisect_left(seqs, seq)
+            return (node, seq, at[node][i]) if i < len(seqs) and seqs[i] == seq else None
+
+        targets: dict[tuple[str, int], int] = {}
+        for node, seq, ref in merged:  # an input compacted before: its references must resolve in file order
+            found = place(ref)
+            mine = place(f"{node}:{seq}")
+            if node in unordered or found is None or mine is None or found[2] >= mine[2]:
+                raise UsageError(f"{path}: record {node}:{seq} merges the clock of {ref}, which this file does not "
+                                 "hold before it; compaction cannot follow its references")
+            targets[found[:2]] = targets.get(found[:2], 0) + 1
+        candidates: set[tuple[str, int]] = set()
+        for position, node, seq, ref in causes:
+            found = place(ref)
+            if found is None or found[0] == node or node in unordered or found[2] >= position:
+                continue
+            candidates.add((node, seq))
+            targets[found[:2]] = targets.get(found[:2], 0) + 1
+        return cls(targets, candidates, len(names))
+
+    def rewrite(self, body: bytes) -> bytes:
+        """A records frame's body with its receives stored by reference where that is smaller."""
+        spans = decode_spans(body)
+        changed = False
+        rows = self.rows
+        for i, span in enumerate(spans):
+            key = (span.node, span.seq)
+            if span.merged:
+                rows.merge(span, self._take(span.merged))
+            elif key in self.candidates:
+                before = rows.copy(span.node)
+                rows.apply(span)
+                target = span.cause
+                residual = rows.residual(span, before, self._take(target), rows.current(span.node))
+                if len(encode(residual)) + len(target) + 1 < len(encode(span.vc)):
+                    spans[i] = msgspec.structs.replace(span, vc=residual, merged=target)
+                    changed = self.used = True
+            else:
+                rows.apply(span)
+            if key in self.targets:
+                self.saved[key] = rows.snapshot(span.node, span.seq)
+        return encode_spans(spans) if changed else body
+
+    def _take(self, ref: str) -> Any:
+        node, seq = parse_ref(ref)
+        key = (node, seq)
+        clock = self.saved[key]
+        left = self.targets[key] - 1
+        if left:
+            self.targets[key] = left
+        else:
+            del self.targets[key], self.saved[key]
+        return clock
+
+
+def _head_frames(path: Path) -> Iterator[list[_Head]]:
+    with open(path, "rb") as src:
+        read_file_header(src.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=CLOCK_REF_VERSION,
+                         path=path, what="session")
+        for item in scan_frames(src, FILE_HEADER_SIZE, path=path):
+            if isinstance(item, ScanResult):
+                break
+            if item.type is FrameType.RECORDS:
+                try:
+                    yield _heads.decode(item.body())
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    raise CorruptSessionError(f"{path}: a records frame does not decode: {exc}", path=path,
+                                              expected="a MessagePack array of span records") from None

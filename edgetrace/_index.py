@@ -9,7 +9,7 @@ each *other* node's clock entry changed (the records' delta clocks say exactly t
 
 A span's own entry is its seq, so a local step needs no index entry at all.
 
-The change points are packed arrays (`array("q")`), built a batch at a time: a batch's clock
+The change points are packed arrays (`array("i")`, or `"q"` where a value needs 64 bits), built a batch at a time: a batch's clock
 entries are gathered per stream at C speed and sorted by the node they name with numpy, so
 building does not walk the (tens of millions of) entries of a dense session in Python. A batch
 that needs care (records out of order or repeated, values that are not 64-bit counts or large
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # numpy is imported where an index is built: importing edgetrace stays light
     import numpy as np
 
+from edgetrace._clockref import Codes, Expansion, Resolver, Rows, dense_fits, node_names
 from edgetrace._errors import UsageError
 from edgetrace._records import Span, parse_ref
 from edgetrace._vclock import VectorClock
@@ -42,14 +43,6 @@ SpanLike = Span | str
 _PACKED_MAX = 1 << 40
 
 
-class _Codes(dict[str, int]):
-    """Node name → a small integer, numbered as they are first seen."""
-
-    def __missing__(self, key: str) -> int:
-        code = self[key] = len(self)
-        return code
-
-
 def _stable_order(code: np.ndarray[Any, Any], known: int) -> np.ndarray[Any, Any]:
     """Entries by node, seq order kept within each (numpy's radix sort, when the codes fit 16 bits)."""
     import numpy as np
@@ -58,11 +51,19 @@ def _stable_order(code: np.ndarray[Any, Any], known: int) -> np.ndarray[Any, Any
 
 
 def _packed_array(values: np.ndarray[Any, Any]) -> array[int]:
+    """Values as a packed array: 32-bit when they all fit (a dense mesh holds ~100M of them)."""
     import numpy as np
 
-    found = array("q")
-    found.frombytes(values.astype(np.int64, copy=False).tobytes())
+    narrow = not len(values) or (int(values.min()) >= -(2**31) and int(values.max()) < 2**31)
+    found = array("i" if narrow else "q")
+    found.frombytes(values.astype(np.int32 if narrow else np.int64, copy=False).tobytes())
     return found
+
+
+def _unpacked(values: array[int]) -> np.ndarray[Any, Any]:
+    import numpy as np
+
+    return np.frombuffer(values, dtype=np.int32 if values.typecode == "i" else np.int64).astype(np.int64)
 
 
 class _Stream:
@@ -89,8 +90,11 @@ class _Stream:
         self.wide = False
         self._pending: tuple[list[str], list[int], list[int]] = ([], [], [])
 
-    def add(self, span: Span) -> None:
-        """The definition, a record at a time: its entries wait in `_pending` until `_merge`."""
+    def add(self, span: Span, expansion: Expansion | None = None, names: list[str] | None = None) -> None:
+        """The definition, a record at a time: its entries wait in `_pending` until `_merge`.
+
+        A record by reference (`Span.merged`) brings the entries its resolved clock changed
+        (`expansion`, in the index's node codes) instead of its own `vc`."""
         if self.seqs and span.seq <= self.seqs[-1]:
             if span.seq in self.seqs:
                 return  # a duplicate delivery of the same record: keep the first
@@ -98,7 +102,10 @@ class _Stream:
                 f"records of node {span.node!r} out of order: seq {span.seq} after {self.seqs[-1]}"
             )
         keys, seqs, values = self._pending
-        for other, value in span.vc.items():
+        entries: Iterable[tuple[str, Any]] = span.vc.items()
+        if expansion is not None and names is not None:
+            entries = zip([names[c] for c in expansion[0].tolist()], expansion[1].tolist(), strict=True)
+        for other, value in entries:
             try:
                 count = operator.index(value)
             except TypeError:
@@ -116,21 +123,22 @@ class _Stream:
         self.spans.append(span)
         self.sums.append(self.total + span.seq)
 
-    def extend(self, items: list[Span], codes: _Codes, names: list[str]) -> None:
+    def extend(self, items: list[Span], codes: Codes, names: list[str],
+               expanded: dict[int, Expansion] | None = None) -> None:
         """Add records in seq order: vectorised when the batch allows, record at a time otherwise."""
-        if not self._packed(items, codes, names):
+        expanded = expanded or {}
+        if not self._packed(items, codes, names, expanded):
             for span in items:
-                self.add(span)
+                self.add(span, expanded.get(span.seq), names)
             keys, seqs, values = self._pending
             if keys:
                 import numpy as np
 
                 self._pending = ([], [], [])
                 code = np.fromiter(map(codes.__getitem__, keys), dtype=np.int64, count=len(keys))
-                names.extend(itertools.islice(codes, len(names), None))
                 self._merge(code, np.array(seqs, dtype=np.int64), np.array(values, dtype=np.int64), codes, names)
 
-    def _packed(self, items: list[Span], codes: _Codes, names: list[str]) -> bool:
+    def _packed(self, items: list[Span], codes: Codes, names: list[str], expanded: dict[int, Expansion]) -> bool:
         import numpy as np
 
         if self.wide:
@@ -140,26 +148,49 @@ class _Stream:
         values: list[int] = []
         counts: list[int] = []
         seqs: list[int] = []
+        chunks: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
+
+        def plain() -> bool:  # the entries gathered since the last record by reference, as codes
+            if keys:
+                vals = np.array(values)
+                if vals.dtype != np.int64:
+                    return False
+                chunks.append((np.fromiter(map(codes.__getitem__, keys), dtype=np.int64, count=len(keys)), vals))
+                keys.clear()
+                values.clear()
+            return True
+
         for span in items:
             seq = span.seq
             if seq <= prev:
                 return False  # a repeat or a step back: the careful path says which
             prev = seq
-            vc = span.vc
-            if vc:
-                keys.extend(vc)
-                values.extend(vc.values())
-            counts.append(len(vc))
+            expansion = expanded.get(seq) if expanded else None
+            if expansion is not None:
+                if not plain():
+                    return False
+                chunks.append(expansion)
+                counts.append(len(expansion[0]))
+            else:
+                vc = span.vc
+                if vc:
+                    keys.extend(vc)
+                    values.extend(vc.values())
+                counts.append(len(vc))
             seqs.append(seq)
-        n = len(keys)
+        if not plain():
+            return False
+        n = sum(len(c) for c, _ in chunks)
         if not n:
             self.sums.extend([self.total + seq for seq in seqs])
         else:
-            vals = np.array(values)
-            if vals.dtype != np.int64 or int(vals.min()) < -_PACKED_MAX or int(vals.max()) > _PACKED_MAX:
+            if len(chunks) == 1:
+                code, vals = chunks[0]
+            else:
+                code = np.concatenate([c for c, _ in chunks])
+                vals = np.concatenate([v for _, v in chunks])
+            if int(vals.min()) < -_PACKED_MAX or int(vals.max()) > _PACKED_MAX:
                 return False
-            code = np.fromiter(map(codes.__getitem__, keys), dtype=np.int64, count=n)
-            names.extend(itertools.islice(codes, len(names), None))
             seq_e = np.repeat(np.array(seqs, dtype=np.int64), counts)
             # the running sum of the stream's clock: each entry adds what it raised its node by
             order = _stable_order(code, len(codes))
@@ -188,7 +219,7 @@ class _Stream:
         return True
 
     def _merge(self, code: np.ndarray[Any, Any], seq: np.ndarray[Any, Any], val: np.ndarray[Any, Any],
-               codes: _Codes, names: list[str]) -> None:
+               codes: Codes, names: list[str]) -> None:
         """Add entries (in seq order) to the packed change points, which stay sorted by (entry, seq)."""
         import numpy as np
 
@@ -197,8 +228,8 @@ class _Stream:
             lengths = [hi - lo for _, (lo, hi) in old]
             old_code = np.repeat(np.array([codes[k] for k, _ in old], dtype=np.int64), lengths)
             code = np.concatenate((old_code, code))
-            seq = np.concatenate((np.frombuffer(self.ch_seq, dtype=np.int64), seq))
-            val = np.concatenate((np.frombuffer(self.ch_val, dtype=np.int64), val))
+            seq = np.concatenate((_unpacked(self.ch_seq), seq))
+            val = np.concatenate((_unpacked(self.ch_val), val))
         order = _stable_order(code, len(codes))
         code_s = code[order]
         first = np.flatnonzero(np.concatenate(([True], code_s[1:] != code_s[:-1])))
@@ -221,23 +252,71 @@ class _Stream:
 class CausalIndex:
     """Answers causal questions about a set of records from their delta clocks."""
 
-    def __init__(self, spans: Iterable[Span] = ()) -> None:
+    def __init__(self, spans: Iterable[Span] = (), *, lenient: bool = False) -> None:
         self._streams: dict[str, _Stream] = {}
-        self._codes = _Codes()
-        self._names: list[str] = []
+        self._codes = Codes()
+        self._names = self._codes.names
+        #: a clock reference that cannot be resolved merges nothing instead of being an error
+        #: (a salvaged session: a damaged frame may have held the record it names)
+        self.lenient = lenient
+        #: the records whose reference did not resolve (lenient only)
+        self.unresolved: list[str] = []
         self.extend(spans)
 
     def extend(self, spans: Iterable[Span]) -> None:
         pending: dict[str, list[Span]] = {}
+        refs = False
         for span in spans:
             pending.setdefault(span.node, []).append(span)
+            if span.merged:
+                refs = True
+        for items in pending.values():
+            if any(b.seq < a.seq for a, b in itertools.pairwise(items)):
+                items.sort(key=lambda s: s.seq)
+        expanded = self._resolve(pending) if refs else {}
         for node, items in pending.items():
             stream = self._streams.get(node)
             if stream is None:
                 stream = self._streams[node] = _Stream()
-            if any(b.seq < a.seq for a, b in itertools.pairwise(items)):
-                items.sort(key=lambda s: s.seq)
-            stream.extend(items, self._codes, self._names)
+            stream.extend(items, self._codes, self._names, expanded.pop(node, None))
+
+    def _resolve(self, pending: dict[str, list[Span]]) -> dict[str, dict[int, Expansion]]:
+        """The change points of the records stored by reference, resolved in dependency order.
+
+        Repeats of a record are dropped first (the first is kept, as the record-at-a-time path
+        does): resolving one twice would merge onto a clock that already has it."""
+        for node, items in pending.items():
+            stream = self._streams.get(node)
+            held = set(stream.seqs) if stream is not None and stream.seqs and items[0].seq <= stream.seqs[-1] else ()
+            kept = [s for i, s in enumerate(items) if s.seq not in held and (i == 0 or s.seq != items[i - 1].seq)]
+            if len(kept) != len(items):
+                pending[node] = kept
+        codes = self._codes
+        for name in sorted(node_names(s for items in pending.values() for s in items)):
+            codes[name]  # numbered now, so rows and change points share the codes
+        rows = Rows(codes, dense=dense_fits(len(set(self._streams) | set(pending)), len(codes)))
+        for node in pending:
+            stream = self._streams.get(node)
+            if stream is not None:
+                rows.start(node, stream.clock)
+
+        def earlier(node: str, seq: int) -> Any | None:
+            stream = self._streams.get(node)
+            if stream is None:
+                return None
+            i = bisect_left(stream.seqs, seq)
+            if i == len(stream.seqs) or stream.seqs[i] != seq:
+                return None
+            clock = {other: stream.entry(other, seq) for other in stream.at}
+            clock[node] = seq
+            return rows.make(clock)
+
+        found: dict[str, dict[int, Expansion]] = {}
+        resolver = Resolver(rows, pending, earlier, lenient=self.lenient)
+        for (node, seq), expansion in resolver.resolve().items():
+            found.setdefault(node, {})[seq] = expansion
+        self.unresolved += resolver.unresolved
+        return found
 
     # --- lookups -------------------------------------------------------------------------
 

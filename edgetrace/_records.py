@@ -25,6 +25,7 @@ import msgspec
 
 __all__ = [
     "ATTR_DEPTH",
+    "CLOCK_REF_VERSION",
     "FORMAT_VERSION",
     "READS_VERSIONS",
     "Incarnation",
@@ -42,10 +43,15 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: Integer version of the session and spool formats written (see docs/format.md).
+#: Integer version of the session and spool formats written live (see docs/format.md).
 FORMAT_VERSION = 2
-#: Versions this build reads: 1 (no markers, no incarnations) and 2.
-READS_VERSIONS = (1, 2)
+#: The version of a session whose records may hold a clock by reference (`Span.merged`):
+#: written only by compaction and merge, which check every reference they write. A build
+#: that reads only version 2 would ignore the field and rebuild wrong clocks, so it refuses
+#: the file instead.
+CLOCK_REF_VERSION = 3
+#: Versions this build reads: 1 (no markers, no incarnations), 2 and 3 (clock references).
+READS_VERSIONS = (1, 2, 3)
 #: How deeply attribute values may nest (lists and maps inside the attribute map).
 ATTR_DEPTH = 8
 
@@ -130,6 +136,11 @@ class Span(msgspec.Struct, frozen=True, array_like=True, kw_only=True, gc=False)
 
     `vc` holds only the entries of *other* nodes that changed since this node's previous
     record; the node's own entry is `seq`. Use the session's causal index for full clocks.
+    `merged`, when set, is the ref of another node's record whose clock this one merged (a
+    receive's send): the clock is then the entry-wise max of the node's previous clock and
+    that record's, with the entries in `vc` taking their value from `vc` instead. A receive
+    in a dense grid changes hundreds of entries that its send already holds; compaction
+    stores them by reference (docs/format.md, "Clocks by reference").
     Times are local nanoseconds on the node's clock, so they may be skewed between nodes;
     causal order comes from the clocks, never from the times.
     """
@@ -148,6 +159,7 @@ class Span(msgspec.Struct, frozen=True, array_like=True, kw_only=True, gc=False)
     status: Status = Status.OK
     error: str = ""
     blobs: dict[str, str] = {}
+    merged: Annotated[str, msgspec.Meta(pattern=r"\A(?:[^\n]+:[1-9][0-9]{0,18})?\Z")] = ""
 
     @property
     def ref(self) -> str:

@@ -38,7 +38,7 @@ from edgetrace._frames import (
     scan_frames,
 )
 from edgetrace._inflate import inflated
-from edgetrace._records import FORMAT_VERSION, Incarnation, Lost, Manifest, Marker, Span, blob_id
+from edgetrace._records import CLOCK_REF_VERSION, Incarnation, Lost, Manifest, Marker, Span, blob_id
 
 if TYPE_CHECKING:
     from edgetrace._index import CausalIndex
@@ -167,7 +167,7 @@ class Session:
         with self._open() as fh:
             self.version = read_file_header(
                 fh.read(FILE_HEADER_SIZE),
-                magic=SESSION_MAGIC, supported=FORMAT_VERSION, path=self.path, what="session",
+                magic=SESSION_MAGIC, supported=CLOCK_REF_VERSION, path=self.path, what="session",
             )
         self.refresh()
 
@@ -338,7 +338,11 @@ class Session:
         if self._index is None:  # imported lazily: most readers never ask happens-before questions
             from edgetrace._index import CausalIndex
 
-            self._index = CausalIndex(self.spans)
+            try:
+                self._index = CausalIndex(self.spans, lenient=self.salvage)
+            except UsageError as exc:  # a reference the file does not resolve: the file is damaged
+                raise CorruptSessionError(f"{self.path}: {exc}", path=self.path,
+                                          expected="clock references to records before them") from None
         return self._index
 
     def __iter__(self) -> Iterator[Span]:

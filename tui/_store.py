@@ -35,7 +35,7 @@ from edgetrace._frames import (
     read_file_header,
     scan_frames,
 )
-from edgetrace._records import FORMAT_VERSION, Manifest, Span, parse_ref
+from edgetrace._records import CLOCK_REF_VERSION, Manifest, Span, parse_ref
 from edgetrace._session import SESSION_MAGIC, SESSION_SUFFIX
 from edgetrace.tui._columns import release_all, scratch_bytes
 from edgetrace.tui._scan import FrameReader, OpenFrame, corrupt
@@ -109,7 +109,7 @@ class TraceStore:
                 f"{self.path}: is a directory; expected a session file ({SESSION_SUFFIX})", path=self.path
             )
         with open(self.path, "rb") as fh:
-            read_file_header(fh.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=FORMAT_VERSION,
+            read_file_header(fh.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=CLOCK_REF_VERSION,
                              path=self.path, what="session")
         self.manifest = Manifest()
         self.rows = _Rows(self)

@@ -223,7 +223,7 @@ def test_format_2_is_written_format_1_is_read_and_upgraded_when_continued(tmp_pa
     from edgetrace._records import READS_VERSIONS
     from edgetrace._store import FileSessionStore
 
-    assert FORMAT_VERSION == 2 and READS_VERSIONS == (1, 2)
+    assert FORMAT_VERSION == 2 and READS_VERSIONS == (1, 2, 3)
     data = Path(__file__).resolve().parents[1] / "data" / "agri-demo.ets"
     old = Session(data)
     assert old.version == 1 and old.incarnations == []

@@ -126,7 +126,7 @@ def test_the_packed_build_is_the_record_at_a_time_build(cut):
         index = CausalIndex()
         original = _index._Stream._packed
         if not packed:
-            _index._Stream._packed = lambda self, items, codes, names: False
+            _index._Stream._packed = lambda self, items, codes, names, expanded: False
         try:
             for batch in cut:
                 index.extend(batch)

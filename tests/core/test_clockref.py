@@ -1,0 +1,181 @@
+"""Clocks by reference: a receive stored as its send's ref gives exactly the clocks of the delta form."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgetrace import CausalIndex
+from edgetrace._clockref import DENSE_CELLS
+from edgetrace._compact import compact
+from edgetrace._errors import CorruptSessionError, UsageError
+from edgetrace._records import CLOCK_REF_VERSION, FORMAT_VERSION, Manifest, Span, SpanKind
+from edgetrace._session import Session, SessionWriter
+from edgetrace.agents import MemorySink, Recorder
+
+NODES = ["a", "b", "c", "d"]
+
+
+@st.composite
+def histories(draw):
+    """Random runs of recorders exchanging messages (delivered in any order); full clocks on the side."""
+    sink = MemorySink()
+    recorders = {n: Recorder(n, sink) for n in NODES}
+    full = {}
+    in_flight = []
+    for _ in range(draw(st.integers(1, 50))):
+        node = draw(st.sampled_from(NODES))
+        action = draw(st.sampled_from(["local", "send", "send", "recv", "recv"]))
+        if action == "recv" and in_flight:
+            clock, cause, dst = in_flight.pop(draw(st.integers(0, len(in_flight) - 1)))
+            span = recorders[dst].record(SpanKind.RECV, "m", cause=cause, merge=clock)
+            full[span.ref] = recorders[dst].clock
+        else:
+            rec = recorders[node]
+            span = rec.record(SpanKind.SEND if action == "send" else SpanKind.LOG, "x")
+            full[span.ref] = rec.clock
+            if action == "send":
+                in_flight.append((rec.clock_dict(), span.ref, draw(st.sampled_from([n for n in NODES if n != node]))))
+    return sink.spans, full
+
+
+def by_reference(spans: list[Span], full) -> list[Span]:
+    """The definition: each receive as its cause's ref plus the entries the merge does not explain."""
+    previous: dict[str, dict[str, int]] = {}
+    out = []
+    for span in spans:
+        mine = {k: v for k, v in full[span.ref].items() if k != span.node}
+        if span.kind is SpanKind.RECV and span.cause:
+            before = previous.get(span.node, {})
+            want = dict(before)
+            for k, v in full[span.cause].items():
+                if k != span.node and v > want.get(k, 0):
+                    want[k] = v
+            residual = {k: mine.get(k, 0) for k in sorted(set(want) | set(mine)) if want.get(k, 0) != mine.get(k, 0)}
+            span = msgspec.structs.replace(span, vc=residual, merged=span.cause)
+        previous[span.node] = mine
+        out.append(span)
+    return out
+
+
+@pytest.fixture(params=["dense", "sparse"])
+def rows(request, monkeypatch):
+    """Both kinds of rows the resolver keeps: dense numpy rows and dicts for huge grids."""
+    from edgetrace import _clockref
+
+    monkeypatch.setattr(_clockref, "DENSE_CELLS", DENSE_CELLS if request.param == "dense" else 0)
+    return request.param
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # `rows` is set once per kind, on purpose
+@given(histories(), st.randoms(use_true_random=False), st.lists(st.integers(0, 60), max_size=3))
+def test_references_give_the_clocks_of_the_delta_form(rows, history, rng, cuts):
+    spans, full = history
+    refs = by_reference(spans, full)
+    shuffled = refs[:]
+    rng.shuffle(shuffled)
+    index = CausalIndex(shuffled)
+    delta = CausalIndex(spans)
+    for span in spans:
+        assert index.clock(span) == full[span.ref]
+        assert index.clock_sum(span) == delta.clock_sum(span)
+    # in batches, as a growing session is read: each reference's record in the same or an earlier batch
+    bounds = sorted(min(c, len(refs)) for c in cuts)
+    grown = CausalIndex()
+    for a, b in zip([0, *bounds], [*bounds, len(refs)], strict=True):
+        grown.extend(refs[a:b])
+    for a in spans:
+        assert grown.clock(a) == full[a.ref]
+        for b in spans[:20]:
+            assert grown.happens_before(a, b) == full[a.ref].happens_before(full[b.ref])
+
+
+def test_a_missing_record_a_cycle_and_a_reference_to_itself_are_errors():
+    a1 = Span(node="a", seq=1, kind=SpanKind.SEND, name="m")
+    with pytest.raises(UsageError, match=r"b:1 merges the clock of a:2, which is not in the session"):
+        CausalIndex([a1, Span(node="b", seq=1, kind=SpanKind.RECV, name="m", merged="a:2")])
+    cycle = [Span(node="a", seq=1, kind=SpanKind.RECV, name="m", merged="b:1"),
+             Span(node="b", seq=1, kind=SpanKind.RECV, name="m", merged="a:1")]
+    with pytest.raises(UsageError, match="a cycle of references"):
+        CausalIndex(cycle)
+    with pytest.raises(UsageError, match="its own node"):
+        CausalIndex([a1, Span(node="a", seq=2, kind=SpanKind.RECV, name="m", merged="a:1")])
+    lenient = CausalIndex(cycle, lenient=True)
+    assert sorted(lenient.unresolved) == ["a:1"] or sorted(lenient.unresolved) == ["b:1"]
+    assert lenient.happens_before("a:1", "b:1") != lenient.happens_before("b:1", "a:1")
+
+
+def _session(tmp_path, spans, name="s.ets"):
+    path = tmp_path / name
+    with SessionWriter(path, Manifest(session_id="refs", app="test")) as w:
+        for i in range(0, len(spans), 7):
+            w.append(spans[i:i + 7])
+        w.seal()
+    return path
+
+
+@given(histories())
+def test_compaction_stores_receives_by_reference_and_keeps_every_clock(tmp_path_factory, history):
+    spans, full = history
+    path = _session(tmp_path_factory.mktemp("c"), spans)
+    compact(path, records_per_frame=5)
+    session = Session(path)
+    assert [(s.node, s.seq, s.kind, s.cause, s.attrs) for s in session.spans] == \
+           [(s.node, s.seq, s.kind, s.cause, s.attrs) for s in spans]
+    for span in spans:
+        assert session.index.clock(span) == full[span.ref]
+    merged = [s for s in session.spans if s.merged]
+    assert session.version == (CLOCK_REF_VERSION if merged else FORMAT_VERSION)
+    assert all(s.merged == s.cause for s in merged)
+    compact(path)  # again: references are followed, clocks unchanged
+    assert all(Session(path).index.clock(s) == full[s.ref] for s in spans)
+
+
+def test_a_mesh_compacts_to_a_fraction_and_without_references_as_before(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from _synth import synth_spans
+
+    spans = list(synth_spans(3000, 40, topology="mesh", seed=5))
+    with_refs, without = _session(tmp_path, spans, "a.ets"), _session(tmp_path, spans, "b.ets")
+    compact(with_refs)
+    compact(without, references=False)
+    assert with_refs.stat().st_size < 0.8 * without.stat().st_size
+    a, b = Session(with_refs), Session(without)
+    assert sum(len(s.vc) for s in a.spans) < 0.1 * sum(len(s.vc) for s in b.spans)
+    assert (a.version, b.version) == (CLOCK_REF_VERSION, FORMAT_VERSION)
+    assert not any(s.merged for s in b.spans)
+    assert all(a.index.clock(s) == b.index.clock(s) for s in spans[::3])
+
+
+def test_a_session_whose_reference_does_not_resolve_is_corrupt_unless_salvaged(tmp_path):
+    spans = [Span(node="a", seq=1, kind=SpanKind.SEND, name="m"),
+             Span(node="b", seq=1, kind=SpanKind.RECV, name="m", cause="a:1", merged="a:9")]
+    path = _session(tmp_path, spans)
+    with pytest.raises(CorruptSessionError, match="merges the clock of a:9"):
+        Session(path).index  # noqa: B018
+    salvaged = Session(path, salvage=True)
+    assert salvaged.index.unresolved == ["b:1"]
+
+
+@pytest.mark.parametrize("verb", [["show"], ["show", "--json"], ["show", "--cuts"], ["diff", "SELF"]])
+def test_a_reference_that_does_not_resolve_is_one_line_exit_2_in_every_reader(tmp_path, verb):
+    import subprocess
+    import sys
+
+    spans = [Span(node="a", seq=1, kind=SpanKind.SEND, name="m", trace="t"),
+             Span(node="b", seq=1, kind=SpanKind.RECV, name="m", trace="t", cause="a:1", merged="a:1"),
+             Span(node="b", seq=2, kind=SpanKind.RECV, name="m", trace="t", cause="a:1", merged="c:4")]
+    path = _session(tmp_path, spans)
+    args = [str(path) if a == "SELF" else a for a in verb[1:]]
+    r = subprocess.run([sys.executable, "-m", "edgetrace", verb[0], str(path), *args], capture_output=True,
+                       text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "merges the clock of c:4" in r.stderr, r.stderr
+    salvaged = subprocess.run([sys.executable, "-m", "edgetrace", "show", str(path), "--salvage"],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert salvaged.returncode == 0, salvaged.stderr
