@@ -6,8 +6,9 @@ means, sans I/O:
 1. **Validate** with the readers' own decoder (`decode_spans`): a record that does not
    validate is not stored but *refused*, with the decoder's reason, when it says which it is
    (node and seq): a `Lost(by="hub")` marker accounts for its seq, the ack lists it, and the
-   agent quarantines it instead of resending it forever. A batch that is not even a list of
-   records drops the connection.
+   agent quarantines it instead of resending it forever. A record holding a clock by
+   reference (`Span.merged`) is refused the same way: only compaction writes those. A batch
+   that is not even a list of records drops the connection.
 2. **Place** it in the node's stream (edgetrace._streams): the batch's incarnation maps its
    local seqs to stored ones; what the stream holds already is a duplicate (a resend after a
    lost ack); at a gap only what is stored is acknowledged, so the agent resends from there;
@@ -44,6 +45,9 @@ __all__ = ["store_batch"]
 log = logging.getLogger("edgetrace.hub")
 
 _LEGACY = IncarnationRef("", 1)
+#: Why a record from an agent with `Span.merged` is refused: only compaction and merge write
+#: clock references (they check each one), and a live session stays version 2.
+_NO_REFS = "clock references (merged) are written only by compaction, never by an agent"
 
 
 def store_batch(protocol: HubProtocol, hello: Hello, incarnations: list[tuple[str, int, int]], writer: SessionWriter,
@@ -184,6 +188,9 @@ def _validate(node: str, payload: bytes) -> tuple[list[Span], list[tuple[int, st
                 raise FrameError(
                     f"a record from {node!r} does not validate and does not say which it is: {why}") from None
     _same_node(node, spans)
+    if any(span.merged for span in spans):  # agents never write clock references (compaction does)
+        refused += [(span.seq, _NO_REFS) for span in spans if span.merged]
+        spans = [span for span in spans if not span.merged]
     return spans, refused
 
 

@@ -13,20 +13,26 @@ Records keep each node's order; nodes are interleaved by recorded start time, as
 would roughly have received them (readers and the replayer order by causality, never by file
 position). A node's stream with a gap — the run continued on a hub that is not among the
 parts — is refused, naming the node and the missing seqs, unless `allow_gaps`.
+
+Parts compacted with clocks by reference (`Span.merged`) keep them: the output is then of
+format 3 (`CLOCK_REF_VERSION`), and a record by reference is written after the record whose
+clock it merges even when its start time is earlier (skewed clocks), so the output follows
+the rule compaction keeps: every reference points back in the file.
 """
 
 from __future__ import annotations
 
 import heapq
 import os
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgetrace._codec import encode
 from edgetrace._errors import UsageError
-from edgetrace._records import Manifest, Span, blob_id
+from edgetrace._records import CLOCK_REF_VERSION, FORMAT_VERSION, Manifest, Span, blob_id
 from edgetrace._session import Session, SessionWriter
 
 __all__ = ["MergeResult", "merge_manifests", "merge_sessions"]
@@ -114,15 +120,19 @@ def merge_sessions(parts: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     for session in sessions:
         for sha in sorted(session.blob_ids()):
             blobs.setdefault(sha, (session, sha))
-    ordered = heapq.merge(*(
+    ordered: Iterable[Span] = heapq.merge(*(
         [stream[seq] for seq in sorted(stream)] for _, stream in sorted(streams.items())
     ), key=lambda s: (s.start, s.node, s.seq))
+    by_reference = any(span.merged for stream in streams.values() for span in stream.values())
+    if by_reference:
+        ordered = _references_back(ordered)
     sealed = all(s.sealed for s in sessions)
     tmp = out.with_name(f".{out.name}.merging")
     tmp.unlink(missing_ok=True)
     records = 0
     try:
-        with SessionWriter(tmp, manifest, compress=compress) as writer:
+        with SessionWriter(tmp, manifest, compress=compress,
+                           format_version=CLOCK_REF_VERSION if by_reference else FORMAT_VERSION) as writer:
             for sha, (session, _) in sorted(blobs.items()):
                 data = session.blob(sha)
                 if blob_id(data) != sha:
@@ -144,3 +154,55 @@ def merge_sessions(parts: Sequence[str | os.PathLike[str]], out: str | os.PathLi
         tmp.unlink(missing_ok=True)
         raise
     return MergeResult(out, records, len(blobs), sorted(streams), duplicates, info, sealed)
+
+
+def _references_back(ordered: Iterable[Span]) -> Iterator[Span]:
+    """`ordered` with each record by reference held back until the record it merges is out.
+
+    A node's records behind a held one wait with it (each node's order is kept). A reference
+    to a record none of the parts holds cannot be satisfied: such records come out last, in
+    node order (readers then name the missing record)."""
+    out: set[tuple[str, int]] = set()
+    held: dict[str, deque[Span]] = {}  # node → its records waiting, in order
+    waiting: dict[tuple[str, int], list[str]] = {}  # record → the nodes whose next record merges it
+    work: deque[str] = deque()  # nodes whose first waiting record may go now
+
+    def emitted(span: Span) -> None:
+        key = (span.node, span.seq)
+        out.add(key)
+        work.extend(waiting.pop(key, ()))
+
+    for span in ordered:
+        queue = held.get(span.node)
+        if queue is not None:
+            queue.append(span)
+            continue
+        target = _target(span)
+        if target is not None and target not in out:
+            held[span.node] = deque([span])
+            waiting.setdefault(target, []).append(span.node)
+            continue
+        yield span
+        emitted(span)
+        while work:
+            node = work.popleft()
+            queue = held[node]
+            while queue:
+                first = queue[0]
+                target = _target(first)
+                if target is not None and target not in out:
+                    waiting.setdefault(target, []).append(node)
+                    break
+                yield queue.popleft()
+                emitted(first)
+            if not queue:
+                del held[node]
+    for node in sorted(held):
+        yield from held[node]
+
+
+def _target(span: Span) -> tuple[str, int] | None:
+    if not span.merged:
+        return None
+    node, _, seq = span.merged.rpartition(":")
+    return (node, int(seq)) if node and seq.isdigit() else None

@@ -6,7 +6,9 @@ what the hub needs to deduplicate (the highest seq per node, the blobs, each nod
 incarnations: edgetrace._streams) and cuts a torn tail — or a damaged one, which it logs;
 damage further in is skipped and logged (`damage`), so one bad frame does not lock every
 agent out of a session. A file of format 1 is upgraded in place (its header) before anything
-of format 2 is appended.
+of format 2 is appended. A file of format 3 (clocks by reference: a compacted or merged
+session) is continued only by a writer made for that format (`format_version`); the others
+refuse it in one line.
 
 A write that fails — a full disk, an I/O error, a failed fsync — never leaves a partial
 frame behind: the file is cut back to the end of the last complete frame and the writer's
@@ -31,7 +33,7 @@ from typing import BinaryIO
 import msgspec
 
 from edgetrace._codec import encode_manifest, encode_marker, encode_spans
-from edgetrace._errors import StorageError
+from edgetrace._errors import StorageError, UnsupportedFormatError
 from edgetrace._frames import (
     FILE_HEADER_SIZE,
     FLAG_ZLIB,
@@ -44,7 +46,16 @@ from edgetrace._frames import (
     read_file_header,
     scan_frames,
 )
-from edgetrace._records import FORMAT_VERSION, Incarnation, Lost, Manifest, Marker, Span, blob_id
+from edgetrace._records import (
+    CLOCK_REF_VERSION,
+    FORMAT_VERSION,
+    Incarnation,
+    Lost,
+    Manifest,
+    Marker,
+    Span,
+    blob_id,
+)
 from edgetrace._session import (
     SESSION_MAGIC,
     FsyncPolicy,
@@ -120,6 +131,11 @@ class SessionWriter:
     only names it in messages); a non-empty buffer is recovered like a file left by a crash.
     `release()` gives the file descriptor back (a store with many sessions bounds its open
     files); the next write opens it again, without reading the file.
+
+    `format_version` is the file-header version a new file gets: `FORMAT_VERSION` (2), or
+    `CLOCK_REF_VERSION` (3) for a writer whose records may hold clocks by reference
+    (`Span.merged`: merge, of inputs that have them). A writer of format 2 refuses to continue a
+    file of format 3; one of format 3 continues either (an older file's header is raised to 3).
     """
 
     def __init__(
@@ -130,8 +146,12 @@ class SessionWriter:
         fsync: FsyncPolicy | str = FsyncPolicy.NEVER,
         compress: bool | str = True,
         buffer: io.BytesIO | None = None,
+        format_version: int = FORMAT_VERSION,
     ) -> None:
+        if format_version not in (FORMAT_VERSION, CLOCK_REF_VERSION):
+            raise ValueError(f"format_version must be {FORMAT_VERSION} or {CLOCK_REF_VERSION}, not {format_version!r}")
         self.path = Path(path)
+        self.format_version = format_version
         self.fsync = FsyncPolicy(fsync)
         self.compress = compress
         self.manifest = Manifest()
@@ -153,7 +173,7 @@ class SessionWriter:
                 self._end = self._recover(fh, size)
             self._file.open_append()
         else:
-            self._file.create(encode_file_header(SESSION_MAGIC, FORMAT_VERSION))
+            self._file.create(encode_file_header(SESSION_MAGIC, format_version))
             self._end = FILE_HEADER_SIZE
         if manifest is not None:
             self.write_manifest(manifest)
@@ -163,8 +183,13 @@ class SessionWriter:
     def _recover(self, fh: BinaryIO, size: int) -> int:
         """Absorb every intact frame; cut a torn (or damaged) tail; return where the file ends."""
         fh.seek(0)
-        version = read_file_header(fh.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=FORMAT_VERSION,
+        version = read_file_header(fh.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=CLOCK_REF_VERSION,
                                    path=self.path, what="session")
+        if version > self.format_version:
+            raise UnsupportedFormatError(
+                f"{self.path}: session format version {version} holds clocks by reference (a compacted or "
+                "merged session); it is read, never appended to: record into a new session",
+                path=self.path, version=version)
         end = FILE_HEADER_SIZE
         for item in scan_frames(fh, FILE_HEADER_SIZE, path=self.path, size=size, salvage=True):
             if isinstance(item, ScanResult):
@@ -185,7 +210,7 @@ class SessionWriter:
         if end < size:
             self.torn_bytes_cut = size - end
             self._cut(end)
-        if version < FORMAT_VERSION:
+        if version < self.format_version:
             self._upgrade()
         return end
 
@@ -196,8 +221,9 @@ class SessionWriter:
             os.truncate(self.path, end)
 
     def _upgrade(self) -> None:
-        """Rewrite a format-1 header as format 2 (16 bytes in place): what follows may use markers."""
-        header = encode_file_header(SESSION_MAGIC, FORMAT_VERSION)
+        """Raise an older header to this writer's format (16 bytes in place): what follows may use
+        markers (format 2) and, for a writer of format 3, clocks by reference."""
+        header = encode_file_header(SESSION_MAGIC, self.format_version)
         if self._file.buffer is not None:
             self._file.buffer.seek(0)
             self._file.buffer.write(header)

@@ -78,11 +78,14 @@ def describe_span(span: Span, graph: TraceGraph, clock: dict[str, int] | None,
         lines.append(f"  parent {span.parent}")
     if span.cause:
         lines.append(f"  caused by {span.cause}")
+    merges = f"merges clock of {span.merged}" if span.merged else ""
     if clock is not None:
-        lines.append("  vector clock  " + " ".join(f"{k}:{v}" for k, v in sorted(clock.items())))
+        lines.append("  vector clock  " + " ".join(f"{k}:{v}" for k, v in sorted(clock.items()))
+                     + (f"   ({merges})" if merges else ""))
     else:
         delta = " ".join(f"{k}:{v}" for k, v in sorted(span.vc.items())) or "-"
-        lines.append(f"  vector clock  {span.node}:{span.seq} (+ changes {delta}; full clock needs the "
+        how = f"{merges} + {delta}" if merges else f"+ changes {delta}"
+        lines.append(f"  vector clock  {span.node}:{span.seq} ({how}; full clock needs the "
                      "session index, skipped for very large sessions)")
     if i is not None:
         lines.append(f"  causal past {bin(graph.past[i]).count('1')} spans, future "

@@ -326,6 +326,105 @@ def test_forwarder_survives_a_dead_backend(session_path):
     assert forwarder.forwarded == len(session)
 
 
+def _gossip(nodes: int = 5, rounds: int = 40) -> list[Span]:
+    """A dense little gossip: each round one node sends to another, which merges the clock."""
+    import random
+
+    from edgetrace._vclock import delta
+
+    rng = random.Random(7)
+    names = [f"n{i}" for i in range(nodes)]
+    clocks: dict[str, dict[str, int]] = {n: {} for n in names}
+    spans: list[Span] = []
+
+    def step(node: str, kind: SpanKind, t: int, cause: Span | None = None) -> Span:
+        previous = clocks[node]
+        current = dict(previous)
+        if cause is not None:
+            for k, v in clocks[cause.node].items():
+                current[k] = max(current.get(k, 0), v)
+        current[node] = previous.get(node, 0) + 1
+        clocks[node] = current
+        span = Span(node=node, seq=current[node], kind=kind, name=kind.value, trace=f"t{t % 3}",
+                    cause=cause.ref if cause is not None else "", start=t, end=t + 5,
+                    vc=delta(previous, current, own=node))
+        spans.append(span)
+        return span
+
+    for t in range(rounds):
+        a, b = rng.sample(names, 2)
+        step(b, SpanKind.RECV, 1000 * t + 10, step(a, SpanKind.SEND, 1000 * t))
+    return spans
+
+
+def _by_reference(spans: list[Span]) -> list[Span]:
+    """`spans` with every receive stored as compaction stores it: `merged` = its send, plus the
+    entries that merging the send's clock into the node's previous one does not give."""
+    import msgspec
+
+    from edgetrace._index import CausalIndex
+
+    index = CausalIndex(spans)
+    previous: dict[str, dict[str, int]] = {}
+    rewritten: dict[str, Span] = {}
+    for span in sorted(spans, key=lambda s: (s.node, s.seq)):
+        full = index.clock(span).as_dict()
+        before = previous.get(span.node, {})
+        previous[span.node] = full
+        if span.kind is not SpanKind.RECV or not span.cause:
+            continue
+        want = dict(before)
+        for k, v in index.clock(span.cause).items():
+            want[k] = max(want.get(k, 0), v)
+        residual = {k: full.get(k, 0) for k in sorted(set(full) | set(want))
+                    if k != span.node and full.get(k, 0) != want.get(k, 0)}
+        rewritten[span.ref] = msgspec.structs.replace(span, vc=residual, merged=span.cause)
+    return [rewritten.get(s.ref, s) for s in spans]
+
+
+def _vclocks(exporter: InMemorySpanExporter) -> dict[str, Any]:
+    found = {}
+    for s in exporter.get_finished_spans():
+        attrs = dict(s.attributes or {})
+        found[f"{attrs['edgetrace.node']}:{attrs['edgetrace.seq']}"] = attrs["edgetrace.vclock"]
+    return found
+
+
+def test_forwarded_clocks_by_reference_are_the_full_clocks(tmp_path):
+    from edgetrace._records import CLOCK_REF_VERSION
+
+    plain = _gossip()
+    refs = _by_reference(plain)
+    assert sum(bool(s.merged) for s in refs) == 40 and any(s.vc != p.vc for s, p in zip(refs, plain, strict=True))
+    manifest = Manifest(session_id="gossip")
+    path = tmp_path / "refs.ets"
+    with SessionWriter(path, manifest, format_version=CLOCK_REF_VERSION) as writer:
+        writer.append(refs)
+    expected = {s.ref: str(c) for s, c in ((s, Session(path).index.clock(s)) for s in refs)}
+    assert expected == {s.ref: str(Session(path).index.clock(s)) for s in plain}  # the index agrees
+
+    def forward(calls: list[list[Span]], **options: Any) -> dict[str, Any]:
+        exporter = InMemorySpanExporter()
+        with OtlpForwarder(exporter, manifest_of=lambda s: manifest, schedule_delay_millis=10, **options) as fwd:
+            for batch in calls:
+                fwd("gossip", batch)
+            assert fwd.flush()
+        return _vclocks(exporter)
+
+    delta_form = forward([plain])
+    assert delta_form == expected
+    # one call, each node's records in order, node after node (receives before their sends):
+    # resolved within the call
+    assert forward([sorted(refs, key=lambda s: s.node, reverse=True)]) == expected
+    # small calls in the order the records happened: the clocks kept from earlier calls
+    assert forward([refs[i:i + 3] for i in range(0, len(refs), 3)]) == expected
+    # each node in a call of its own, a receive before its send: the session's index
+    by_node: dict[str, list[Span]] = {}
+    for span in refs:
+        by_node.setdefault(span.node, []).append(span)
+    assert forward([by_node[n] for n in sorted(by_node)], read_session=lambda s: Session(path)) == expected
+
+
 # --- ingest ------------------------------------------------------------------------------------
 
 

@@ -100,6 +100,30 @@ def test_a_malformed_timestamp_is_refused_too():
     assert [s.seq for s in store.read("s1").spans] == [1, 3]
 
 
+def _with_ref(seq: int, merged: str) -> list[object]:
+    return [*_raw(seq, kind="recv", vc={"b": 1}), merged]  # `merged` is the field after `blobs`
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_a_clock_reference_from_an_agent_is_refused_never_stored(compressed):
+    """Only compaction writes `Span.merged` (a version-3 session): an agent's is refused."""
+    hub, store = _hub()
+    rows = [_raw(1), _with_ref(2, "b:1"), _raw(3)]
+    payload = msgspec.msgpack.encode(rows)
+    assert [bool(s.merged) for s in decode_spans(payload)] == [False, True, False], "it decodes"
+    conn = hub.connect()
+    assert isinstance(conn.receive(Hello(token=TOKEN, node="a", session="s1")), Welcome)
+    ack = conn.receive(Records(spans=zlib.compress(payload, 1) if compressed else payload, zlib=compressed))
+    assert isinstance(ack, Ack)
+    assert ack.seq == 3 and [seq for seq, _ in ack.rejected] == [2]
+    assert "compaction" in ack.rejected[0][1]
+    session = store.read("s1")
+    assert [s.seq for s in session.spans] == [1, 3] and not any(s.merged for s in session.spans)
+    assert [(m.first, m.last, m.by) for m in session.lost] == [(2, 2, "hub")]
+    assert "compaction" in session.lost[0].reason
+    assert hub.stats.rejected == 1 and hub.stats.records == 2
+
+
 def test_what_the_hub_stores_is_exactly_what_readers_accept():
     """The hub's check and the readers' decoder are one: no record passes one and fails the other."""
     for case, bad in HOSTILE.items():

@@ -146,3 +146,81 @@ def test_cli_merge(hubs, tmp_path, capsys):
     assert "at least two" in capsys.readouterr().err
     assert main(["merge", str(hubs["a"]), str(hubs["b"]), "--out", str(tmp_path / "J.ets"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["records"] == len(Session(hubs["single"]).spans)
+
+
+def _by_reference(spans: list) -> list:
+    """`spans` as compaction stores them: each record caused by another node's stores `merged` =
+    that record, plus the entries that merging its clock into the node's previous one does not give."""
+    import msgspec
+
+    from edgetrace._index import CausalIndex
+
+    index = CausalIndex(spans)
+    refs = {s.ref for s in spans}
+    previous: dict[str, dict[str, int]] = {}
+    rewritten = {}
+    for span in sorted(spans, key=lambda s: (s.node, s.seq)):
+        full = index.clock(span).as_dict()
+        before = previous.get(span.node, {})
+        previous[span.node] = full
+        if not span.cause or span.cause not in refs or span.cause.rpartition(":")[0] == span.node or not span.vc:
+            continue
+        want = dict(before)
+        for k, v in index.clock(span.cause).items():
+            want[k] = max(want.get(k, 0), v)
+        residual = {k: full.get(k, 0) for k in sorted(set(full) | set(want))
+                    if k != span.node and full.get(k, 0) != want.get(k, 0)}
+        rewritten[span.ref] = msgspec.structs.replace(span, vc=residual, merged=span.cause)
+    return [rewritten.get(s.ref, s) for s in spans]
+
+
+def test_parts_with_clocks_by_reference_merge_into_a_format_3_session(hubs, tmp_path):
+    import msgspec
+
+    from edgetrace import SessionWriter, UnsupportedFormatError
+    from edgetrace._frames import FILE_HEADER_SIZE, read_file_header
+    from edgetrace._records import CLOCK_REF_VERSION, FORMAT_VERSION
+    from edgetrace._session import SESSION_MAGIC
+
+    def version(path: Path) -> int:
+        return read_file_header(path.read_bytes()[:FILE_HEADER_SIZE], magic=SESSION_MAGIC,
+                                supported=CLOCK_REF_VERSION, path=path, what="session")
+
+    single = Session(hubs["single"])
+    # a node of part a (the part with references) whose clock runs 10 s behind: its receives
+    # start before their sends
+    skewed = next(n for n in single.nodes if hubs["half"][n] == "a")
+    plain = [msgspec.structs.replace(s, start=s.start - 10**10, end=s.end - 10**10) if s.node == skewed else s
+             for s in single.spans]
+    refs = _by_reference(plain)
+    assert sum(bool(s.merged) for s in refs) > 10
+    assert any(s.merged.rpartition(":")[0] != s.node and s.node == skewed for s in refs)
+    parts = []
+    for name, form, fmt in (("a", refs, CLOCK_REF_VERSION), ("b", plain, FORMAT_VERSION)):
+        path = tmp_path / f"{name}.ets"
+        with SessionWriter(path, single.manifest, format_version=fmt) as w:
+            w.append([s for s in form if hubs["half"][s.node] == name])
+            w.seal()
+        parts.append(path)
+    out = tmp_path / "merged.ets"
+    merge_sessions(parts, out)
+    assert version(out) == CLOCK_REF_VERSION
+    merged = Session(out)
+    assert sum(bool(s.merged) for s in merged.spans) == sum(bool(s.merged) for s in refs if hubs["half"][s.node] == "a")
+    for span in single.spans:
+        assert merged.index.clock(span.ref) == single.index.clock(span.ref), span.ref
+    position = {s.ref: i for i, s in enumerate(merged.spans)}  # every reference points back in the file
+    assert all(position[s.merged] < position[s.ref] for s in merged.spans if s.merged)
+    for node in merged.nodes:
+        seqs = [s.seq for s in merged.spans if s.node == node]
+        assert seqs == sorted(seqs)
+    # parts without references still merge into format 2
+    assert version(merge_sessions([hubs["a"], hubs["b"]], tmp_path / "plain.ets").out) == FORMAT_VERSION
+    # a live writer does not append to a session of format 3: one line saying why
+    with pytest.raises(UnsupportedFormatError, match="clocks by reference") as caught:
+        SessionWriter(out)
+    assert "\n" not in str(caught.value)
+    with SessionWriter(out, format_version=CLOCK_REF_VERSION) as w:  # a writer of format 3 continues it
+        assert w.records == len(single.spans)
+    with pytest.raises(ValueError, match="format_version"):
+        SessionWriter(tmp_path / "x.ets", format_version=1)

@@ -151,6 +151,30 @@ async def test_detail_decodes_payloads(toy_session: Path):
         assert "+ changes" not in text  # a small session gets the full clock
 
 
+def test_detail_says_whose_clock_a_record_merges():
+    from edgetrace import Span
+    from edgetrace.tui._detail import describe_span
+    from edgetrace.tui._graph import TraceGraph
+
+    send = Span(node="a", seq=1, kind=SpanKind.SEND, name="m", trace="t", start=0, end=1)
+    recv = Span(node="b", seq=1, kind=SpanKind.RECV, name="m", trace="t", cause="a:1", start=2, end=3,
+                vc={"c": 4}, merged="a:1")
+    plain = Span(node="b", seq=2, kind=SpanKind.LOG, name="x", trace="t", start=4, end=5, vc={"c": 5})
+    graph = TraceGraph("t", [send, recv, plain])
+
+    def text(span: Span, clock: dict[str, int] | None) -> list[str]:
+        return describe_span(span, graph, clock, lambda sha: None).splitlines()
+
+    assert "  vector clock  a:1 b:1 c:4   (merges clock of a:1)" in text(recv, {"a": 1, "b": 1, "c": 4})
+    assert ("  vector clock  b:1 (merges clock of a:1 + c:4; full clock needs the session index, skipped for "
+            "very large sessions)") in text(recv, None)
+    # a record without a reference reads as it always has
+    assert "  vector clock  a:1 b:2 c:5" in text(plain, {"a": 1, "b": 2, "c": 5})
+    assert ("  vector clock  b:2 (+ changes c:5; full clock needs the session index, skipped for very large "
+            "sessions)") in text(plain, None)
+    assert not any("merges" in line for line in text(plain, None) + text(plain, {"b": 2}))
+
+
 @sync
 async def test_diff_marks_divergences(toy_session: Path, toy_replayed: Path):
     app = ExplorerApp(toy_session, against=toy_replayed, follow=False)
