@@ -11,7 +11,11 @@ read with `Session` and indexed (`Session.index`), several times. Printed, all f
   the same read and index with DIR's `_session.py` and `_index.py`, loaded into this process
   and run interleaved with the candidate, so both see the same machine.
 
-Run: python bench/bench_read.py [--records 1000000] [--nodes 1000] [--repeats 3] [--baseline DIR]
+- with `--sealed`: the session is sealed and compacted as `edgetrace record` leaves it — the
+  candidate reads it compacted with clock references (format 3), the baseline (if given) and
+  a second candidate row read it compacted without them, as the previous compaction wrote.
+
+Run: python bench/bench_read.py [--records 1000000] [--nodes 1000] [--repeats 3] [--baseline DIR] [--sealed]
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ import argparse
 import gc
 import importlib.util
 import random
+import shutil
 import statistics
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -36,6 +40,7 @@ from _synth import synth_spans
 
 from edgetrace import Manifest, Session, SessionWriter
 from edgetrace._codec import decode_spans
+from edgetrace._compact import compact
 from edgetrace._frames import Frame, FrameType, scan_frames
 
 
@@ -52,7 +57,7 @@ def ceiling(path: Path) -> dict[str, float]:
     frames = [f for f in scan_frames(open(path, "rb"), 16, path=path)
               if isinstance(f, Frame) and f.type is FrameType.RECORDS]
     t0 = time.perf_counter()
-    bodies = [zlib.decompress(f.payload) if f.flags else f.payload for f in frames]
+    bodies = [f.body() for f in frames]
     inflate = time.perf_counter() - t0
     found = {"inflate_s": inflate}
     for name, decode in (("typed", decode_spans), ("untyped", msgspec.msgpack.Decoder().decode)):
@@ -97,32 +102,45 @@ def main() -> None:
     ap.add_argument("--topology", choices=["fleet", "mesh"], default="fleet")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--baseline", type=Path, help="a checkout whose reader and index to run side by side")
+    ap.add_argument("--sealed", action="store_true", help="read the session sealed and compacted, as record leaves it")
     args = ap.parse_args()
-    candidates: dict[str, tuple[Any, Any]] = {"this checkout": (Session, lambda s: s.index)}
-    if args.baseline:
-        old_index, old_session = load(args.baseline, "_index"), load(args.baseline, "_session")
-        candidates[f"baseline {args.baseline}"] = (old_session.Session,
-                                                   lambda s: old_index.CausalIndex(s.spans))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.ets"
+        plain = Path(tmp) / "plain.ets"
         spans = list(synth_spans(args.records, args.nodes, seed=7, topology=args.topology))
         with SessionWriter(path, Manifest(app="bench", nodes=[])) as w:
             for i in range(0, len(spans), 1000):
                 w.append(spans[i : i + 1000])
+            if args.sealed:
+                w.seal()
+        if args.sealed:
+            shutil.copy(path, plain)
+            compact(path)
+            compact(plain, references=False)
+        candidates: dict[str, tuple[Any, Any, Path]] = {"this checkout": (Session, lambda s: s.index, path)}
+        if args.sealed:
+            candidates["this checkout, compacted without references"] = (Session, lambda s: s.index, plain)
+        if args.baseline:
+            old_index, old_session = load(args.baseline, "_index"), load(args.baseline, "_session")
+            candidates[f"baseline {args.baseline}"] = (old_session.Session,
+                                                       lambda s: old_index.CausalIndex(s.spans),
+                                                       plain if args.sealed else path)
         rng = random.Random(3)
         pairs = [(rng.choice(spans).ref, rng.choice(spans).ref) for _ in range(20000)]
         del spans
         gc.collect()
+        how = ("compacted with references (xz)" if args.sealed else "zlib 1, as the hub writes")
         print(f"== {args.topology}: {args.records:,} records, {args.nodes:,} nodes, "
-              f"{path.stat().st_size / args.records:.1f} B/record on disk (zlib 1, as the hub writes)")
+              f"{path.stat().st_size / args.records:.1f} B/record on disk ({how})"
+              + (f"; {plain.stat().st_size / args.records:.1f} B/record compacted without" if args.sealed else ""))
         top = ceiling(path)
         print(f"msgspec decode ceiling of the same frames ({top['bytes']:.0f} B/record inflated): typed "
               f"{top['typed']:,.0f} records/s, untyped {top['untyped']:,.0f} records/s; "
               f"inflating them {args.records / top['inflate_s']:,.0f} records/s (one thread)")
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in candidates}
         for r in range(args.repeats):  # interleaved: both see the same machine noise
-            for name, (read, build) in candidates.items():
-                runs[name].append(one(read, build, path, pairs if r == 0 else None))
+            for name, (read, build, where) in candidates.items():
+                runs[name].append(one(read, build, where, pairs if r == 0 else None))
         for name, found in runs.items():
             read = statistics.median(f["read"] for f in found)
             index = statistics.median(f["index"] for f in found)
