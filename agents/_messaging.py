@@ -54,9 +54,16 @@ class Messaging:
 
     def message(self, kind: MessageKind, dst: str, topic: str, trace: str, payload: Any, span: Span, *,
                 call_id: int = 0, error: str = "") -> Message:
-        """A message leaving now, stamped with this node's clock and caused by `span`."""
+        """A message leaving now, caused by `span` (the step just recorded) and stamped with its clock.
+
+        The step's clock, not the recorder's: a replay writes the recording's history records
+        (fault records of a simulated recording) back right after the step they followed,
+        before its message leaves, and they tick the node's entry without merging anything —
+        the message must carry what the recording's did."""
+        vc = self._recorder.clock_dict()
+        vc[self.node] = span.seq
         return Message(kind=kind, src=self.node, dst=dst, topic=topic, trace=trace, payload=payload,
-                       vc=self._recorder.clock_dict(), cause=span.ref, call_id=call_id, error=error)
+                       vc=vc, cause=span.ref, call_id=call_id, error=error)
 
     async def send(self, ctx: StepScope, dst: str, topic: str, payload: Any) -> None:
         key = self._keys.next(ctx.trace, SpanKind.SEND, topic)
