@@ -229,8 +229,8 @@ class Resolver:
         for items in streams.values():
             for span in items:
                 if span.merged:
-                    target = _target(span)
-                    if target[0] in streams:
+                    target = self._target(span, note=False)
+                    if target is not None and target[0] in streams:
                         wanted[target] = wanted.get(target, 0) + 1
         saved: dict[tuple[str, int], Any] = {}
         cursor = dict.fromkeys(streams, 0)
@@ -267,9 +267,12 @@ class Resolver:
             while i < len(items):
                 span = items[i]
                 if span.merged:
-                    target = _target(span)
-                    merged = saved.get(target)
-                    if merged is not None:  # a saved clock is dropped once its last merger took it
+                    target = self._target(span)
+                    # lenient, and the reference names no other node's record: it merges nothing
+                    merged = saved.get(target) if target is not None else self.rows.make({})
+                    if target is None:
+                        pass
+                    elif merged is not None:  # a saved clock is dropped once its last merger took it
                         left = wanted[target] - 1
                         if left:
                             wanted[target] = left
@@ -277,7 +280,7 @@ class Resolver:
                             del wanted[target], saved[target]
                     elif (node, span.seq) in self._give_up:
                         merged = self.rows.make({})
-                    if merged is None:
+                    if merged is None and target is not None:
                         try:
                             merged = self._elsewhere(span, target, cursor)
                         except UsageError:
@@ -297,6 +300,16 @@ class Resolver:
                     saved[key] = self.rows.snapshot(node, span.seq)
                     ready.extend(waiting.pop(key, ()))
             cursor[node] = i
+
+    def _target(self, span: Span, *, note: bool = True) -> tuple[str, int] | None:
+        try:
+            return _target(span)
+        except UsageError:
+            if not self.lenient:
+                raise
+            if note:
+                self.unresolved.append(span.ref)
+            return None
 
     def _elsewhere(self, span: Span, target: tuple[str, int], cursor: Mapping[str, int]) -> Any | None:
         """The target's clock when it is not one this batch saved: from before the batch, or an error."""

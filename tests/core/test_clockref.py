@@ -179,3 +179,56 @@ def test_a_reference_that_does_not_resolve_is_one_line_exit_2_in_every_reader(tm
     salvaged = subprocess.run([sys.executable, "-m", "edgetrace", "show", str(path), "--salvage"],
                               capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert salvaged.returncode == 0, salvaged.stderr
+
+
+@st.composite
+def hostile_streams(draw):
+    """Records with references anywhere: missing, to themselves, in cycles, to gaps, repeated."""
+    nodes = ["a", "b", "c"]
+    spans = []
+    for node in nodes:
+        for seq in range(1, draw(st.integers(0, 6)) + 1):
+            merged = draw(st.one_of(st.just(""), st.builds(lambda n, s: f"{n}:{s}", st.sampled_from([*nodes, "zz"]),
+                                                           st.integers(1, 8))))
+            vc = draw(st.dictionaries(st.sampled_from([*nodes, "zz"]),
+                                      st.one_of(st.integers(0, 50), st.integers(2**40, 2**63 - 1)), max_size=3))
+            spans.append(Span(node=node, seq=seq, kind=SpanKind.RECV, name="m", vc=vc, merged=merged))
+    if spans and draw(st.booleans()):
+        spans.append(draw(st.sampled_from(spans)))  # a repeat
+    return draw(st.permutations(spans))
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(hostile_streams())
+def test_any_references_resolve_or_are_one_clear_error(rows, spans):
+    try:
+        index = CausalIndex(spans)
+    except UsageError as exc:
+        assert "merges the clock of" in str(exc) or "clock reference" in str(exc), exc
+        lenient = CausalIndex(spans, lenient=True)  # a salvaged read always opens
+        assert lenient.unresolved
+        return
+    for span in spans:
+        clock = index.clock(span)
+        assert clock[span.node] == span.seq
+        if span.merged:  # what it merged is in its past, unless vc set the entry lower on purpose
+            node = span.merged.rpartition(":")[0]
+            assert index.happens_before(span.merged, span) or node in span.vc
+
+
+@given(hostile_streams())
+def test_compacting_any_session_keeps_its_clocks_or_refuses_and_leaves_it_untouched(tmp_path_factory, spans):
+    path = _session(tmp_path_factory.mktemp("h"), list(spans))
+    before = path.read_bytes()
+    try:
+        expected = {s.ref: Session(path).index.clock(s) for s in spans}
+    except CorruptSessionError:
+        expected = None
+    try:
+        compact(path)
+    except (UsageError, CorruptSessionError):
+        assert path.read_bytes() == before
+        return
+    if expected is not None:
+        after = Session(path).index
+        assert all(after.clock(s) == expected[s.ref] for s in spans)
