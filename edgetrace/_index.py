@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # numpy is imported where an index is built: importing edgetrace stays light
     import numpy as np
 
-from edgetrace._clockref import Codes, Expansion, Resolver, Rows, dense_fits, node_names
+from edgetrace._clockref import Codes, Expansion, Resolver, Rows, dense_fits
 from edgetrace._errors import UsageError
 from edgetrace._records import Span, parse_ref
 from edgetrace._vclock import VectorClock
@@ -292,9 +292,10 @@ class CausalIndex:
             if len(kept) != len(items):
                 pending[node] = kept
         codes = self._codes
-        for name in sorted(node_names(s for items in pending.values() for s in items)):
-            codes[name]  # numbered now, so rows and change points share the codes
-        rows = Rows(codes, dense=dense_fits(len(set(self._streams) | set(pending)), len(codes)))
+        for name in sorted(pending):
+            codes[name]  # streams numbered first (in name order); others as the rows meet them
+        streams = len(set(self._streams) | set(pending))
+        rows = Rows(codes, dense=dense_fits(streams, max(len(codes), streams)))
         for node in pending:
             stream = self._streams.get(node)
             if stream is not None:
