@@ -110,6 +110,7 @@ def record(
     drain_timeout_s: float = 30.0,
     audit: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    compacting: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] = lambda line: None,
     snapshot_every_ns: int = 0,
 ) -> RecordResult:
@@ -192,7 +193,7 @@ def record(
         shutil.move(str(produced), out)
         from edgetrace._compact import compact
 
-        compact(out)  # the hub has stopped and nobody reads it yet: recompress it small
+        compact(out, progress=compacting)  # the hub has stopped and nobody reads it yet: recompress it small
     finally:
         for proc in procs:
             if proc.poll() is None:

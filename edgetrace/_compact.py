@@ -19,7 +19,7 @@ import os
 import stat
 import tempfile
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -43,7 +43,8 @@ from edgetrace._session import SESSION_MAGIC
 __all__ = ["compact"]
 
 
-def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000, references: bool = True) -> tuple[int, int]:
+def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000, references: bool = True,
+            progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
     """Rewrite a finished (sealed) session with xz frames of up to `records_per_frame` records.
 
     Live writers use zlib level 1 because the hub must keep up with its agents; once a
@@ -53,7 +54,9 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000, refe
     offsets of the old file (a live explorer) must reopen: compact a session before anyone
     follows it — `edgetrace record` compacts after the hub has stopped. `references` stores
     receives by reference to their sends where that is smaller (the file is then format 3,
-    which builds before it do not read). Returns (bytes before, bytes after).
+    which builds before it do not read). `progress(done, total)` is told the bytes read so
+    far (the file is read twice with references: once to plan them, once to write). Returns
+    (bytes before, bytes after).
     """
     path = Path(path)
     if not path.is_file():
@@ -66,7 +69,12 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000, refe
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:
-            sealed = _rewrite_xz(path, out, records_per_frame, _References.plan(path) if references else None)
+            total = before * (2 if references else 1)
+            tell = progress or (lambda done, total: None)
+            refs = _References.plan(path, lambda done: tell(done, total)) if references else None
+            base = before if references else 0
+            sealed = _rewrite_xz(path, out, records_per_frame, refs, lambda done: tell(base + done, total))
+            tell(total, total)
             os.fchmod(out.fileno(), mode)
         if not sealed:
             raise UsageError(f"{path}: only a sealed session can be compacted (it may still be written)")
@@ -77,7 +85,8 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000, refe
     return before, path.stat().st_size
 
 
-def _rewrite_xz(path: Path, out: BinaryIO, records_per_frame: int, refs: _References | None) -> bool:
+def _rewrite_xz(path: Path, out: BinaryIO, records_per_frame: int, refs: _References | None,
+                progress: Callable[[int], None]) -> bool:
     """Copy `path` to `out` frame by frame, records regrouped and xz-compressed; True if sealed."""
     pending: list[bytes] = []
     count = 0
@@ -101,6 +110,7 @@ def _rewrite_xz(path: Path, out: BinaryIO, records_per_frame: int, refs: _Refere
             if isinstance(item, ScanResult):
                 break
             if item.type is FrameType.RECORDS:
+                progress(item.offset)
                 body = item.body()
                 if by_ref and refs is not None:
                     body = refs.rewrite(body)
@@ -192,7 +202,7 @@ class _References:
         self.saved: dict[tuple[str, int], Any] = {}
 
     @classmethod
-    def plan(cls, path: Path) -> _References:
+    def plan(cls, path: Path, progress: Callable[[int], None]) -> _References:
         order: dict[str, list[int]] = {}  # node → seqs in file order
         at: dict[str, list[int]] = {}  # node → the file position of each of those records
         causes: list[tuple[int, str, int, str]] = []  # (position, node, seq, cause or merged target)
@@ -200,7 +210,7 @@ class _References:
         unordered: set[str] = set()
         names: set[str] = set()
         position = 0
-        for heads in _head_frames(path):
+        for heads in _head_frames(path, progress):
             for h in heads:
                 seqs = order.setdefault(h.node, [])
                 if seqs and h.seq <= seqs[-1]:
@@ -277,7 +287,7 @@ class _References:
         return clock
 
 
-def _head_frames(path: Path) -> Iterator[list[_Head]]:
+def _head_frames(path: Path, progress: Callable[[int], None]) -> Iterator[list[_Head]]:
     with open(path, "rb") as src:
         read_file_header(src.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=CLOCK_REF_VERSION,
                          path=path, what="session")
@@ -285,6 +295,7 @@ def _head_frames(path: Path) -> Iterator[list[_Head]]:
             if isinstance(item, ScanResult):
                 break
             if item.type is FrameType.RECORDS:
+                progress(item.offset)
                 try:
                     yield _heads.decode(item.body())
                 except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(f"recording {scenario.name}", enabled=not args.json) as update:
         result = record(scenario, Path(args.out), profile=args.profile, size=args.size, seed=args.seed,
                         drain_timeout_s=args.drain_timeout, audit=args.audit, progress=update,
+                        compacting=lambda done, total: update(done, total, "compacting the session"),
                         snapshot_every_ns=snapshot_period(args.snapshot_every))
     from edgetrace._handler_errors import error_groups, error_summary
     from edgetrace._session import Session

@@ -132,3 +132,14 @@ def test_export_failures_are_one_line_and_urls_are_checked_first(capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert says in err and err.count("\n") == 1, err
+
+
+def test_a_progress_bar_names_the_phase_it_is_in(monkeypatch, capsys):
+    """`record` ends by compacting, which can take a while on a big session: the bar says so."""
+    from edgetrace.cli._progress import progress_bar
+
+    monkeypatch.setenv("EDGETRACE_PROGRESS", "1")
+    with progress_bar("recording agri") as update:
+        update(1, 2)
+        update(1, 2, "compacting the session")
+    assert "compacting the session" in capsys.readouterr().err

@@ -232,3 +232,14 @@ def test_compacting_any_session_keeps_its_clocks_or_refuses_and_leaves_it_untouc
     if expected is not None:
         after = Session(path).index
         assert all(after.clock(s) == expected[s.ref] for s in spans)
+
+
+def test_compaction_tells_its_progress_through_both_passes(tmp_path):
+    spans = [Span(node="a", seq=s, kind=SpanKind.LOG, name="x") for s in range(1, 60)]
+    path = _session(tmp_path, spans)
+    seen = []
+    compact(path, progress=lambda done, total: seen.append((done, total)))
+    total = seen[-1][1]
+    assert seen[-1] == (total, total) and len(seen) > 2
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)  # never goes back
+    assert any(d > total // 2 for d, _ in seen[:-1])  # the second pass is counted after the first
