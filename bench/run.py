@@ -20,6 +20,10 @@ HERE = Path(__file__).resolve().parent
 BENCHES = {
     "core (issue 2: session size, clocks, happens-before, throughput)": (
         ["bench_core.py"], ["bench_core.py", "--records", "100000", "--nodes", "200"]),
+    "dense mesh (issue 17: the 1M 1,000-node gossip mesh, bytes vs OTLP and read + index RSS, with and without clock references)": (
+        ["bench_mesh.py"], ["bench_mesh.py", "--records", "100000"]),
+    "replay from a cut (issue 17: the last minute of a one-hour session vs the full replay)": (
+        ["bench_cut.py"], ["bench_cut.py", "--minutes", "10", "--repeats", "1"]),
     "live path (issue 3: record cost vs OTel, hub ingest)": (
         ["bench_live.py"], ["bench_live.py", "--steps", "10000", "--repeats", "3", "--records", "100000"]),
     "reader and index (issue 17: read + CRC + causal index records/s vs the msgspec decode ceiling)": (
