@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from edgetrace import CausalIndex
 from edgetrace._records import Span
 from edgetrace._snapshot import SNAPSHOT, STATE_BLOB
 from edgetrace.agents._snapshot import Snapshotter
@@ -48,8 +49,9 @@ def test_snapshots_are_records_that_a_faithful_replay_writes_back(replayer: Repl
     replayed = {s.ref: s for s in run.spans if s.name == SNAPSHOT}
     assert sorted(replayed) == sorted(s.ref for s in recorded)  # at the same places, not as steps
     # written back where the recording took them (once idle), so every clock is the recorded one
-    assert [(s.ref, s.start, s.end, s.vc) for s in by_stream(run.spans)] == \
-        [(s.ref, s.start, s.end, s.vc) for s in by_stream(replayer.recording.spans)]
+    replayed_index, recorded_index = CausalIndex(run.spans), replayer.session.index
+    assert [(s.ref, s.start, s.end, replayed_index.clock(s)) for s in by_stream(run.spans)] == \
+        [(s.ref, s.start, s.end, recorded_index.clock(s)) for s in by_stream(replayer.recording.spans)]
     assert report.steps_recorded == len(replayer.recording.keys)
 
 
