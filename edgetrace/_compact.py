@@ -19,7 +19,7 @@ import os
 import stat
 import tempfile
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -37,10 +37,10 @@ from edgetrace._frames import (
     read_file_header,
     scan_frames,
 )
-from edgetrace._records import CLOCK_REF_VERSION, FORMAT_VERSION, parse_ref
+from edgetrace._records import CLOCK_REF_VERSION, FORMAT_VERSION, Span, parse_ref
 from edgetrace._session import SESSION_MAGIC
 
-__all__ = ["compact"]
+__all__ = ["by_reference", "compact"]
 
 
 def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000, references: bool = True,
@@ -301,3 +301,28 @@ def _head_frames(path: Path, progress: Callable[[int], None]) -> Iterator[list[_
                 except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                     raise CorruptSessionError(f"{path}: a records frame does not decode: {exc}", path=path,
                                               expected="a MessagePack array of span records") from None
+
+
+def by_reference(spans: Sequence[Span]) -> list[Span]:
+    """`spans` with every record that another node's record caused (and that carries clock
+    entries) stored by reference to it — what compaction writes where that is smaller, for
+    records in memory (tests and tools that need the form without a file)."""
+    from edgetrace._index import CausalIndex
+
+    index = CausalIndex(spans)
+    refs = {s.ref for s in spans}
+    previous: dict[str, dict[str, int]] = {}
+    rewritten: dict[str, Span] = {}
+    for span in sorted(spans, key=lambda s: (s.node, s.seq)):
+        full = index.clock(span).as_dict()
+        before = previous.get(span.node, {})
+        previous[span.node] = full
+        if not span.vc or span.cause not in refs or span.cause.rpartition(":")[0] == span.node:
+            continue
+        want = dict(before)
+        for k, v in index.clock(span.cause).items():
+            want[k] = max(want.get(k, 0), v)
+        residual = {k: full.get(k, 0) for k in sorted(set(full) | set(want))
+                    if k != span.node and full.get(k, 0) != want.get(k, 0)}
+        rewritten[span.ref] = msgspec.structs.replace(span, vc=residual, merged=span.cause)
+    return [rewritten.get(s.ref, s) for s in spans]

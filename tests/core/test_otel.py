@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from edgetrace._compact import by_reference
 from edgetrace._hub import Hub
 from edgetrace._otlp import (
     ForeignSpan,
@@ -357,30 +358,6 @@ def _gossip(nodes: int = 5, rounds: int = 40) -> list[Span]:
     return spans
 
 
-def _by_reference(spans: list[Span]) -> list[Span]:
-    """`spans` with every receive stored as compaction stores it: `merged` = its send, plus the
-    entries that merging the send's clock into the node's previous one does not give."""
-    import msgspec
-
-    from edgetrace._index import CausalIndex
-
-    index = CausalIndex(spans)
-    previous: dict[str, dict[str, int]] = {}
-    rewritten: dict[str, Span] = {}
-    for span in sorted(spans, key=lambda s: (s.node, s.seq)):
-        full = index.clock(span).as_dict()
-        before = previous.get(span.node, {})
-        previous[span.node] = full
-        if span.kind is not SpanKind.RECV or not span.cause:
-            continue
-        want = dict(before)
-        for k, v in index.clock(span.cause).items():
-            want[k] = max(want.get(k, 0), v)
-        residual = {k: full.get(k, 0) for k in sorted(set(full) | set(want))
-                    if k != span.node and full.get(k, 0) != want.get(k, 0)}
-        rewritten[span.ref] = msgspec.structs.replace(span, vc=residual, merged=span.cause)
-    return [rewritten.get(s.ref, s) for s in spans]
-
 
 def _vclocks(exporter: InMemorySpanExporter) -> dict[str, Any]:
     found = {}
@@ -394,7 +371,7 @@ def test_forwarded_clocks_by_reference_are_the_full_clocks(tmp_path):
     from edgetrace._records import CLOCK_REF_VERSION
 
     plain = _gossip()
-    refs = _by_reference(plain)
+    refs = by_reference(plain)
     assert sum(bool(s.merged) for s in refs) == 40 and any(s.vc != p.vc for s, p in zip(refs, plain, strict=True))
     manifest = Manifest(session_id="gossip")
     path = tmp_path / "refs.ets"

@@ -11,6 +11,7 @@ import pytest
 
 from edgetrace import Manifest, Session, UsageError
 from edgetrace._codec import encode, encode_spans
+from edgetrace._compact import by_reference
 from edgetrace._hub_protocol import HubProtocol
 from edgetrace._merge import merge_sessions
 from edgetrace._store import FileSessionStore
@@ -148,31 +149,6 @@ def test_cli_merge(hubs, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["records"] == len(Session(hubs["single"]).spans)
 
 
-def _by_reference(spans: list) -> list:
-    """`spans` as compaction stores them: each record caused by another node's stores `merged` =
-    that record, plus the entries that merging its clock into the node's previous one does not give."""
-    import msgspec
-
-    from edgetrace._index import CausalIndex
-
-    index = CausalIndex(spans)
-    refs = {s.ref for s in spans}
-    previous: dict[str, dict[str, int]] = {}
-    rewritten = {}
-    for span in sorted(spans, key=lambda s: (s.node, s.seq)):
-        full = index.clock(span).as_dict()
-        before = previous.get(span.node, {})
-        previous[span.node] = full
-        if not span.cause or span.cause not in refs or span.cause.rpartition(":")[0] == span.node or not span.vc:
-            continue
-        want = dict(before)
-        for k, v in index.clock(span.cause).items():
-            want[k] = max(want.get(k, 0), v)
-        residual = {k: full.get(k, 0) for k in sorted(set(full) | set(want))
-                    if k != span.node and full.get(k, 0) != want.get(k, 0)}
-        rewritten[span.ref] = msgspec.structs.replace(span, vc=residual, merged=span.cause)
-    return [rewritten.get(s.ref, s) for s in spans]
-
 
 def test_parts_with_clocks_by_reference_merge_into_a_format_3_session(hubs, tmp_path):
     import msgspec
@@ -192,7 +168,7 @@ def test_parts_with_clocks_by_reference_merge_into_a_format_3_session(hubs, tmp_
     skewed = next(n for n in single.nodes if hubs["half"][n] == "a")
     plain = [msgspec.structs.replace(s, start=s.start - 10**10, end=s.end - 10**10) if s.node == skewed else s
              for s in single.spans]
-    refs = _by_reference(plain)
+    refs = by_reference(plain)
     assert sum(bool(s.merged) for s in refs) > 10
     assert any(s.merged.rpartition(":")[0] != s.node and s.node == skewed for s in refs)
     parts = []
