@@ -10,16 +10,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from edgetrace._errors import EdgeTraceError
+from edgetrace._errors import EdgeTraceError, UsageError
+from edgetrace._index import CausalIndex
 from edgetrace._otlp.content import decoded_blob
 from edgetrace._otlp.ids import IdScheme
 from edgetrace._otlp.mapping import SpanMapper, session_epoch_ns
-from edgetrace._records import Manifest, Span, SpanKind, parse_ref
+from edgetrace._records import Manifest, Span, SpanKind
 from edgetrace._vclock import VectorClock, apply_delta
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ log = logging.getLogger("edgetrace.otel")
 
 _SESSIONS = 256  # mappers kept (one per session forwarded recently)
 _CLOCKS = 100_000  # (session, node) clocks kept before starting afresh
-_SAVED = 10_000  # clocks by ref kept, of sessions whose records merge clocks by reference
 
 
 class OtlpForwarder:
@@ -46,10 +46,10 @@ class OtlpForwarder:
     Full vector clocks are rebuilt from the records' deltas as each node's stream arrives in
     order; after a hub restart a node's first clocks may miss entries sent before it.
     A record that merges another's clock by reference (`Span.merged`, written by compaction
-    and merge; the hub refuses it from agents) needs that record's clock: one forwarded
-    earlier in the same call (taken in dependency order), or in an earlier call of a session
-    already seen to use references, or its node's latest; else `read_session(session)`'s
-    index, if given; else the clock misses what the merge brought, with a warning.
+    and merge; the hub refuses it from agents) needs that record's clock: the session's causal
+    index, extended call by call, resolves it; a record not forwarded yet is read from
+    `read_session(session)`'s index, if given; else the clock misses what the merge brought,
+    with a warning.
 
     Ids follow the session's id scheme, so a span forwarded live and the same span exported
     later from the file have the same ids. A session whose manifest has no epoch yet (agents
@@ -85,8 +85,7 @@ class OtlpForwarder:
         self._mappers: OrderedDict[str, SpanMapper] = OrderedDict()
         self.read_session = read_session
         self._clocks: dict[tuple[str, str], Mapping[str, int]] = {}
-        self._saved: OrderedDict[tuple[str, str], VectorClock] = OrderedDict()  # (session, ref) → clock
-        self._by_ref: set[str] = set()  # sessions whose records merge clocks by reference
+        self._indexes: dict[str, CausalIndex] = {}  # sessions whose records merge clocks by reference
         self._lock = threading.Lock()
         self._closed = False
 
@@ -119,7 +118,7 @@ class OtlpForwarder:
             mapper = self._mapper(session, spans[0] if spans else None)
             if len(self._clocks) > _CLOCKS:
                 self._clocks.clear()
-            resolved = self._resolved(session, spans) if session in self._by_ref or any(
+            resolved = self._resolved(session, spans) if session in self._indexes or any(
                 s.merged for s in spans) else None
             for i, span in enumerate(spans):
                 if resolved is not None:
@@ -135,85 +134,34 @@ class OtlpForwarder:
                     log.warning("cannot forward span %s over OTLP: %s", span.ref, exc)
 
     def _resolved(self, session: str, spans: list[Span]) -> list[VectorClock]:
-        """The full clocks of `spans` (in their order), resolving clocks by reference.
+        """The full clocks of `spans`, resolving clocks by reference with the causal index.
 
-        Each node's records are taken in the order given; a node waits while its next record
-        merges the clock of one in this call not reached yet (a cycle, which no valid session
-        has, is broken by taking the rest as they come)."""
-        if len(self._by_ref) > _SESSIONS:
-            self._by_ref.clear()
-        self._by_ref.add(session)
-        clocks: list[VectorClock | None] = [None] * len(spans)
-        queues: dict[str, deque[int]] = {}
-        for i, span in enumerate(spans):
-            queues.setdefault(span.node, deque()).append(i)
-        here = {(s.node, s.seq) for s in spans}
-        done: dict[tuple[str, int], VectorClock] = {}
-        readers: dict[str, Session] = {}
-        waiting = True
-        while queues:
-            progress = False
-            for node in list(queues):
-                queue = queues[node]
-                while queue:
-                    span = spans[queue[0]]
-                    merged: Mapping[str, int] | None = None
-                    if span.merged:
-                        target = _target(span)
-                        merged = done.get(target) if target is not None else None
-                        if merged is None:
-                            if waiting and target in here:
-                                break  # its clock comes later in this call
-                            merged = self._earlier(session, span, target, readers)
-                    clock = self._step(session, span, merged)
-                    clocks[queue.popleft()] = done[(span.node, span.seq)] = clock
-                    progress = True
-                if not queue:
-                    del queues[node]
-            waiting = progress
-        return [c if c is not None else VectorClock() for c in clocks]
-
-    def _step(self, session: str, span: Span, merged: Mapping[str, int] | None) -> VectorClock:
-        """`span`'s full clock from its node's previous one (and the merged record's), kept."""
-        key = (session, span.node)
-        previous = self._clocks.get(key, {})
-        if merged is None:
-            clock = apply_delta(previous, span.vc, own=span.node, seq=span.seq)
-        else:
-            entries = dict(previous)
-            for other, value in merged.items():
-                if value > entries.get(other, 0):
-                    entries[other] = value
-            entries.update(span.vc)
-            entries[span.node] = span.seq
-            clock = VectorClock(entries)
-        self._clocks[key] = clock
-        self._saved[(session, span.ref)] = clock
-        if len(self._saved) > _SAVED:
-            self._saved.popitem(last=False)
-        return clock
-
-    def _earlier(self, session: str, span: Span, target: tuple[str, int] | None,
-                 readers: dict[str, Session]) -> Mapping[str, int]:
-        """The clock of the record `span` merges, forwarded before this call (or read from the session)."""
-        if target is not None:
-            saved = self._saved.get((session, span.merged))
-            if saved is not None:
-                return saved
-            latest = self._clocks.get((session, target[0]))
-            if latest is not None and latest.get(target[0]) == target[1]:
-                return latest
+        The hub refuses `merged` from agents, so only a session written by compaction or merge
+        comes here. One index per such session is extended call by call; a reference it cannot
+        resolve (its record comes in a later call) is read from `read_session(session)`'s
+        index if given, else it merges nothing, with a warning."""
+        if len(self._indexes) > _SESSIONS:
+            self._indexes.clear()
+        index = self._indexes.get(session)
+        if index is None:
+            index = self._indexes[session] = CausalIndex()
+        try:
+            index.extend(spans)
+            return [index.clock(s) for s in spans]
+        except UsageError as exc:
             if self.read_session is not None:
                 try:
-                    reader = readers.get(session)
-                    if reader is None:
-                        reader = readers[session] = self.read_session(session)
-                    return reader.index.clock(span.merged)
-                except Exception as exc:  # never raise into the hub
-                    log.warning("cannot read the clock of %s from session %s: %s", span.merged, session, exc)
-        log.warning("span %s merges the clock of %s, which was not forwarded before it: its forwarded clock may "
-                    "miss entries", span.ref, span.merged)
-        return {}
+                    whole = self.read_session(session).index
+                    return [whole.clock(s) for s in spans]
+                except Exception as err:  # never raise into the hub
+                    log.warning("cannot read the clocks of session %s: %s", session, err)
+            log.warning("%s: its forwarded clock may miss entries", exc)
+            index.lenient = True
+            try:
+                index.extend(spans)
+            finally:
+                index.lenient = False
+            return [index.clock(s) for s in spans]
 
     def flush(self, timeout_millis: int = 30_000) -> bool:
         """Export what is queued now; False if that did not finish within the timeout."""
@@ -233,12 +181,6 @@ class OtlpForwarder:
     ) -> None:
         self.close()
 
-
-def _target(span: Span) -> tuple[str, int] | None:
-    try:
-        return parse_ref(span.merged)
-    except ValueError:
-        return None
 
 
 class SessionBlobs:
