@@ -41,7 +41,8 @@ Expansion = tuple["np.ndarray[Any, Any]", "np.ndarray[Any, Any]"]
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
 
-def _count(span: Span, other: str, value: object) -> int:
+def clock_count(span: Span, other: str, value: object) -> int:
+    """A clock entry as a 64-bit count, or the one error every clock reader gives."""
     try:
         count = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
@@ -141,13 +142,13 @@ class Rows:
 
             vc = span.vc
             keys = np.fromiter(map(self.code, vc), dtype=np.int64, count=len(vc))
-            values = (vc.values() if self.trusted else [_count(span, k, v) for k, v in vc.items()])
+            values = (vc.values() if self.trusted else [clock_count(span, k, v) for k, v in vc.items()])
             row = self._fit(row, int(keys.max()) + 1)
             row[keys] = np.fromiter(values, dtype=np.int64, count=len(vc))
             self._rows[span.node] = row
         else:
             for k, v in span.vc.items():
-                row[self.code(k)] = _count(span, k, v)
+                row[self.code(k)] = clock_count(span, k, v)
 
     def merge(self, span: Span, merged: Any) -> Expansion:
         """A record by reference: its row becomes the merge; returns what changed."""
@@ -156,7 +157,7 @@ class Rows:
         node = span.node
         own = self.code(node)
         before = self.current(node)
-        residual = [(self.code(k), _count(span, k, v)) for k, v in span.vc.items()]
+        residual = [(self.code(k), clock_count(span, k, v)) for k, v in span.vc.items()]
         if self.dense:
             size = max(len(before), len(merged), own + 1, max((c for c, _ in residual), default=-1) + 1)
             before = self._fit(before, size)

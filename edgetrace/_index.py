@@ -20,7 +20,6 @@ definition the packed one is tested against.
 from __future__ import annotations
 
 import itertools
-import operator
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # numpy is imported where an index is built: importing edgetrace stays light
     import numpy as np
 
-from edgetrace._clockref import Codes, Expansion, Resolver, Rows, dense_fits
+from edgetrace._clockref import Codes, Expansion, Resolver, Rows, clock_count, dense_fits
 from edgetrace._errors import UsageError
 from edgetrace._records import Span, parse_ref
 from edgetrace._vclock import VectorClock
@@ -106,12 +105,7 @@ class _Stream:
         if expansion is not None and names is not None:
             entries = zip([names[c] for c in expansion[0].tolist()], expansion[1].tolist(), strict=True)
         for other, value in entries:
-            try:
-                count = operator.index(value)
-            except TypeError:
-                count = 2**63  # refused just below
-            if not -(2**63) <= count < 2**63:
-                raise UsageError(f"span {span.ref}: clock entry {other!r}={value!r} is not a 64-bit count")
+            count = clock_count(span, other, value)
             if not -_PACKED_MAX <= count <= _PACKED_MAX:
                 self.wide = True
             keys.append(other)
