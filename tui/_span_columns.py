@@ -13,6 +13,7 @@ seq) pairs: node code 0 means "none".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,7 +25,17 @@ from edgetrace.tui._columns import Columns
 from edgetrace.tui._slim_span import SlimSpan
 from edgetrace.tui._strings import AttrsArena, Strings
 
-__all__ = ["ERROR", "KINDS", "KIND_CODE", "TIMEOUT", "FrameSpans", "SpanColumns", "extract"]
+_recscan: ModuleType | None
+try:  # the C walk of a frame into columns (setup.py builds it when a compiler is there)
+    from edgetrace import _recscan
+except ImportError:  # pragma: no cover - exercised where the extension is not built
+    _recscan = None
+
+__all__ = ["ERROR", "KINDS", "KIND_CODE", "NATIVE", "TIMEOUT", "FrameSpans", "SpanColumns", "extract",
+           "extract_body"]
+
+#: The C walk is there (`extract_body` can take a frame without a Python object per span).
+NATIVE = _recscan is not None
 
 #: Span kinds by code (a span's `kind` column indexes this tuple).
 KINDS: tuple[SpanKind, ...] = tuple(SpanKind)
@@ -219,4 +230,79 @@ def extract(spans: list[SlimSpan], nodes: Strings, strings: Strings, arena: Attr
         seq=seq, start=start, end=end, attrs=attrs, error=error,
         cause=_refs([s.cause for s in spans], nodes), parent=_refs([s.parent for s in spans], nodes),
         traces=traces, trace_local=np.fromiter(map(local.__getitem__, trace_s), np.intp, n),
+    )
+
+
+def _ref_columns(node: npt.NDArray[np.int32], seq: npt.NDArray[np.uint32], distinct: list[int], text: list[str],
+                 nodes: Strings) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint32]]:
+    """The C walk's parsed refs as `_refs` codes them: node parts interned in sorted order."""
+    out_node = np.zeros(len(node), np.uint16)
+    out_seq = np.zeros(len(node), np.uint32)
+    if not distinct:
+        return out_node, out_seq
+    names = sorted({text[i] for i in distinct})  # UTF-8 byte order is code point order
+    code = dict(zip(names, nodes.codes_of(names), strict=True))
+    lut = np.zeros(len(text) + 1, np.uint16)  # the last entry: -1, a ref that names nothing
+    lut[distinct] = [code[text[i]] for i in distinct]
+    out_node[:] = lut[node]
+    valid = node >= 0
+    out_seq[valid] = seq[valid]
+    return out_node, out_seq
+
+
+def extract_body(body: bytes, nodes: Strings, strings: Strings, arena: AttrsArena) -> FrameSpans | None:
+    """What `extract(decode_slim_spans(body), ...)` gives, walked in C; None when the C walk is
+    not built or the body is not the plain well-formed case, or a check `extract` makes would
+    refuse it (the caller then takes the ordinary path, which says why).
+
+    Nothing is added to the tables before every check has passed, and then in the order
+    `extract` adds them, so both paths leave the tables alike."""
+    if _recscan is None:
+        return None
+    got = _recscan.columns(body)
+    if got is None:
+        return None
+    n, text, ids_b, ints_b, ref_node_b, ref_seq_b, raws, attr_b, firsts_b, at, local_b = got
+    ids = np.frombuffer(ids_b, np.int32).reshape(6, n)
+    node_i, kind_i, name_i, _trace, status_i, error_i = ids
+    firsts = np.frombuffer(firsts_b, np.int32)
+    node_d, kind_d, name_d, trace_d, status_d, error_d, cause_d, parent_d = (
+        firsts[at[c]:at[c + 1]].tolist() for c in range(8))
+    kinds = [text[k] for k in kind_d]
+    statuses = [text[k] for k in status_d]
+    node_names = [text[k] for k in node_d]
+    if (not KIND_CODE.keys() >= set(kinds) or not _STATUS.keys() >= set(statuses)
+            or len(nodes) + len(set(node_names) - nodes.codes.keys()) > _MAX_NODES):
+        return None
+    lut = np.zeros(len(text), np.int64)
+
+    def coded(distinct: list[int], codes: list[int], column: npt.NDArray[np.int32], dtype: Any) -> npt.NDArray[Any]:
+        lut[distinct] = codes
+        return lut[column].astype(dtype)
+
+    node = coded(node_d, nodes.codes_of(node_names), node_i, np.uint16)
+    kind = coded(kind_d, [KIND_CODE[k] for k in kinds], kind_i, np.uint8)
+    ints = np.frombuffer(ints_b, np.int64).reshape(3, n)
+    flags = coded(status_d, [_STATUS[s] for s in statuses], status_i, np.uint8)
+    error = np.zeros(n, np.uint32)
+    texts = [text[k] for k in error_d]
+    if any(texts):
+        keep = [(k, t) for k, t in zip(error_d, texts, strict=True) if t]
+        lut[error_d] = 0
+        lut[[k for k, _ in keep]] = strings.codes_of([t for _, t in keep])
+        error = lut[error_i].astype(np.uint32)
+        timeout = np.zeros(len(text), bool)
+        timeout[[k for k, t in keep if t.startswith("timeout")]] = True
+        flags[(flags > 0) & (kind == KIND_CODE["recv"]) & timeout[error_i]] |= TIMEOUT
+    attr_codes = np.asarray(arena.codes_of(raws), np.int64)
+    attrs = attr_codes[np.frombuffer(attr_b, np.int32)].astype(np.uint32)
+    name = coded(name_d, strings.codes_of([text[k] for k in name_d]), name_i, np.uint32)
+    ref_node = np.frombuffer(ref_node_b, np.int32).reshape(2, n)
+    ref_seq = np.frombuffer(ref_seq_b, np.uint32).reshape(2, n)
+    return FrameSpans(
+        n=n, node=node, kind=kind, flags=flags, name=name, seq=ints[0].copy(), start=ints[1].copy(),
+        end=ints[2].copy(), attrs=attrs, error=error,
+        cause=_ref_columns(ref_node[0], ref_seq[0], cause_d, text, nodes),
+        parent=_ref_columns(ref_node[1], ref_seq[1], parent_d, text, nodes),
+        traces=[text[k] for k in trace_d], trace_local=np.frombuffer(local_b, np.int32).astype(np.intp),
     )

@@ -264,8 +264,11 @@ class TraceStore:
         """Absorb one intact frame; return how many spans it added. A payload that does not
         decode is a CorruptSessionError, raised before anything of the frame is kept."""
         frame = item.frame
+        before = self.table.span_count
         if frame.type is FrameType.RECORDS:
             body = item.body(self.path)
+            if self.table.absorb_body(body, frame.offset):
+                return self.table.span_count - before
             try:
                 spans = decode_slim_spans(body)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:

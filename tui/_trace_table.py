@@ -20,7 +20,16 @@ from edgetrace import _attrs as attr
 from edgetrace.tui._columns import Columns, allocate, release_all
 from edgetrace.tui._refs import RefTable
 from edgetrace.tui._slim_span import SlimSpan
-from edgetrace.tui._span_columns import ERROR, KIND_CODE, KINDS, TIMEOUT, SpanColumns, extract
+from edgetrace.tui._span_columns import (
+    ERROR,
+    KIND_CODE,
+    KINDS,
+    TIMEOUT,
+    FrameSpans,
+    SpanColumns,
+    extract,
+    extract_body,
+)
 from edgetrace.tui._strings import AttrsArena, Strings
 from edgetrace.tui._trace_index import TraceIndex
 
@@ -278,7 +287,19 @@ class TraceTable:
 
     def absorb(self, spans: list[SlimSpan], offset: int, where: str) -> None:
         """Fold the spans of the records frame at file offset `offset` into the tables."""
-        f = extract(spans, self.nodes, self.names, self.arena, where)
+        self.absorb_columns(extract(spans, self.nodes, self.names, self.arena, where), offset)
+
+    def absorb_body(self, body: bytes, offset: int) -> bool:
+        """Fold a records frame's body in by the C walk (`extract_body`); False, with nothing
+        changed, when it cannot take this body (then decode it and `absorb` the spans)."""
+        f = extract_body(body, self.nodes, self.names, self.arena)
+        if f is None:
+            return False
+        self.absorb_columns(f, offset)
+        return True
+
+    def absorb_columns(self, f: FrameSpans, offset: int) -> None:
+        """Fold one frame's coded spans (`extract`'s or `extract_body`'s) into the tables."""
         n = f.n
         if not n:
             return

@@ -1,0 +1,524 @@
+/* edgetrace._recscan: a records frame's span records as columns, without a Python object per span.
+ *
+ * The explorer's scan of a million spans spent most of its time building a Python object per
+ * span (msgspec's decode) and then reading each field back out of it (one list comprehension
+ * per column). `columns(body)` walks the MessagePack body once and returns the columns the
+ * explorer's table needs: the strings of every string field interned (each distinct one a
+ * Python str once), integers as packed int64, `cause` and `parent` parsed into (node, seq),
+ * the raw attribute maps interned by their bytes.
+ *
+ * It is a fast path, never a second definition: anything it is not certain about - a record
+ * that is not the plain well-formed case, a value out of the bounds `Span` declares, invalid
+ * UTF-8 anywhere, an extension type, nesting deeper than it follows, trailing bytes - makes it
+ * return None, and the caller decodes the frame the ordinary way (msgspec), which accepts or
+ * refuses with its own message. So it may be stricter than msgspec, never looser; the tests
+ * check that whatever it accepts, the ordinary path gives the same columns.
+ *
+ * Every read is bounds-checked against the end of the body: the body is file data.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Fields of a span record, in the order `Span` declares them (array-like). */
+enum { F_NODE, F_SEQ, F_KIND, F_NAME, F_TRACE, F_PARENT, F_CAUSE, F_START, F_END, F_VC, F_ATTRS,
+       F_STATUS, F_ERROR, N_FIELDS };
+#define REQUIRED 4
+/* String columns returned, in this order. */
+enum { S_NODE, S_KIND, S_NAME, S_TRACE, S_STATUS, S_ERROR, N_SCOLS };
+#define MAX_DEPTH 32
+#define MAX_SEQ 0xFFFFFFFFLL
+#define NANOS_MAX (1LL << 62)
+
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end;
+} Reader;
+
+/* ---- interning: distinct byte strings of the body, numbered in order of first appearance ---- */
+
+typedef struct {
+    const uint8_t **ptr;
+    Py_ssize_t *len;
+    Py_ssize_t count, cap;
+    Py_ssize_t *slots; /* open addressing: index + 1, 0 empty */
+    Py_ssize_t nslots;
+} Interner;
+
+static uint64_t hash_bytes(const uint8_t *p, Py_ssize_t n) {
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h ^ (h >> 29);
+}
+
+static int interner_init(Interner *t, Py_ssize_t expect) {
+    memset(t, 0, sizeof(*t));
+    t->cap = 64;
+    t->nslots = 128;
+    while (t->nslots < expect * 2) t->nslots *= 2;
+    t->ptr = PyMem_Malloc(sizeof(*t->ptr) * t->cap);
+    t->len = PyMem_Malloc(sizeof(*t->len) * t->cap);
+    t->slots = PyMem_Calloc(t->nslots, sizeof(*t->slots));
+    return (t->ptr && t->len && t->slots) ? 0 : -1;
+}
+
+static void interner_free(Interner *t) {
+    PyMem_Free(t->ptr);
+    PyMem_Free(t->len);
+    PyMem_Free(t->slots);
+}
+
+static int interner_grow(Interner *t) {
+    Py_ssize_t nslots = t->nslots * 2;
+    Py_ssize_t *slots = PyMem_Calloc(nslots, sizeof(*slots));
+    if (!slots) return -1;
+    for (Py_ssize_t i = 0; i < t->count; i++) {
+        uint64_t h = hash_bytes(t->ptr[i], t->len[i]);
+        Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)(nslots - 1));
+        while (slots[at]) at = (at + 1) & (nslots - 1);
+        slots[at] = i + 1;
+    }
+    PyMem_Free(t->slots);
+    t->slots = slots;
+    t->nslots = nslots;
+    return 0;
+}
+
+/* The number of `p[0:n]`, added if new; -1 when out of memory. */
+static Py_ssize_t intern(Interner *t, const uint8_t *p, Py_ssize_t n) {
+    uint64_t h = hash_bytes(p, n);
+    Py_ssize_t mask = t->nslots - 1;
+    Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)mask);
+    while (t->slots[at]) {
+        Py_ssize_t i = t->slots[at] - 1;
+        if (t->len[i] == n && (n == 0 || memcmp(t->ptr[i], p, (size_t)n) == 0)) return i;
+        at = (at + 1) & mask;
+    }
+    if (t->count == t->cap) {
+        Py_ssize_t cap = t->cap * 2;
+        const uint8_t **ptr = PyMem_Realloc(t->ptr, sizeof(*ptr) * cap);
+        if (!ptr) return -1;
+        t->ptr = ptr;
+        Py_ssize_t *len = PyMem_Realloc(t->len, sizeof(*len) * cap);
+        if (!len) return -1;
+        t->len = len;
+        t->cap = cap;
+    }
+    Py_ssize_t i = t->count++;
+    t->ptr[i] = p;
+    t->len[i] = n;
+    t->slots[at] = i + 1;
+    if (t->count * 2 > t->nslots && interner_grow(t) < 0) return -1;
+    return i;
+}
+
+/* ---- MessagePack reading (0: ok, 1: not the plain case, the caller falls back) ---- */
+
+static int need(Reader *r, Py_ssize_t n) { return n >= 0 && r->end - r->p >= n; }
+
+static uint64_t be(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+/* Strict UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF): what msgspec and
+ * Python's decoder accept, so a string passed here decodes there. */
+static int utf8_ok(const uint8_t *s, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) { /* eight ASCII bytes at a time: names and ids nearly always are */
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!(w & 0x8080808080808080ULL)) { i += 8; continue; }
+        }
+        uint8_t c = s[i];
+        if (c < 0x80) { i++; continue; }
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return 0;
+            i += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (i + 2 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80) return 0;
+            if (c == 0xE0 && s[i + 1] < 0xA0) return 0;  /* overlong */
+            if (c == 0xED && s[i + 1] >= 0xA0) return 0;  /* surrogates */
+            i += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            if (i + 3 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80
+                || (s[i + 3] & 0xC0) != 0x80) return 0;
+            if (c == 0xF0 && s[i + 1] < 0x90) return 0;  /* overlong */
+            if (c == 0xF4 && s[i + 1] >= 0x90) return 0;  /* past U+10FFFF */
+            i += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A str header and its bytes; valid UTF-8 if `check` (msgspec checks the strings it decodes,
+ * not those inside a value it keeps raw). */
+static int str_at(Reader *r, const uint8_t **s, Py_ssize_t *n, int check) {
+    if (!need(r, 1)) return 1;
+    uint8_t b = *r->p;
+    Py_ssize_t len;
+    if (b >= 0xA0 && b <= 0xBF) { len = b & 0x1F; r->p += 1; }
+    else if (b == 0xD9) { if (!need(r, 2)) return 1; len = r->p[1]; r->p += 2; }
+    else if (b == 0xDA) { if (!need(r, 3)) return 1; len = (Py_ssize_t)be(r->p + 1, 2); r->p += 3; }
+    else if (b == 0xDB) { if (!need(r, 5)) return 1; len = (Py_ssize_t)be(r->p + 1, 4); r->p += 5; }
+    else return 1;
+    if (!need(r, len) || (check && !utf8_ok(r->p, len))) return 1;
+    *s = r->p;
+    *n = len;
+    r->p += len;
+    return 0;
+}
+
+static int read_str(Reader *r, const uint8_t **s, Py_ssize_t *n) { return str_at(r, s, n, 1); }
+
+/* An integer within [lo, hi]. */
+static int read_int(Reader *r, int64_t lo, int64_t hi, int64_t *out) {
+    if (!need(r, 1)) return 1;
+    uint8_t b = *r->p;
+    int64_t v;
+    if (b <= 0x7F) { v = b; r->p += 1; }
+    else if (b >= 0xE0) { v = (int8_t)b; r->p += 1; }
+    else if (b >= 0xCC && b <= 0xCF) {
+        int n = 1 << (b - 0xCC);
+        if (!need(r, 1 + n)) return 1;
+        uint64_t u = be(r->p + 1, n);
+        if (u > (uint64_t)INT64_MAX) return 1;
+        v = (int64_t)u;
+        r->p += 1 + n;
+    } else if (b >= 0xD0 && b <= 0xD3) {
+        int n = 1 << (b - 0xD0);
+        if (!need(r, 1 + n)) return 1;
+        uint64_t u = be(r->p + 1, n);
+        if (n == 1) v = (int8_t)u;
+        else if (n == 2) v = (int16_t)u;
+        else if (n == 4) v = (int32_t)u;
+        else v = (int64_t)u;
+        r->p += 1 + n;
+    } else return 1;
+    if (v < lo || v > hi) return 1;
+    *out = v;
+    return 0;
+}
+
+/* The length of an array header. */
+static int read_array(Reader *r, Py_ssize_t *n) {
+    if (!need(r, 1)) return 1;
+    uint8_t b = *r->p;
+    if (b >= 0x90 && b <= 0x9F) { *n = b & 0x0F; r->p += 1; }
+    else if (b == 0xDC) { if (!need(r, 3)) return 1; *n = (Py_ssize_t)be(r->p + 1, 2); r->p += 3; }
+    else if (b == 0xDD) { if (!need(r, 5)) return 1; *n = (Py_ssize_t)be(r->p + 1, 4); r->p += 5; }
+    else return 1;
+    return 0;
+}
+
+/* Past one value of any of the plain types (no extension types), nesting up to MAX_DEPTH.
+ * Its strings are not checked: msgspec keeps such a value raw without looking inside them. */
+static int skip(Reader *r, int depth) {
+    if (depth > MAX_DEPTH || !need(r, 1)) return 1;
+    uint8_t b = *r->p;
+    Py_ssize_t n = 0, items = 0;
+    if (b <= 0x7F || b >= 0xE0 || b == 0xC0 || b == 0xC2 || b == 0xC3) { r->p += 1; return 0; }
+    if (b >= 0xA0 && b <= 0xBF) {
+        const uint8_t *s;
+        return str_at(r, &s, &n, 0);
+    }
+    switch (b) {
+    case 0xD9: case 0xDA: case 0xDB: {
+        const uint8_t *s;
+        return str_at(r, &s, &n, 0);
+    }
+    case 0xCC: case 0xD0: n = 1; break;
+    case 0xCD: case 0xD1: n = 2; break;
+    case 0xCE: case 0xD2: case 0xCA: n = 4; break;
+    case 0xCF: case 0xD3: case 0xCB: n = 8; break;
+    case 0xC4: if (!need(r, 2)) return 1; n = r->p[1]; r->p += 1; break;
+    case 0xC5: if (!need(r, 3)) return 1; n = (Py_ssize_t)be(r->p + 1, 2); r->p += 2; break;
+    case 0xC6: if (!need(r, 5)) return 1; n = (Py_ssize_t)be(r->p + 1, 4); r->p += 4; break;
+    case 0xDC: case 0xDD: case 0xDE: case 0xDF: break;
+    default:
+        if ((b >= 0x80 && b <= 0x9F)) break;
+        return 1; /* 0xC1, and the extension types */
+    }
+    if (b >= 0x80 && b <= 0x8F) { items = 2 * (Py_ssize_t)(b & 0x0F); r->p += 1; }
+    else if (b >= 0x90 && b <= 0x9F) { items = b & 0x0F; r->p += 1; }
+    else if (b == 0xDC || b == 0xDE) {
+        if (!need(r, 3)) return 1;
+        items = (Py_ssize_t)be(r->p + 1, 2) * (b == 0xDE ? 2 : 1);
+        r->p += 3;
+    } else if (b == 0xDD || b == 0xDF) {
+        if (!need(r, 5)) return 1;
+        items = (Py_ssize_t)be(r->p + 1, 4) * (b == 0xDF ? 2 : 1);
+        r->p += 5;
+    } else {
+        if (!need(r, 1 + n)) return 1;
+        r->p += 1 + n;
+        return 0;
+    }
+    if (items > r->end - r->p) return 1; /* each item takes a byte at least */
+    for (Py_ssize_t i = 0; i < items; i++) {
+        /* the usual items of a clock or an attribute map, without a call: fixstr, fixint */
+        if (r->p < r->end) {
+            uint8_t c = *r->p;
+            if (c <= 0x7F || c >= 0xE0) { r->p += 1; continue; }
+            if (c >= 0xA0 && c <= 0xBF) {
+                Py_ssize_t len = c & 0x1F;
+                if (r->end - r->p < 1 + len) return 1;
+                r->p += 1 + len;
+                continue;
+            }
+        }
+        if (skip(r, depth + 1)) return 1;
+    }
+    return 0;
+}
+
+/* ---- span references: `node:seq` as the explorer's table keeps them ---- */
+
+/* The node part's number and the seq of a well-formed ref, or node -1 (an empty or malformed
+ * ref: the table keeps those as "none"). Well formed: a non-empty node before the last ':',
+ * then 1 to 10 ASCII digits worth at most 2^32 - 1. A NUL in a ref is not the plain case. */
+static int parse_ref(Interner *strings, const uint8_t *s, Py_ssize_t n, int32_t *node, uint32_t *seq) {
+    if (memchr(s, 0, (size_t)n)) return 1;
+    *node = -1;
+    *seq = 0;
+    Py_ssize_t c = n - 1;
+    while (c >= 0 && s[c] != ':') c--;
+    Py_ssize_t digits = n - c - 1;
+    if (c <= 0 || digits < 1 || digits > 10) return 0;
+    uint64_t v = 0;
+    for (Py_ssize_t i = c + 1; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > (uint64_t)MAX_SEQ) return 0;
+    Py_ssize_t k = intern(strings, s, c);
+    if (k < 0) return -1;
+    *node = (int32_t)k;
+    *seq = (uint32_t)v;
+    return 0;
+}
+
+/* ---- the frame ---- */
+
+static const uint8_t EMPTY_MAP[1] = {0x80};
+static const uint8_t OK[2] = {'o', 'k'};
+
+static PyObject *strings_of(Interner *t) {
+    PyObject *list = PyList_New(t->count);
+    if (!list) return NULL;
+    for (Py_ssize_t i = 0; i < t->count; i++) {
+        PyObject *s = PyUnicode_DecodeUTF8((const char *)t->ptr[i], t->len[i], "strict");
+        if (!s) { Py_DECREF(list); return NULL; }
+        PyList_SET_ITEM(list, i, s);
+    }
+    return list;
+}
+
+static PyObject *bytes_of(Interner *t) {
+    PyObject *list = PyList_New(t->count);
+    if (!list) return NULL;
+    for (Py_ssize_t i = 0; i < t->count; i++) {
+        PyObject *b = PyBytes_FromStringAndSize((const char *)t->ptr[i], t->len[i]);
+        if (!b) { Py_DECREF(list); return NULL; }
+        PyList_SET_ITEM(list, i, b);
+    }
+    return list;
+}
+
+static int is_map(const uint8_t *p, Py_ssize_t n) {
+    return n > 0 && ((p[0] >= 0x80 && p[0] <= 0x8F) || p[0] == 0xDE || p[0] == 0xDF);
+}
+
+/* 0: the columns are filled; 1: not the plain case; -1: out of memory. */
+static int walk(Reader *r, Py_ssize_t count, Interner *strings, Interner *raws, int32_t *sid, int64_t *ints,
+                int32_t *ref_node, uint32_t *ref_seq, int32_t *attr_id) {
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t fields;
+        if (read_array(r, &fields) || fields < REQUIRED) return 1;
+        const uint8_t *str[N_FIELDS];
+        Py_ssize_t len[N_FIELDS];
+        int64_t num[N_FIELDS];
+        const uint8_t *attrs = EMPTY_MAP;
+        Py_ssize_t attrs_len = 1;
+        str[F_TRACE] = str[F_PARENT] = str[F_CAUSE] = str[F_ERROR] = OK;
+        len[F_TRACE] = len[F_PARENT] = len[F_CAUSE] = len[F_ERROR] = 0;
+        str[F_STATUS] = OK;
+        len[F_STATUS] = 2;
+        num[F_START] = num[F_END] = 0;
+        for (Py_ssize_t f = 0; f < fields; f++) {
+            int bad;
+            switch (f) {
+            case F_NODE: case F_KIND: case F_NAME: case F_TRACE: case F_PARENT: case F_CAUSE:
+            case F_STATUS: case F_ERROR:
+                bad = read_str(r, &str[f], &len[f]);
+                break;
+            case F_SEQ:
+                bad = read_int(r, 1, MAX_SEQ, &num[f]);
+                break;
+            case F_START: case F_END:
+                bad = read_int(r, -NANOS_MAX, NANOS_MAX, &num[f]);
+                break;
+            case F_ATTRS: {
+                const uint8_t *at = r->p;
+                bad = skip(r, 0);
+                attrs = at;
+                attrs_len = r->p - at;
+                if (!bad && !is_map(attrs, attrs_len)) bad = 1;
+                break;
+            }
+            default: /* the clock, and fields after `error` the explorer does not read */
+                bad = skip(r, 0);
+            }
+            if (bad) return 1;
+        }
+        static const int scol_field[N_SCOLS] = {F_NODE, F_KIND, F_NAME, F_TRACE, F_STATUS, F_ERROR};
+        for (int c = 0; c < N_SCOLS; c++) {
+            int f = scol_field[c];
+            Py_ssize_t k = intern(strings, str[f], len[f]);
+            if (k < 0) return -1;
+            sid[c * count + i] = (int32_t)k;
+        }
+        ints[i] = num[F_SEQ];
+        ints[count + i] = num[F_START];
+        ints[2 * count + i] = num[F_END];
+        int got = parse_ref(strings, str[F_CAUSE], len[F_CAUSE], &ref_node[i], &ref_seq[i]);
+        if (got) return got;
+        got = parse_ref(strings, str[F_PARENT], len[F_PARENT], &ref_node[count + i], &ref_seq[count + i]);
+        if (got) return got;
+        Py_ssize_t a = intern(raws, attrs, attrs_len);
+        if (a < 0) return -1;
+        attr_id[i] = (int32_t)a;
+    }
+    return r->p == r->end ? 0 : 1;
+}
+
+/* Per string column (and the two ref columns' node parts), the distinct numbers in order of
+ * first appearance, one after another in `out` (`at[c]`: where column c's start); and for the
+ * trace column, each span's position in its first-use list (`trace_local`). */
+static int first_uses(Py_ssize_t count, Py_ssize_t distinct, const int32_t *sid, const int32_t *ref_node,
+                      int32_t *out, Py_ssize_t *at, int32_t *trace_local) {
+    int32_t *stamp = PyMem_Calloc(distinct > 0 ? distinct : 1, sizeof(int32_t));
+    int32_t *pos = PyMem_Calloc(distinct > 0 ? distinct : 1, sizeof(int32_t));
+    if (!stamp || !pos) { PyMem_Free(stamp); PyMem_Free(pos); return -1; }
+    Py_ssize_t k = 0;
+    for (int c = 0; c < N_SCOLS + 2; c++) {
+        const int32_t *col = c < N_SCOLS ? sid + c * count : ref_node + (c - N_SCOLS) * count;
+        at[c] = k;
+        Py_ssize_t found = 0;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            int32_t v = col[i];
+            if (v < 0) continue;
+            if (stamp[v] != c + 1) {
+                stamp[v] = c + 1;
+                pos[v] = (int32_t)found++;
+                out[k++] = v;
+            }
+            if (c == S_TRACE) trace_local[i] = pos[v];
+        }
+    }
+    at[N_SCOLS + 2] = k;
+    PyMem_Free(stamp);
+    PyMem_Free(pos);
+    return 0;
+}
+
+PyDoc_STRVAR(columns_doc,
+"columns(body) -> (n, strings, ids, ints, ref_node, ref_seq, raws, attr_ids, firsts, at, trace_local)\n"
+"    | None\n\n"
+"The span records of a records frame body (inflated) as columns, or None when the body is not\n"
+"the plain well-formed case (decode it the ordinary way then). `strings`: the distinct strings,\n"
+"in order of first appearance; `ids`: int32, 6 columns of n (node, kind, name, trace, status,\n"
+"error) numbering into `strings`; `ints`: int64, 3 columns (seq, start, end); `ref_node`: int32,\n"
+"2 columns (cause, parent), the node part's number in `strings` or -1 for none; `ref_seq`:\n"
+"uint32, the same; `raws`: the distinct raw attribute maps; `attr_ids`: int32 into `raws`;\n"
+"`firsts`: int32, per string column then the two ref columns, its distinct numbers in order of\n"
+"first appearance, column c at firsts[at[c]:at[c + 1]]; `trace_local`: int32, each span's\n"
+"trace as a position in the trace column's first-use list.");
+
+static PyObject *columns(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    Reader r = {(const uint8_t *)view.buf, (const uint8_t *)view.buf + view.len};
+    PyObject *result = NULL, *sid_b = NULL, *ints_b = NULL, *rn_b = NULL, *rs_b = NULL, *aid_b = NULL;
+    PyObject *strs = NULL, *raw_list = NULL, *firsts_b = NULL, *local_b = NULL;
+    Py_ssize_t at[N_SCOLS + 3];
+    Py_ssize_t count;
+    Interner strings, raws;
+    int have_strings = 0, have_raws = 0;
+    /* a record takes five bytes at least: a count beyond that is not this frame's */
+    if (read_array(&r, &count) || count > (r.end - r.p) / 5) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    have_strings = 1;
+    if (interner_init(&strings, 64) < 0) goto nomem;
+    have_raws = 1;
+    if (interner_init(&raws, 64) < 0) goto nomem;
+    sid_b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int32_t) * N_SCOLS * count);
+    ints_b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int64_t) * 3 * count);
+    rn_b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int32_t) * 2 * count);
+    rs_b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(uint32_t) * 2 * count);
+    aid_b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int32_t) * count);
+    if (!sid_b || !ints_b || !rn_b || !rs_b || !aid_b) goto fail;
+    int got = walk(&r, count, &strings, &raws, (int32_t *)PyBytes_AS_STRING(sid_b),
+                   (int64_t *)PyBytes_AS_STRING(ints_b), (int32_t *)PyBytes_AS_STRING(rn_b),
+                   (uint32_t *)PyBytes_AS_STRING(rs_b), (int32_t *)PyBytes_AS_STRING(aid_b));
+    if (got < 0) goto nomem;
+    if (got > 0) {
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
+    }
+    firsts_b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int32_t) * (N_SCOLS + 2) * count);
+    local_b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int32_t) * count);
+    if (!firsts_b || !local_b) goto fail;
+    if (first_uses(count, strings.count, (const int32_t *)PyBytes_AS_STRING(sid_b),
+                   (const int32_t *)PyBytes_AS_STRING(rn_b), (int32_t *)PyBytes_AS_STRING(firsts_b), at,
+                   (int32_t *)PyBytes_AS_STRING(local_b)) < 0) goto nomem;
+    strs = strings_of(&strings);
+    if (!strs) goto fail;
+    raw_list = bytes_of(&raws);
+    if (!raw_list) goto fail;
+    result = Py_BuildValue("(nOOOOOOOO(nnnnnnnnn)O)", count, strs, sid_b, ints_b, rn_b, rs_b, raw_list, aid_b,
+                           firsts_b, at[0], at[1], at[2], at[3], at[4], at[5], at[6], at[7], at[8], local_b);
+    goto done;
+nomem:
+    PyErr_NoMemory();
+fail:
+    result = NULL;
+done:
+    Py_XDECREF(sid_b);
+    Py_XDECREF(ints_b);
+    Py_XDECREF(rn_b);
+    Py_XDECREF(rs_b);
+    Py_XDECREF(aid_b);
+    Py_XDECREF(strs);
+    Py_XDECREF(raw_list);
+    Py_XDECREF(firsts_b);
+    Py_XDECREF(local_b);
+    if (have_strings) interner_free(&strings);
+    if (have_raws) interner_free(&raws);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"columns", columns, METH_O, columns_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "edgetrace._recscan",
+    "A records frame's span records as columns (the explorer's scan); see _recscan.c.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__recscan(void) { return PyModule_Create(&module); }

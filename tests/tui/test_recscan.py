@@ -1,0 +1,232 @@
+"""The C walk of a records frame (`edgetrace._recscan`, via `extract_body`) is a fast path of
+`extract(decode_slim_spans(body))`, never a second definition.
+
+Whatever body it takes — well formed, hostile, torn — it either declines (None: the caller
+decodes the ordinary way, which accepts or refuses with its own message) or gives exactly the
+columns the ordinary path gives, leaving the interned tables exactly as that path leaves them.
+It must also take the plain case: a fast path that always declined would pass the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from typing import Any
+
+import msgspec
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from edgetrace import Manifest, SessionWriter, Span, SpanKind, Status
+from edgetrace._codec import encode_spans
+from edgetrace._errors import CorruptSessionError
+from edgetrace.tui import _span_columns
+from edgetrace.tui._slim_span import decode_slim_spans
+from edgetrace.tui._span_columns import FrameSpans, extract, extract_body
+from edgetrace.tui._strings import AttrsArena, Strings
+
+native = pytest.mark.skipif(not _span_columns.NATIVE and not os.environ.get("CI"),
+                            reason="the C extension is not built here (python setup.py build_ext --inplace)")
+
+
+def test_the_extension_is_built_under_ci():
+    """CI installs with a compiler: a build that silently fell back would test only one path."""
+    if os.environ.get("CI"):
+        assert _span_columns.NATIVE, "edgetrace._recscan was not built (setup.py's optional extension)"
+
+
+def tables(seed: list[str] = ()) -> tuple[Strings, Strings, AttrsArena]:
+    nodes, strings = Strings(), Strings()
+    for name in seed:  # tables that already hold some names, as after earlier frames
+        nodes.code(name)
+        strings.code(name)
+    return nodes, strings, AttrsArena()
+
+
+def state(nodes: Strings, strings: Strings, arena: AttrsArena) -> Any:
+    return nodes.text, strings.text, arena.raw, arena.full
+
+
+def ordinary(body: bytes, seed: list[str]) -> tuple[Any, Any]:
+    """The ordinary path's columns (or its refusal) and the tables it leaves."""
+    t = tables(seed)
+    try:
+        got: Any = extract(decode_slim_spans(body), *t, "frame")
+    except (msgspec.DecodeError, msgspec.ValidationError, CorruptSessionError) as exc:
+        got = type(exc)
+    return got, state(*t)
+
+
+def same(a: FrameSpans, b: FrameSpans) -> None:
+    for f in fields(FrameSpans):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, tuple):
+            for u, v in zip(x, y, strict=True):
+                assert u.dtype == v.dtype and np.array_equal(u, v), f.name
+        elif isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and np.array_equal(x, y), f.name
+        else:
+            assert x == y, f.name
+
+
+def check(body: bytes, seed: list[str] = (), *, must_take: bool = False) -> FrameSpans | None:
+    expected, tables_after = ordinary(body, list(seed))
+    t = tables(list(seed))
+    fast = extract_body(body, *t)
+    if fast is None:
+        assert not must_take, "the C walk declined a plain well-formed frame"
+        assert state(*t) == state(*tables(list(seed))), "declining must leave the tables as they were"
+        return None
+    assert isinstance(expected, FrameSpans), f"the C walk took a body the ordinary path refuses ({expected})"
+    same(fast, expected)
+    assert state(*t) == tables_after
+    return fast
+
+
+# --- records as the runtime writes them, and as an old or hostile writer might -----------
+
+names = st.sampled_from(["n1", "node-0001", "hub", "t:1", "ü", "gw:x", ""]) | st.text(max_size=12)
+refs = st.one_of(
+    st.just(""),
+    st.builds(lambda n, s: f"{n}:{s}", names, st.integers(0, 2**33)),
+    st.sampled_from([":5", "a:", "a:01", "a:4294967295", "a:4294967296", "a:12345678901", "a:1:2", "a:٣", "x"]),
+    st.text(max_size=10),
+)
+scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=6) | st.binary(max_size=6)
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                      max_leaves=8)
+kinds = st.sampled_from([k.value for k in SpanKind]) | st.sampled_from(["nope", ""])
+statuses = st.sampled_from(["ok", "error"]) | st.sampled_from(["bad"])
+
+
+@st.composite
+def record(draw: Any) -> list[Any]:
+    fields_ = [
+        draw(names), draw(st.integers(1, 2**32 - 1) | st.integers(-5, 2**64 - 1)), draw(kinds), draw(names),
+        draw(st.sampled_from(["tr-1", "tr-2", ""]) | st.text(max_size=5)), draw(refs), draw(refs),
+        draw(st.integers(-(2**62), 2**62) | st.integers(-(2**63), 2**64 - 1)),
+        draw(st.integers(0, 10**12)),
+        draw(st.dictionaries(names, st.integers(0, 2**40), max_size=4) | values),
+        draw(st.dictionaries(st.text(max_size=6), values, max_size=3) | values),
+        draw(statuses), draw(st.sampled_from(["", "timeout after 2s", "boom"]) | st.text(max_size=5)),
+    ]
+    keep = draw(st.integers(3, 13))
+    extra = draw(st.lists(values, max_size=2))  # fields of a later format the explorer skips
+    return fields_[:keep] + (extra if keep == 13 else [])
+
+
+@native
+@given(st.lists(record(), max_size=12), st.lists(names, max_size=3))
+def test_the_c_walk_gives_the_ordinary_columns_or_declines(records, seed):
+    check(msgspec.msgpack.encode(records), seed)
+
+
+spans = st.builds(
+    Span,
+    node=st.sampled_from(["a", "b", "node-0001", "ü-gw"]), seq=st.integers(1, 2**32 - 1),
+    kind=st.sampled_from(list(SpanKind)), name=st.text(max_size=8),
+    trace=st.text(max_size=6), parent=refs, cause=refs,
+    start=st.integers(-(2**62), 2**62), end=st.integers(-(2**62), 2**62),
+    vc=st.dictionaries(st.sampled_from(["a", "b", "c"]), st.integers(0, 2**63 - 1), max_size=3),
+    attrs=st.dictionaries(st.sampled_from(["edgetrace.decision", "x", "edgetrace.timed_out"]),
+                          st.sampled_from(["spray", 1, 2.5, True, None, ["a"], {"k": 1}]), max_size=3),
+    status=st.sampled_from(list(Status)),
+    error=st.sampled_from(["", "timeout after 1s", "boom"]),
+    blobs=st.dictionaries(st.sampled_from(["in", "out"]), st.just("ab" * 32), max_size=1),
+)
+
+
+@native
+@given(st.lists(spans, max_size=20))
+def test_the_c_walk_takes_every_frame_the_runtime_writes(items):
+    """Records of valid spans (NUL-free refs) are the plain case: the fast path must take them."""
+    assume(not any("\x00" in s.cause or "\x00" in s.parent for s in items))
+    check(encode_spans(items), must_take=True)
+
+
+@native
+@given(st.lists(spans, min_size=1, max_size=6), st.data())
+def test_a_damaged_body_is_declined_or_read_as_msgspec_reads_it(items, data):
+    body = bytearray(encode_spans(items))
+    for _ in range(data.draw(st.integers(1, 4))):
+        how = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        at = data.draw(st.integers(0, len(body) - 1)) if body else 0
+        if how == "flip" and body:
+            body[at] = data.draw(st.integers(0, 255))
+        elif how == "cut":
+            del body[at:]
+        else:
+            body[at:at] = data.draw(st.binary(min_size=1, max_size=5))
+    check(bytes(body))
+
+
+@native
+@pytest.mark.parametrize("body", [
+    b"", b"\x90", b"\xc1", b"\x91", b"\x91\x94", b"\xdd\xff\xff\xff\xff", b"\x91\x94\xa1a\x01\xa5infer\xa1x\x00",
+    b"\x91\x94\xa1a\x00\xa5infer\xa1x",  # seq 0: outside Seq
+    b"\x91\x9b\xa1a\x01\xa5infer\xa1x\xa0\xa0\xa0\x00\x00\x80\x81\xa1k\xd4\x01\x00",  # an ext value in attrs
+    b"\x91\x9b\xa1a\x01\xa5infer\xa1x\xa0\xa0\xa0\x00\x00\x80" + b"\x91" * 40 + b"\x80",  # deep nesting
+    b"\x91\x95\xa1a\x01\xa5infer\xa1x\xa3\xed\xa0\x80",  # a surrogate in a trace id
+])
+def test_hostile_bodies(body):
+    check(body)
+
+
+def scanned(path, monkeypatch, *, fast: bool) -> Any:
+    from edgetrace.tui._store import TraceStore
+
+    with monkeypatch.context() as m:
+        if not fast:
+            m.setattr(_span_columns, "_recscan", None)
+        store = TraceStore(path)
+        store.scan()
+    table = store.table
+    columns = {name: np.array(getattr(table.spans, name)[: table.span_count]) for name in table.spans.SPEC}
+    rows = {name: np.array(getattr(table.columns, name)[: table.count]) for name in table.columns.SPEC}
+    return (columns, rows, table.nodes.text, table.names.text, table.arena.raw, table.more_acts,
+            [vars_of(r) for r in store.rows])
+
+
+def vars_of(row: Any) -> dict[str, Any]:
+    return {k: getattr(row, k) for k in row.__slots__}
+
+
+@native
+def test_a_session_scans_alike_with_and_without_the_c_walk(tmp_path, monkeypatch):
+    """The whole table a scan builds (columns, rows, interned strings) is the same either way,
+    on a session of many frames whose traces, causes and decisions cross frame boundaries."""
+    import random
+
+    rng = random.Random(5)
+    path = tmp_path / "s.ets"
+    seqs: dict[str, int] = {}
+    sent: list[str] = []
+    with SessionWriter(path, Manifest(app="x")) as w:
+        for frame in range(12):
+            batch = []
+            for _ in range(rng.randint(1, 60)):
+                node = rng.choice(["hub", "tractor-1", "tractor-2", "drone"])
+                seqs[node] = seqs.get(node, 0) + 1
+                kind = rng.choice(list(SpanKind))
+                attrs: dict[str, Any] = {}
+                if kind is SpanKind.DECIDE:
+                    attrs = {"edgetrace.decision": rng.choice(["spray", "hold"]),
+                             "edgetrace.timed_out": rng.random() < 0.3}
+                failed = rng.random() < 0.2
+                span = Span(node=node, seq=seqs[node], kind=kind, name=rng.choice(["infer", "rule", "spray", "state.get"]),
+                            trace=f"tr-{rng.randint(0, 30)}", cause=rng.choice(sent) if sent and rng.random() < 0.5 else "",
+                            parent=rng.choice(sent) if sent and rng.random() < 0.3 else "",
+                            start=frame * 1000 + rng.randint(0, 999), end=frame * 1000 + 1000 + rng.randint(0, 999),
+                            attrs=attrs, status=Status.ERROR if failed else Status.OK,
+                            error=rng.choice(["timeout after 2s", "boom"]) if failed else "")
+                batch.append(span)
+                sent.append(span.ref)
+            w.append(batch)
+    fast, slow = scanned(path, monkeypatch, fast=True), scanned(path, monkeypatch, fast=False)
+    for a, b in zip(fast[:2], slow[:2], strict=True):
+        assert a.keys() == b.keys()
+        for name in a:
+            assert np.array_equal(a[name], b[name]), name
+    assert fast[2:] == slow[2:]
