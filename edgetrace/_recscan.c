@@ -432,8 +432,8 @@ static int first_uses(Py_ssize_t count, Py_ssize_t distinct, const int32_t *sid,
 }
 
 PyDoc_STRVAR(columns_doc,
-"columns(body) -> (n, strings, ids, ints, ref_node, ref_seq, raws, attr_ids, firsts, at, trace_local)\n"
-"    | None\n\n"
+"columns(body) -> (n, strings, ids, ints, ref_node, ref_seq, raws, attr_ids, firsts, at, trace_local,\n"
+"    trace_blob, trace_len) | None\n\n"
 "The span records of a records frame body (inflated) as columns, or None when the body is not\n"
 "the plain well-formed case (decode it the ordinary way then). `strings`: the distinct strings,\n"
 "in order of first appearance; `ids`: int32, 6 columns of n (node, kind, name, trace, status,\n"
@@ -442,14 +442,15 @@ PyDoc_STRVAR(columns_doc,
 "uint32, the same; `raws`: the distinct raw attribute maps; `attr_ids`: int32 into `raws`;\n"
 "`firsts`: int32, per string column then the two ref columns, its distinct numbers in order of\n"
 "first appearance, column c at firsts[at[c]:at[c + 1]]; `trace_local`: int32, each span's\n"
-"trace as a position in the trace column's first-use list.");
+"trace as a position in the trace column's first-use list; `trace_blob`: those traces' UTF-8\n"
+"bytes one after another, `trace_len` (int32) their lengths.");
 
 static PyObject *columns(PyObject *self, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     Reader r = {(const uint8_t *)view.buf, (const uint8_t *)view.buf + view.len};
     PyObject *result = NULL, *sid_b = NULL, *ints_b = NULL, *rn_b = NULL, *rs_b = NULL, *aid_b = NULL;
-    PyObject *strs = NULL, *raw_list = NULL, *firsts_b = NULL, *local_b = NULL;
+    PyObject *strs = NULL, *raw_list = NULL, *firsts_b = NULL, *local_b = NULL, *blob_b = NULL, *tlen_b = NULL;
     Py_ssize_t at[N_SCOLS + 3];
     Py_ssize_t count;
     Interner strings, raws;
@@ -484,12 +485,29 @@ static PyObject *columns(PyObject *self, PyObject *arg) {
     if (first_uses(count, strings.count, (const int32_t *)PyBytes_AS_STRING(sid_b),
                    (const int32_t *)PyBytes_AS_STRING(rn_b), (int32_t *)PyBytes_AS_STRING(firsts_b), at,
                    (int32_t *)PyBytes_AS_STRING(local_b)) < 0) goto nomem;
+    {   /* the distinct trace ids' bytes, one after another (the trace table keeps them so) */
+        const int32_t *tr = (const int32_t *)PyBytes_AS_STRING(firsts_b) + at[S_TRACE];
+        Py_ssize_t nt = at[S_TRACE + 1] - at[S_TRACE], total = 0;
+        for (Py_ssize_t j = 0; j < nt; j++) total += strings.len[tr[j]];
+        blob_b = PyBytes_FromStringAndSize(NULL, total);
+        tlen_b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int32_t) * nt);
+        if (!blob_b || !tlen_b) goto fail;
+        char *out = PyBytes_AS_STRING(blob_b);
+        int32_t *lens = (int32_t *)PyBytes_AS_STRING(tlen_b);
+        for (Py_ssize_t j = 0; j < nt; j++) {
+            Py_ssize_t len = strings.len[tr[j]];
+            if (len) memcpy(out, strings.ptr[tr[j]], (size_t)len);
+            out += len;
+            lens[j] = (int32_t)len;
+        }
+    }
     strs = strings_of(&strings);
     if (!strs) goto fail;
     raw_list = bytes_of(&raws);
     if (!raw_list) goto fail;
-    result = Py_BuildValue("(nOOOOOOOO(nnnnnnnnn)O)", count, strs, sid_b, ints_b, rn_b, rs_b, raw_list, aid_b,
-                           firsts_b, at[0], at[1], at[2], at[3], at[4], at[5], at[6], at[7], at[8], local_b);
+    result = Py_BuildValue("(nOOOOOOOO(nnnnnnnnn)OOO)", count, strs, sid_b, ints_b, rn_b, rs_b, raw_list, aid_b,
+                           firsts_b, at[0], at[1], at[2], at[3], at[4], at[5], at[6], at[7], at[8], local_b,
+                           blob_b, tlen_b);
     goto done;
 nomem:
     PyErr_NoMemory();
@@ -505,6 +523,8 @@ done:
     Py_XDECREF(raw_list);
     Py_XDECREF(firsts_b);
     Py_XDECREF(local_b);
+    Py_XDECREF(blob_b);
+    Py_XDECREF(tlen_b);
     if (have_strings) interner_free(&strings);
     if (have_raws) interner_free(&raws);
     PyBuffer_Release(&view);

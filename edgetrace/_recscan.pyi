@@ -2,5 +2,5 @@
 
 def columns(body: bytes, /) -> (
     tuple[int, list[str], bytes, bytes, bytes, bytes, list[bytes], bytes, bytes,
-          tuple[int, int, int, int, int, int, int, int, int], bytes] | None
+          tuple[int, int, int, int, int, int, int, int, int], bytes, bytes, bytes] | None
 ): ...

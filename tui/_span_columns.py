@@ -97,6 +97,8 @@ class FrameSpans:
     parent: tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint32]]
     traces: list[str]  # distinct trace ids, in order of their first span in the frame
     trace_local: npt.NDArray[np.intp]  # per span: index into `traces`
+    #: `traces` as UTF-8 bytes one after another, and each one's length (the C walk has them)
+    trace_bytes: tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]] | None = None
 
 
 def _coded(values: list[str], table: Strings, dtype: Any) -> npt.NDArray[Any]:
@@ -240,10 +242,11 @@ def _ref_columns(node: npt.NDArray[np.int32], seq: npt.NDArray[np.uint32], disti
     out_seq = np.zeros(len(node), np.uint32)
     if not distinct:
         return out_node, out_seq
-    names = sorted({text[i] for i in distinct})  # UTF-8 byte order is code point order
-    code = dict(zip(names, nodes.codes_of(names), strict=True))
+    here = [text[i] for i in distinct]
+    if not nodes.codes.keys() >= set(here):  # new nodes are interned in sorted order, as `_refs` does
+        nodes.codes_of(sorted(set(here)))  # UTF-8 byte order is code point order
     lut = np.zeros(len(text) + 1, np.uint16)  # the last entry: -1, a ref that names nothing
-    lut[distinct] = [code[text[i]] for i in distinct]
+    lut[distinct] = nodes.codes_of(here)
     out_node[:] = lut[node]
     valid = node >= 0
     out_seq[valid] = seq[valid]
@@ -262,7 +265,7 @@ def extract_body(body: bytes, nodes: Strings, strings: Strings, arena: AttrsAren
     got = _recscan.columns(body)
     if got is None:
         return None
-    n, text, ids_b, ints_b, ref_node_b, ref_seq_b, raws, attr_b, firsts_b, at, local_b = got
+    n, text, ids_b, ints_b, ref_node_b, ref_seq_b, raws, attr_b, firsts_b, at, local_b, blob, lens = got
     ids = np.frombuffer(ids_b, np.int32).reshape(6, n)
     node_i, kind_i, name_i, _trace, status_i, error_i = ids
     firsts = np.frombuffer(firsts_b, np.int32)
@@ -305,4 +308,5 @@ def extract_body(body: bytes, nodes: Strings, strings: Strings, arena: AttrsAren
         cause=_ref_columns(ref_node[0], ref_seq[0], cause_d, text, nodes),
         parent=_ref_columns(ref_node[1], ref_seq[1], parent_d, text, nodes),
         traces=[text[k] for k in trace_d], trace_local=np.frombuffer(local_b, np.int32).astype(np.intp),
+        trace_bytes=(np.frombuffer(blob, np.uint8), np.frombuffer(lens, np.int32).astype(np.int64)),
     )

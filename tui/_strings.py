@@ -41,8 +41,12 @@ class Strings:
 
     def codes_of(self, values: Iterable[str]) -> list[int]:
         """Codes of distinct `values` (interning the new ones), in their order."""
-        get, code = self.codes.get, self.code
-        return [c if (c := get(v)) is not None else code(v) for v in values]
+        values = values if isinstance(values, list) else list(values)
+        try:  # every one known (a frame's node ids and names, nearly always): at C speed
+            return list(map(self.codes.__getitem__, values))
+        except KeyError:
+            get, code = self.codes.get, self.code
+            return [c if (c := get(v)) is not None else code(v) for v in values]
 
     def find(self, s: str) -> int | None:
         return self.codes.get(s)

@@ -8,7 +8,7 @@ sorted array (12 bytes a trace).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ class TraceIndex:
                     break
                 p += 1
 
-    def recall(self, traces: set[str]) -> None:
+    def recall(self, traces: Iterable[str]) -> None:
         """Scanner: bring the given traces that are in the arrays back into `recent`."""
         recent = self.recent
         for trace, row in self._search([t for t in traces if t not in recent]):

@@ -306,26 +306,32 @@ class TraceTable:
         base = self.span_count
         # trace rows: known ones from the index, new ones appended in order of first use
         index = self.index
-        index.recall(set(f.traces))
+        index.recall(f.traces)  # distinct already
         recent = index.recent
-        rows_of = [recent.get(t, -1) for t in f.traces]
-        new = [t for t, r in zip(f.traces, rows_of, strict=True) if r < 0]
-        encoded = [t.encode("utf-8", "surrogatepass") for t in new]
-        self._reserve(len(new), n, sum(map(len, encoded)))
+        get = recent.get
+        row_of = np.fromiter((get(t, -1) for t in f.traces), np.int64, len(f.traces))
+        fresh = row_of < 0
+        every_new = bool(fresh.all())
+        new = f.traces if every_new else [t for t, is_new in zip(f.traces, fresh.tolist(), strict=True) if is_new]
+        if f.trace_bytes is not None:  # the C walk's bytes: the new ones picked out
+            blob, lens = f.trace_bytes
+            if not every_new:
+                blob, lens = blob[np.repeat(fresh, lens)], lens[fresh]
+        else:
+            encoded = [t.encode("utf-8", "surrogatepass") for t in new]
+            blob = np.frombuffer(b"".join(encoded), np.uint8)
+            lens = np.fromiter(map(len, encoded), np.int64, len(encoded))
+        self._reserve(len(new), n, len(blob))
         c, sp = self.columns, self.spans
         row0 = self.count
         if new:
-            k = row0
-            for t in new:
-                recent[t] = k
-                k += 1
-            rows_of = [recent[t] for t in f.traces]
-            lens = np.fromiter(map(len, encoded), np.int64, len(encoded))
+            recent.update(zip(new, range(row0, row0 + len(new)), strict=True))
+            row_of[fresh] = np.arange(row0, row0 + len(new))
             at = int(c.tr_off[row0])
             ends = at + np.cumsum(lens)
-            self.ids[at:int(ends[-1])] = np.frombuffer(b"".join(encoded), np.uint8)
+            self.ids[at:int(ends[-1])] = blob
             c.tr_off[row0 + 1:row0 + 1 + len(new)] = ends
-        rows = np.asarray(rows_of, np.int64)[f.trace_local]
+        rows = row_of[f.trace_local]
         # the spans' own columns
         end = base + n
         sp.trace[base:end] = rows

@@ -60,7 +60,13 @@ def ordinary(body: bytes, seed: list[str]) -> tuple[Any, Any]:
 
 
 def same(a: FrameSpans, b: FrameSpans) -> None:
+    assert a.trace_bytes is not None and b.trace_bytes is None  # the C walk hands over the ids' bytes too
+    blob, lens = a.trace_bytes
+    encoded = [t.encode("utf-8", "surrogatepass") for t in b.traces]
+    assert bytes(blob) == b"".join(encoded) and lens.tolist() == [len(e) for e in encoded]
     for f in fields(FrameSpans):
+        if f.name == "trace_bytes":
+            continue
         x, y = getattr(a, f.name), getattr(b, f.name)
         if isinstance(x, tuple):
             for u, v in zip(x, y, strict=True):
