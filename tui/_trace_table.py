@@ -380,9 +380,9 @@ class TraceTable:
             np.add.at(c.faults, rows[faults], 1)
         off = self.node_offsets(len(self.nodes))[f.node]
         if new:
-            fresh = slice(row0, row0 + len(new))
-            c.lo[fresh] = np.iinfo(np.int64).max
-            c.hi[fresh] = np.iinfo(np.int64).min
+            added = slice(row0, row0 + len(new))
+            c.lo[added] = np.iinfo(np.int64).max
+            c.hi[added] = np.iinfo(np.int64).min
         c.lo[head_rows] = np.minimum(c.lo[head_rows], np.minimum.reduceat((f.start + off)[order], starts))
         c.hi[head_rows] = np.maximum(c.hi[head_rows], np.maximum.reduceat((f.end + off)[order], starts))
         k = len(self.frame_first)
