@@ -12,7 +12,10 @@ BASE`; its code runs with PYTHONPATH=DIR), it measures what a user waits for:
 - at 1M, each filter's time on the fully scanned session (goal ≤ 1 s), up to `--filter-timeout`.
 
 The sessions are the `fleet` topology of bench/_synth.py (1,000 nodes), generated once into
---cache (10M takes a while). Prints a table; --json writes every figure.
+--cache (10M takes a while), in two forms: live, as the hub writes it (zlib frames, every
+record's delta clock), and compacted, as `edgetrace record` leaves it (xz, receive clocks by
+reference) — up to --compact-up-to spans, since compacting 10M takes long. Prints a table;
+--json writes every figure.
 
     python bench/bench_explore.py [--records 1000000,10000000] [--baseline /tmp/base-explorer]
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -173,9 +177,9 @@ def _fmt(value: object, unit: str = "s") -> str:
     return f"{value:.2f} {unit}" if unit == "s" else f"{value:.0f} {unit}"
 
 
-def report(size: int, runs: dict[str, dict[str, object]]) -> None:
+def report(size: int, runs: dict[str, dict[str, object]], form: str = "live") -> None:
     names = list(runs)
-    print(f"\n{size:,} spans, median of {runs[names[-1]].get('runs', 1)} run(s) — " + "  vs  ".join(f"{n}: {runs[n].get('traces', '?'):,} traces" if isinstance(
+    print(f"\n{size:,} spans ({form}), median of {runs[names[-1]].get('runs', 1)} run(s) — " + "  vs  ".join(f"{n}: {runs[n].get('traces', '?'):,} traces" if isinstance(
         runs[n].get("traces"), int) else f"{n}: {runs[n].get('error', '?')}" for n in names))
     rows = [
         ("first rendered screen (goal ≤ 1 s)", "first_screen_s", "s"),
@@ -228,6 +232,8 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "edgetrace-bench")
     ap.add_argument("--repeats", type=int, default=1, help="runs per checkout and size; figures are medians")
     ap.add_argument("--json", type=Path, help="write every figure here")
+    ap.add_argument("--compact-up-to", type=int, default=2_000_000,
+                    help="also measure the compacted form of sessions up to this size")
     args = ap.parse_args()
     checkouts = {"this checkout": ROOT}
     if args.baseline and (args.baseline / "edgetrace").is_dir():
@@ -242,16 +248,29 @@ def main() -> None:
             t = time.perf_counter()
             make_session(path, size, args.nodes)
             print(f"generated {path} in {time.perf_counter() - t:.0f} s")
-        print(f"session {path}: {path.stat().st_size / 1e6:.0f} MB", flush=True)
+        forms = {"live": path}
+        if size <= args.compact_up_to:
+            compacted = path.with_name(path.stem + "-compacted.ets")
+            if not compacted.exists():
+                from edgetrace._compact import compact
+
+                t = time.perf_counter()
+                shutil.copy(path, compacted.with_suffix(".tmp"))
+                compact(compacted.with_suffix(".tmp"))
+                os.replace(compacted.with_suffix(".tmp"), compacted)
+                print(f"compacted {compacted} in {time.perf_counter() - t:.0f} s")
+            forms["compacted"] = compacted
         filters = FILTERS if size <= args.filters_up_to else []
-        raw: dict[str, list[dict[str, object]]] = {name: [] for name in checkouts}
-        for _ in range(args.repeats):  # interleaved: drift on a shared machine hits both alike
-            for name, where in checkouts.items():
-                raw[name].append(measure(path, where, filters=filters, filter_timeout=args.filter_timeout,
-                                         timeout=args.timeout))
-        runs = {name: _median_of(results) for name, results in raw.items()}
-        everything[str(size)] = runs
-        report(size, runs)
+        for form, session in forms.items():
+            print(f"session {session} ({form}): {session.stat().st_size / 1e6:.0f} MB", flush=True)
+            raw: dict[str, list[dict[str, object]]] = {name: [] for name in checkouts}
+            for _ in range(args.repeats):  # interleaved: drift on a shared machine hits both alike
+                for name, where in checkouts.items():
+                    raw[name].append(measure(session, where, filters=filters, filter_timeout=args.filter_timeout,
+                                             timeout=args.timeout))
+            runs = {name: _median_of(results) for name, results in raw.items()}
+            everything[f"{size} {form}"] = runs
+            report(size, runs, form)
     if args.json:
         args.json.write_text(json.dumps(everything, indent=1))
 

@@ -61,21 +61,21 @@ static int interner_init(Interner *t, Py_ssize_t expect) {
     t->cap = 64;
     t->nslots = 128;
     while (t->nslots < expect * 2) t->nslots *= 2;
-    t->ptr = PyMem_Malloc(sizeof(*t->ptr) * t->cap);
-    t->len = PyMem_Malloc(sizeof(*t->len) * t->cap);
-    t->slots = PyMem_Calloc(t->nslots, sizeof(*t->slots));
+    t->ptr = PyMem_RawMalloc(sizeof(*t->ptr) * t->cap);
+    t->len = PyMem_RawMalloc(sizeof(*t->len) * t->cap);
+    t->slots = PyMem_RawCalloc(t->nslots, sizeof(*t->slots));
     return (t->ptr && t->len && t->slots) ? 0 : -1;
 }
 
 static void interner_free(Interner *t) {
-    PyMem_Free(t->ptr);
-    PyMem_Free(t->len);
-    PyMem_Free(t->slots);
+    PyMem_RawFree(t->ptr);
+    PyMem_RawFree(t->len);
+    PyMem_RawFree(t->slots);
 }
 
 static int interner_grow(Interner *t) {
     Py_ssize_t nslots = t->nslots * 2;
-    Py_ssize_t *slots = PyMem_Calloc(nslots, sizeof(*slots));
+    Py_ssize_t *slots = PyMem_RawCalloc(nslots, sizeof(*slots));
     if (!slots) return -1;
     for (Py_ssize_t i = 0; i < t->count; i++) {
         uint64_t h = hash_bytes(t->ptr[i], t->len[i]);
@@ -83,7 +83,7 @@ static int interner_grow(Interner *t) {
         while (slots[at]) at = (at + 1) & (nslots - 1);
         slots[at] = i + 1;
     }
-    PyMem_Free(t->slots);
+    PyMem_RawFree(t->slots);
     t->slots = slots;
     t->nslots = nslots;
     return 0;
@@ -101,10 +101,10 @@ static Py_ssize_t intern(Interner *t, const uint8_t *p, Py_ssize_t n) {
     }
     if (t->count == t->cap) {
         Py_ssize_t cap = t->cap * 2;
-        const uint8_t **ptr = PyMem_Realloc(t->ptr, sizeof(*ptr) * cap);
+        const uint8_t **ptr = PyMem_RawRealloc(t->ptr, sizeof(*ptr) * cap);
         if (!ptr) return -1;
         t->ptr = ptr;
-        Py_ssize_t *len = PyMem_Realloc(t->len, sizeof(*len) * cap);
+        Py_ssize_t *len = PyMem_RawRealloc(t->len, sizeof(*len) * cap);
         if (!len) return -1;
         t->len = len;
         t->cap = cap;
@@ -406,9 +406,9 @@ static int walk(Reader *r, Py_ssize_t count, Interner *strings, Interner *raws, 
  * trace column, each span's position in its first-use list (`trace_local`). */
 static int first_uses(Py_ssize_t count, Py_ssize_t distinct, const int32_t *sid, const int32_t *ref_node,
                       int32_t *out, Py_ssize_t *at, int32_t *trace_local) {
-    int32_t *stamp = PyMem_Calloc(distinct > 0 ? distinct : 1, sizeof(int32_t));
-    int32_t *pos = PyMem_Calloc(distinct > 0 ? distinct : 1, sizeof(int32_t));
-    if (!stamp || !pos) { PyMem_Free(stamp); PyMem_Free(pos); return -1; }
+    int32_t *stamp = PyMem_RawCalloc(distinct > 0 ? distinct : 1, sizeof(int32_t));
+    int32_t *pos = PyMem_RawCalloc(distinct > 0 ? distinct : 1, sizeof(int32_t));
+    if (!stamp || !pos) { PyMem_RawFree(stamp); PyMem_RawFree(pos); return -1; }
     Py_ssize_t k = 0;
     for (int c = 0; c < N_SCOLS + 2; c++) {
         const int32_t *col = c < N_SCOLS ? sid + c * count : ref_node + (c - N_SCOLS) * count;
@@ -426,8 +426,8 @@ static int first_uses(Py_ssize_t count, Py_ssize_t distinct, const int32_t *sid,
         }
     }
     at[N_SCOLS + 2] = k;
-    PyMem_Free(stamp);
-    PyMem_Free(pos);
+    PyMem_RawFree(stamp);
+    PyMem_RawFree(pos);
     return 0;
 }
 
@@ -470,9 +470,14 @@ static PyObject *columns(PyObject *self, PyObject *arg) {
     rs_b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(uint32_t) * 2 * count);
     aid_b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int32_t) * count);
     if (!sid_b || !ints_b || !rn_b || !rs_b || !aid_b) goto fail;
-    int got = walk(&r, count, &strings, &raws, (int32_t *)PyBytes_AS_STRING(sid_b),
-                   (int64_t *)PyBytes_AS_STRING(ints_b), (int32_t *)PyBytes_AS_STRING(rn_b),
-                   (uint32_t *)PyBytes_AS_STRING(rs_b), (int32_t *)PyBytes_AS_STRING(aid_b));
+    int got;
+    /* the walk touches no Python object (raw allocations, an immutable buffer): the UI thread
+     * and the inflating threads run meanwhile */
+    Py_BEGIN_ALLOW_THREADS
+    got = walk(&r, count, &strings, &raws, (int32_t *)PyBytes_AS_STRING(sid_b),
+               (int64_t *)PyBytes_AS_STRING(ints_b), (int32_t *)PyBytes_AS_STRING(rn_b),
+               (uint32_t *)PyBytes_AS_STRING(rs_b), (int32_t *)PyBytes_AS_STRING(aid_b));
+    Py_END_ALLOW_THREADS
     if (got < 0) goto nomem;
     if (got > 0) {
         result = Py_None;

@@ -8,6 +8,7 @@ sorted array (12 bytes a trace).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, ClassVar
 
@@ -128,7 +129,7 @@ class TraceIndex:
     def recall(self, traces: Iterable[str]) -> None:
         """Scanner: bring the given traces that are in the arrays back into `recent`."""
         recent = self.recent
-        for trace, row in self._search([t for t in traces if t not in recent]):
+        for trace, row in self._search(list(itertools.filterfalse(recent.__contains__, traces))):
             recent[trace] = row
 
     def lookup(self, trace: str) -> int | None:

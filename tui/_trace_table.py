@@ -10,6 +10,7 @@ byte table, and found again through a `TraceIndex`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
@@ -309,7 +310,7 @@ class TraceTable:
         index.recall(f.traces)  # distinct already
         recent = index.recent
         get = recent.get
-        row_of = np.fromiter((get(t, -1) for t in f.traces), np.int64, len(f.traces))
+        row_of = np.fromiter(map(get, f.traces, itertools.repeat(-1)), np.int64, len(f.traces))
         fresh = row_of < 0
         every_new = bool(fresh.all())
         new = f.traces if every_new else [t for t, is_new in zip(f.traces, fresh.tolist(), strict=True) if is_new]
