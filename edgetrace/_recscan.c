@@ -536,6 +536,223 @@ done:
     return result;
 }
 
+/* ---- trace id -> row: the explorer's trace table, found by hash, checked against the ids ----
+ *
+ * The table's trace ids live in one byte array (`ids`, row r at ids[tr_off[r]:tr_off[r + 1]]),
+ * which the explorer owns and grows; this keeps only, per slot, the row and 32 bits of the id's
+ * hash (8 bytes a slot, at most 70 % full: ~11 bytes a trace). A hit is always checked against
+ * the stored bytes, so a hash collision cannot merge two traces. Every call holds the GIL: the
+ * UI thread's lookups and the scanner's updates never interleave inside one. */
+
+typedef struct {
+    PyObject_HEAD
+    int32_t *row; /* -1: empty */
+    uint32_t *tag;
+    Py_ssize_t nslots, count;
+} TraceTable;
+
+static void tt_dealloc(TraceTable *self) {
+    PyMem_RawFree(self->row);
+    PyMem_RawFree(self->tag);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *tt_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    if (PyTuple_GET_SIZE(args) || (kwds && PyDict_GET_SIZE(kwds))) {
+        PyErr_SetString(PyExc_TypeError, "TraceTable() takes no arguments");
+        return NULL;
+    }
+    TraceTable *self = (TraceTable *)type->tp_alloc(type, 0);
+    if (!self) return NULL;
+    self->nslots = 1024;
+    self->row = PyMem_RawMalloc(sizeof(int32_t) * self->nslots);
+    self->tag = PyMem_RawMalloc(sizeof(uint32_t) * self->nslots);
+    if (!self->row || !self->tag) { Py_DECREF(self); return PyErr_NoMemory(); }
+    memset(self->row, 0xFF, sizeof(int32_t) * self->nslots);
+    return (PyObject *)self;
+}
+
+typedef struct {
+    Py_buffer ids, off;
+    Py_ssize_t rows; /* rows whose bytes are in `ids` (tr_off has rows + 1 valid entries) */
+} Stored;
+
+/* The stored bytes of row r, or NULL if the offsets do not describe them (never trusted). */
+static const uint8_t *stored(const Stored *st, int32_t r, Py_ssize_t *n) {
+    if (r < 0 || r >= st->rows || (r + 2) * (Py_ssize_t)sizeof(uint64_t) > st->off.len) return NULL;
+    const uint64_t *off = (const uint64_t *)st->off.buf;
+    uint64_t a = off[r], b = off[r + 1];
+    if (a > b || b > (uint64_t)st->ids.len) return NULL;
+    *n = (Py_ssize_t)(b - a);
+    return (const uint8_t *)st->ids.buf + a;
+}
+
+/* The slot holding `p[0:n]` (a row below st->rows with those bytes), or the empty slot where it
+ * would go; `*hit` says which. */
+static Py_ssize_t tt_probe(TraceTable *t, const Stored *st, const uint8_t *p, Py_ssize_t n, uint64_t h, int *hit) {
+    Py_ssize_t mask = t->nslots - 1, at = (Py_ssize_t)(h & (uint64_t)mask);
+    uint32_t tag = (uint32_t)(h >> 32);
+    while (t->row[at] >= 0) {
+        if (t->tag[at] == tag) {
+            Py_ssize_t m;
+            const uint8_t *q = stored(st, t->row[at], &m);
+            if (q && m == n && (n == 0 || memcmp(p, q, (size_t)n) == 0)) { *hit = 1; return at; }
+        }
+        at = (at + 1) & mask;
+    }
+    *hit = 0;
+    return at;
+}
+
+/* Room for `more` entries at 70 % at most: rehashed from the stored bytes (entries for rows not
+ * stored, left by an update that did not complete, are dropped). */
+static int tt_reserve(TraceTable *t, const Stored *st, Py_ssize_t more) {
+    if ((t->count + more) * 10 <= t->nslots * 7) return 0;
+    Py_ssize_t nslots = t->nslots;
+    while ((t->count + more) * 10 > nslots * 7) nslots *= 2;
+    int32_t *row = PyMem_RawMalloc(sizeof(int32_t) * nslots);
+    uint32_t *tag = PyMem_RawMalloc(sizeof(uint32_t) * nslots);
+    if (!row || !tag) { PyMem_RawFree(row); PyMem_RawFree(tag); PyErr_NoMemory(); return -1; }
+    memset(row, 0xFF, sizeof(int32_t) * nslots);
+    Py_ssize_t count = 0, mask = nslots - 1;
+    for (Py_ssize_t i = 0; i < t->nslots; i++) {
+        Py_ssize_t n;
+        const uint8_t *q = t->row[i] >= 0 ? stored(st, t->row[i], &n) : NULL;
+        if (!q) continue;
+        uint64_t h = hash_bytes(q, n);
+        Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)mask);
+        while (row[at] >= 0) at = (at + 1) & mask;
+        row[at] = t->row[i];
+        tag[at] = (uint32_t)(h >> 32);
+        count++;
+    }
+    PyMem_RawFree(t->row);
+    PyMem_RawFree(t->tag);
+    t->row = row;
+    t->tag = tag;
+    t->nslots = nslots;
+    t->count = count;
+    return 0;
+}
+
+static int stored_get(Stored *st, PyObject *ids, PyObject *off, Py_ssize_t rows) {
+    if (PyObject_GetBuffer(ids, &st->ids, PyBUF_SIMPLE) < 0) return -1;
+    if (PyObject_GetBuffer(off, &st->off, PyBUF_SIMPLE) < 0) { PyBuffer_Release(&st->ids); return -1; }
+    st->rows = rows;
+    return 0;
+}
+
+static void stored_release(Stored *st) {
+    PyBuffer_Release(&st->ids);
+    PyBuffer_Release(&st->off);
+}
+
+PyDoc_STRVAR(tt_rows_doc,
+"rows(blob, lens, ids, tr_off, next_row) -> (rows, fresh)\n\n"
+"The row of each of a frame's distinct trace ids (`blob`: their bytes one after another, `lens`:\n"
+"int32 lengths), numbering the ones not seen before next_row, next_row + 1, ... in order.\n"
+"`ids`/`tr_off`: the stored ids of rows below next_row. `rows`: int64; `fresh`: one byte each,\n"
+"1 for a new trace (whose bytes the caller then stores as row rows[j]).");
+
+static PyObject *tt_rows(TraceTable *self, PyObject *args) {
+    PyObject *blob_o, *lens_o, *ids_o, *off_o;
+    Py_ssize_t next_row;
+    if (!PyArg_ParseTuple(args, "OOOOn", &blob_o, &lens_o, &ids_o, &off_o, &next_row)) return NULL;
+    Py_buffer blob, lens;
+    Stored st;
+    if (PyObject_GetBuffer(blob_o, &blob, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(lens_o, &lens, PyBUF_SIMPLE) < 0) { PyBuffer_Release(&blob); return NULL; }
+    if (stored_get(&st, ids_o, off_o, next_row) < 0) {
+        PyBuffer_Release(&blob); PyBuffer_Release(&lens); return NULL;
+    }
+    PyObject *rows_b = NULL, *fresh_b = NULL, *result = NULL;
+    Py_ssize_t n = lens.len / (Py_ssize_t)sizeof(int32_t);
+    const int32_t *len = (const int32_t *)lens.buf;
+    Py_ssize_t total = 0;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        if (len[j] < 0) goto bad;
+        total += len[j];
+    }
+    if (total != blob.len || next_row < 0 || next_row + n > INT32_MAX) goto bad;
+    if (tt_reserve(self, &st, n) < 0) goto done;
+    rows_b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int64_t) * n);
+    fresh_b = PyBytes_FromStringAndSize(NULL, n);
+    if (!rows_b || !fresh_b) goto done;
+    int64_t *rows = (int64_t *)PyBytes_AS_STRING(rows_b);
+    uint8_t *fresh = (uint8_t *)PyBytes_AS_STRING(fresh_b);
+    const uint8_t *p = (const uint8_t *)blob.buf;
+    Py_ssize_t added = 0;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        int hit;
+        uint64_t h = hash_bytes(p, len[j]);
+        Py_ssize_t at = tt_probe(self, &st, p, len[j], h, &hit);
+        if (hit) {
+            rows[j] = self->row[at];
+            fresh[j] = 0;
+        } else {
+            self->row[at] = (int32_t)(next_row + added);
+            self->tag[at] = (uint32_t)(h >> 32);
+            self->count++;
+            rows[j] = next_row + added++;
+            fresh[j] = 1;
+        }
+        p += len[j];
+    }
+    result = PyTuple_Pack(2, rows_b, fresh_b);
+    goto done;
+bad:
+    PyErr_SetString(PyExc_ValueError, "rows(): lengths that do not describe the blob, or a bad next_row");
+done:
+    Py_XDECREF(rows_b);
+    Py_XDECREF(fresh_b);
+    PyBuffer_Release(&blob);
+    PyBuffer_Release(&lens);
+    stored_release(&st);
+    return result;
+}
+
+PyDoc_STRVAR(tt_find_doc,
+"find(trace, ids, tr_off, rows) -> int\n\n"
+"The row (below `rows`) whose stored id is the bytes `trace`, or -1.");
+
+static PyObject *tt_find(TraceTable *self, PyObject *args) {
+    Py_buffer trace;
+    PyObject *ids_o, *off_o;
+    Py_ssize_t rows;
+    if (!PyArg_ParseTuple(args, "y*OOn", &trace, &ids_o, &off_o, &rows)) return NULL;
+    Stored st;
+    if (stored_get(&st, ids_o, off_o, rows) < 0) { PyBuffer_Release(&trace); return NULL; }
+    int hit;
+    uint64_t h = hash_bytes(trace.buf, trace.len);
+    Py_ssize_t at = tt_probe(self, &st, trace.buf, trace.len, h, &hit);
+    long found = hit ? (long)self->row[at] : -1;
+    PyBuffer_Release(&trace);
+    stored_release(&st);
+    return PyLong_FromLong(found);
+}
+
+static Py_ssize_t tt_len(TraceTable *self) { return self->count; }
+
+static PyMethodDef tt_methods[] = {
+    {"rows", (PyCFunction)tt_rows, METH_VARARGS, tt_rows_doc},
+    {"find", (PyCFunction)tt_find, METH_VARARGS, tt_find_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods tt_sequence = {.sq_length = (lenfunc)tt_len};
+
+static PyTypeObject TraceTableType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "edgetrace._recscan.TraceTable",
+    .tp_basicsize = sizeof(TraceTable),
+    .tp_dealloc = (destructor)tt_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Trace id -> row of the explorer's trace table (see _recscan.c).",
+    .tp_methods = tt_methods,
+    .tp_as_sequence = &tt_sequence,
+    .tp_new = tt_new,
+};
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_O, columns_doc},
     {NULL, NULL, 0, NULL},
@@ -546,4 +763,15 @@ static struct PyModuleDef module = {
     "A records frame's span records as columns (the explorer's scan); see _recscan.c.", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__recscan(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__recscan(void) {
+    if (PyType_Ready(&TraceTableType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&TraceTableType);
+    if (PyModule_AddObject(m, "TraceTable", (PyObject *)&TraceTableType) < 0) {
+        Py_DECREF(&TraceTableType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

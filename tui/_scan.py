@@ -22,6 +22,7 @@ from pathlib import Path
 from edgetrace._errors import CorruptSessionError
 from edgetrace._frames import Damage, Frame, FrameType, ScanResult, scan_frames
 from edgetrace._inflate import AHEAD, inflate_pool
+from edgetrace.tui._span_columns import Walked, walk_body
 
 __all__ = ["AHEAD", "FrameReader", "OpenFrame", "corrupt"]
 
@@ -36,26 +37,49 @@ def corrupt(path: Path, frame: Frame, what: str, exc: BaseException | None = Non
     )
 
 
-def _body(frame: Frame) -> bytes:
-    return frame.body()
+def _opened(frame: Frame) -> tuple[bytes, Walked]:
+    """On a worker thread: the body inflated, then walked into columns by the C walk (which
+    needs no table and releases the GIL), so the scanning thread is handed both."""
+    body = frame.body()
+    return body, walk_body(body)
 
 
 class OpenFrame:
-    """A frame read from the file, with its body once decompressed."""
+    """A frame read from the file, with its body once decompressed (and its records walked
+    into columns, where the C walk is built: `walked`)."""
 
     __slots__ = ("_future", "frame")
 
-    def __init__(self, frame: Frame, future: Future[bytes] | None) -> None:
+    def __init__(self, frame: Frame, future: Future[tuple[bytes, Walked]] | None) -> None:
         self.frame = frame
         self._future = future
 
-    def body(self, path: Path) -> bytes:
+    def _result(self, path: Path) -> tuple[bytes, Walked] | None:
+        if self._future is None:
+            return None
         try:
-            return self._future.result() if self._future is not None else self.frame.body()
+            return self._future.result()
         except CorruptSessionError:
             raise
         except (zlib.error, lzma.LZMAError, ValueError, MemoryError) as exc:
             raise corrupt(path, self.frame, "a compressed payload", exc) from None
+
+    def body(self, path: Path) -> bytes:
+        done = self._result(path)
+        if done is not None:
+            return done[0]
+        try:
+            return self.frame.body()
+        except CorruptSessionError:
+            raise
+        except (zlib.error, lzma.LZMAError, ValueError, MemoryError) as exc:
+            raise corrupt(path, self.frame, "a compressed payload", exc) from None
+
+    def walked(self, path: Path) -> Walked:
+        """The C walk of the body (None: not built, or it declined), done ahead on a worker
+        when the frame was inflated there, else now."""
+        done = self._result(path)
+        return done[1] if done is not None else walk_body(self.body(path))
 
 
 class FrameReader:
@@ -80,7 +104,7 @@ class FrameReader:
                 if isinstance(item, Damage):
                     ahead.append(item)
                     continue
-                future = pool.submit(_body, item) if item.type is FrameType.RECORDS and item.flags else None
+                future = pool.submit(_opened, item) if item.type is FrameType.RECORDS and item.flags else None
                 ahead.append(OpenFrame(item, future))
                 if len(ahead) > AHEAD:
                     yield ahead.popleft()

@@ -31,8 +31,8 @@ try:  # the C walk of a frame into columns (setup.py builds it when a compiler i
 except ImportError:  # pragma: no cover - exercised where the extension is not built
     _recscan = None
 
-__all__ = ["ERROR", "KINDS", "KIND_CODE", "NATIVE", "TIMEOUT", "FrameSpans", "SpanColumns", "extract",
-           "extract_body"]
+__all__ = ["ERROR", "KINDS", "KIND_CODE", "NATIVE", "TIMEOUT", "FrameSpans", "SpanColumns", "Walked", "extract",
+           "extract_body", "extract_walked", "walk_body"]
 
 #: The C walk is there (`extract_body` can take a frame without a Python object per span).
 NATIVE = _recscan is not None
@@ -253,16 +253,28 @@ def _ref_columns(node: npt.NDArray[np.int32], seq: npt.NDArray[np.uint32], disti
     return out_node, out_seq
 
 
+#: What the C walk hands back for a frame body (`_recscan.columns`), or None.
+Walked = tuple[Any, ...] | None
+
+
+def walk_body(body: bytes) -> Walked:
+    """The C walk of a records frame body into columns (no tables involved: any thread may do
+    it); None when the extension is not built or the body is not the plain case."""
+    return _recscan.columns(body) if _recscan is not None else None
+
+
 def extract_body(body: bytes, nodes: Strings, strings: Strings, arena: AttrsArena) -> FrameSpans | None:
     """What `extract(decode_slim_spans(body), ...)` gives, walked in C; None when the C walk is
     not built or the body is not the plain well-formed case, or a check `extract` makes would
-    refuse it (the caller then takes the ordinary path, which says why).
+    refuse it (the caller then takes the ordinary path, which says why)."""
+    return extract_walked(walk_body(body), nodes, strings, arena)
+
+
+def extract_walked(got: Walked, nodes: Strings, strings: Strings, arena: AttrsArena) -> FrameSpans | None:
+    """`extract_body` of a body walked already (`walk_body`, e.g. on the thread that inflated it).
 
     Nothing is added to the tables before every check has passed, and then in the order
     `extract` adds them, so both paths leave the tables alike."""
-    if _recscan is None:
-        return None
-    got = _recscan.columns(body)
     if got is None:
         return None
     n, text, ids_b, ints_b, ref_node_b, ref_seq_b, raws, attr_b, firsts_b, at, local_b, blob, lens = got

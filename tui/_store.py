@@ -267,7 +267,7 @@ class TraceStore:
         before = self.table.span_count
         if frame.type is FrameType.RECORDS:
             body = item.body(self.path)
-            if self.table.absorb_body(body, frame.offset):
+            if self.table.absorb_walked(item.walked(self.path), frame.offset):
                 return self.table.span_count - before
             try:
                 spans = decode_slim_spans(body)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["TraceIndex"]
+__all__ = ["NativeTraceIndex", "TraceIndex"]
 
 
 _CHUNK = 1 << 20
@@ -132,6 +132,23 @@ class TraceIndex:
         for trace, row in self._search(list(itertools.filterfalse(recent.__contains__, traces))):
             recent[trace] = row
 
+    def rows_for(self, traces: list[str], blob: npt.NDArray[np.uint8], lens: npt.NDArray[np.int64],
+                 next_row: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Scanner: the row of each of a frame's distinct traces, the new ones numbered from
+        `next_row` in order; and which are new. (`blob`/`lens`, their bytes, are for
+        `NativeTraceIndex`; this one keys by the strings.)"""
+        import numpy as np
+
+        self.recall(traces)
+        recent = self.recent
+        row_of = np.fromiter(map(recent.get, traces, itertools.repeat(-1)), np.int64, len(traces))
+        fresh = row_of < 0
+        if fresh.any():
+            new = traces if fresh.all() else [t for t, is_new in zip(traces, fresh.tolist(), strict=True) if is_new]
+            recent.update(zip(new, range(next_row, next_row + len(new)), strict=True))
+            row_of[fresh] = np.arange(next_row, next_row + len(new))
+        return row_of, fresh
+
     def lookup(self, trace: str) -> int | None:
         row = self.recent.get(trace)
         if row is None:
@@ -159,3 +176,32 @@ class TraceIndex:
         self._sorted = (hashes, rows)  # readers see the filter and arrays before the dict is emptied
         self.recent = {}
         self._settled = count
+
+
+class NativeTraceIndex:
+    """Trace id → row in C (`_recscan.TraceTable`): a hash table of rows, each hit checked
+    against the id the trace table stores, about 11 bytes a trace and no Python object per
+    trace. `stored()` gives the table's ids, their offsets and its complete row count."""
+
+    def __init__(self, stored: Callable[[], tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint64], int]]) -> None:
+        from edgetrace import _recscan
+
+        self._table = _recscan.TraceTable()
+        self._stored = stored
+
+    def rows_for(self, traces: list[str], blob: npt.NDArray[np.uint8], lens: npt.NDArray[np.int64],
+                 next_row: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """As `TraceIndex.rows_for` (keyed by the bytes)."""
+        import numpy as np
+
+        ids, off, _count = self._stored()
+        rows, fresh = self._table.rows(blob, lens.astype(np.int32), ids, off, next_row)
+        return np.frombuffer(rows, np.int64).copy(), np.frombuffer(fresh, np.bool_)
+
+    def lookup(self, trace: str) -> int | None:
+        ids, off, count = self._stored()
+        row: int = self._table.find(trace.encode("utf-8", "surrogatepass"), ids, off, count)
+        return row if row >= 0 else None
+
+    def settle(self, count: int) -> None:
+        """Nothing to move: the C table holds every trace."""

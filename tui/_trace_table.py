@@ -10,7 +10,6 @@ byte table, and found again through a `TraceIndex`.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
@@ -18,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgetrace import _attrs as attr
+from edgetrace.tui import _span_columns
 from edgetrace.tui._columns import Columns, allocate, release_all
 from edgetrace.tui._refs import RefTable
 from edgetrace.tui._slim_span import SlimSpan
@@ -28,11 +28,12 @@ from edgetrace.tui._span_columns import (
     TIMEOUT,
     FrameSpans,
     SpanColumns,
+    Walked,
     extract,
-    extract_body,
+    extract_walked,
 )
 from edgetrace.tui._strings import AttrsArena, Strings
-from edgetrace.tui._trace_index import TraceIndex
+from edgetrace.tui._trace_index import NativeTraceIndex, TraceIndex
 
 __all__ = ["SORTS", "TraceColumns", "TraceRow", "TraceTable"]
 
@@ -128,7 +129,9 @@ class TraceTable:
         self.more_acts: dict[int, str] = {}  # rows with more than one act: their act list
         #: Clock offset per node code (ns to add to a local time), as known when absorbing.
         self.offsets: npt.NDArray[np.int64] = np.zeros(1, np.int64)
-        self.index = TraceIndex(self.trace_at)
+        self.index: TraceIndex | NativeTraceIndex = (
+            NativeTraceIndex(lambda: (self.ids, self.columns.tr_off, self.count))
+            if _span_columns._recscan is not None else TraceIndex(self.trace_at))
         self.refs = RefTable()
 
     # --- reading rows ------------------------------------------------------------------
@@ -290,10 +293,11 @@ class TraceTable:
         """Fold the spans of the records frame at file offset `offset` into the tables."""
         self.absorb_columns(extract(spans, self.nodes, self.names, self.arena, where), offset)
 
-    def absorb_body(self, body: bytes, offset: int) -> bool:
-        """Fold a records frame's body in by the C walk (`extract_body`); False, with nothing
-        changed, when it cannot take this body (then decode it and `absorb` the spans)."""
-        f = extract_body(body, self.nodes, self.names, self.arena)
+    def absorb_walked(self, walked: Walked, offset: int) -> bool:
+        """Fold a records frame in from its C walk (`walk_body`); False, with nothing changed,
+        when the walk declined or `extract` would refuse the frame (then decode it and
+        `absorb` the spans, which says why)."""
+        f = extract_walked(walked, self.nodes, self.names, self.arena)
         if f is None:
             return False
         self.absorb_columns(f, offset)
@@ -307,31 +311,24 @@ class TraceTable:
         base = self.span_count
         # trace rows: known ones from the index, new ones appended in order of first use
         index = self.index
-        index.recall(f.traces)  # distinct already
-        recent = index.recent
-        get = recent.get
-        row_of = np.fromiter(map(get, f.traces, itertools.repeat(-1)), np.int64, len(f.traces))
-        fresh = row_of < 0
-        every_new = bool(fresh.all())
-        new = f.traces if every_new else [t for t, is_new in zip(f.traces, fresh.tolist(), strict=True) if is_new]
-        if f.trace_bytes is not None:  # the C walk's bytes: the new ones picked out
+        if f.trace_bytes is not None:  # the C walk's bytes of the ids
             blob, lens = f.trace_bytes
-            if not every_new:
-                blob, lens = blob[np.repeat(fresh, lens)], lens[fresh]
         else:
-            encoded = [t.encode("utf-8", "surrogatepass") for t in new]
+            encoded = [t.encode("utf-8", "surrogatepass") for t in f.traces]
             blob = np.frombuffer(b"".join(encoded), np.uint8)
             lens = np.fromiter(map(len, encoded), np.int64, len(encoded))
-        self._reserve(len(new), n, len(blob))
-        c, sp = self.columns, self.spans
         row0 = self.count
+        row_of, fresh = index.rows_for(f.traces, blob, lens, row0)
+        new = int(np.count_nonzero(fresh))
+        if new < len(fresh):  # the new ones' bytes picked out
+            blob, lens = blob[np.repeat(fresh, lens)], lens[fresh]
+        self._reserve(new, n, len(blob))
+        c, sp = self.columns, self.spans
         if new:
-            recent.update(zip(new, range(row0, row0 + len(new)), strict=True))
-            row_of[fresh] = np.arange(row0, row0 + len(new))
             at = int(c.tr_off[row0])
             ends = at + np.cumsum(lens)
             self.ids[at:int(ends[-1])] = blob
-            c.tr_off[row0 + 1:row0 + 1 + len(new)] = ends
+            c.tr_off[row0 + 1:row0 + 1 + new] = ends
         rows = row_of[f.trace_local]
         # the spans' own columns
         end = base + n
@@ -381,7 +378,7 @@ class TraceTable:
             np.add.at(c.faults, rows[faults], 1)
         off = self.node_offsets(len(self.nodes))[f.node]
         if new:
-            added = slice(row0, row0 + len(new))
+            added = slice(row0, row0 + new)
             c.lo[added] = np.iinfo(np.int64).max
             c.hi[added] = np.iinfo(np.int64).min
         c.lo[head_rows] = np.minimum(c.lo[head_rows], np.minimum.reduceat((f.start + off)[order], starts))
@@ -395,7 +392,7 @@ class TraceTable:
         self.t_min = low if base == 0 else min(self.t_min, low)
         self.frame_at.append(offset)
         self.span_count = end
-        self.count = row0 + len(new)
+        self.count = row0 + new
         index.settle(self.count)
 
     def _note_decisions(self, at: npt.NDArray[np.intp], codes: npt.NDArray[np.uint32],

@@ -236,3 +236,79 @@ def test_a_session_scans_alike_with_and_without_the_c_walk(tmp_path, monkeypatch
         for name in a:
             assert np.array_equal(a[name], b[name]), name
     assert fast[2:] == slow[2:]
+
+
+# --- the C trace index: trace id -> row, against a dict ------------------------------------
+
+class Stored:
+    """The trace table's side of the C index: the ids' bytes and offsets, as `TraceTable` keeps them."""
+
+    def __init__(self) -> None:
+        self.ids = bytearray()
+        self.off = [0]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.frombuffer(bytes(self.ids) or b"\0", np.uint8), np.array(self.off, np.uint64)
+
+    def frame(self, table: Any, traces: list[bytes]) -> list[int]:
+        ids, off = self.arrays()
+        lens = np.array([len(t) for t in traces], np.int32)
+        rows_b, fresh_b = table.rows(b"".join(traces), lens, ids, off, len(self.off) - 1)
+        rows, fresh = np.frombuffer(rows_b, np.int64).tolist(), np.frombuffer(fresh_b, np.bool_).tolist()
+        for t, is_new in zip(traces, fresh, strict=True):
+            if is_new:
+                self.ids += t
+                self.off.append(len(self.ids))
+        return rows
+
+
+@native
+@given(st.lists(st.lists(st.binary(max_size=4) | st.sampled_from([b"", b"t-1", "ü".encode()]), max_size=30,
+                         unique=True), max_size=12))
+def test_the_c_trace_index_numbers_traces_as_a_dict_does(frames):
+    from edgetrace import _recscan
+
+    table, stored, model = _recscan.TraceTable(), Stored(), {}
+    for traces in frames:
+        expected = [model.setdefault(t, len(model)) for t in traces]
+        assert stored.frame(table, traces) == expected
+    ids, off = stored.arrays()
+    for t, row in model.items():
+        assert table.find(t, ids, off, len(model)) == row
+        assert table.find(t, ids, off, row) == -1  # rows at or past the limit are not stored yet
+    assert table.find(b"never-seen", ids, off, len(model)) == -1
+    assert len(table) == len(model)
+
+
+@native
+def test_the_c_trace_index_grows_and_never_merges_traces():
+    """300,000 ids: the table rehashes many times, and 32-bit tags collide (checked on bytes)."""
+    from edgetrace import _recscan
+
+    table, stored = _recscan.TraceTable(), Stored()
+    ids = [f"t{i:08x}".encode() for i in range(300_000)]
+    for a in range(0, len(ids), 1000):
+        assert stored.frame(table, ids[a:a + 1000]) == list(range(a, a + 1000))
+    assert stored.frame(table, ids[::997]) == list(range(0, 300_000, 997))  # all known
+    ids_arr, off = stored.arrays()
+    for i in range(0, len(ids), 331):
+        assert table.find(ids[i], ids_arr, off, len(ids)) == i
+
+
+@native
+def test_the_c_trace_index_refuses_what_does_not_describe_a_frame():
+    from edgetrace import _recscan
+
+    table, stored = _recscan.TraceTable(), Stored()
+    stored.frame(table, [b"a", b"bb"])
+    ids, off = stored.arrays()
+    with pytest.raises(ValueError):
+        table.rows(b"abc", np.array([1, 1], np.int32), ids, off, 2)  # lengths that do not add up
+    with pytest.raises(ValueError):
+        table.rows(b"a", np.array([-1, 2], np.int32), ids, off, 2)
+    # offsets that do not describe stored bytes are never read: no match, no crash
+    bad = np.array([0, 10**12, 3], np.uint64)
+    assert table.find(b"a", ids, bad, 2) == -1 and table.find(b"bb", ids, bad, 2) == -1
+    assert table.find(b"a", ids, off, 10**9) == 0  # a limit past the offsets: only stored rows count
+    with pytest.raises(TypeError):
+        _recscan.TraceTable(1)

@@ -44,8 +44,17 @@ def by_trace(spans: list[Span]) -> dict[str, list[Span]]:
     return found
 
 
-@pytest.mark.parametrize("recent", [8, 100_000])  # hash arrays in play, or the dict alone
-def test_rows_match_a_full_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recent: int):
+@pytest.mark.parametrize(("recent", "native"), [
+    (8, False), (100_000, False),  # the Python index: hash arrays in play, or the dict alone
+    (8, True),  # the C walk and the C trace index (`_recscan`), where it is built
+])
+def test_rows_match_a_full_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recent: int, native: bool):
+    from edgetrace.tui import _span_columns
+
+    if native and not _span_columns.NATIVE:
+        pytest.skip("edgetrace._recscan is not built here")
+    if not native:
+        monkeypatch.setattr(_span_columns, "_recscan", None)
     monkeypatch.setattr(TraceIndex, "RECENT", recent)
     path = tmp_path / "mix.ets"
     traces = by_trace(interleaved_session(path))
