@@ -539,21 +539,27 @@ done:
 /* ---- trace id -> row: the explorer's trace table, found by hash, checked against the ids ----
  *
  * The table's trace ids live in one byte array (`ids`, row r at ids[tr_off[r]:tr_off[r + 1]]),
- * which the explorer owns and grows; this keeps only, per slot, the row and 32 bits of the id's
- * hash (8 bytes a slot, at most 70 % full: ~11 bytes a trace). A hit is always checked against
- * the stored bytes, so a hash collision cannot merge two traces. Every call holds the GIL: the
- * UI thread's lookups and the scanner's updates never interleave inside one. */
+ * which the explorer owns and grows; this keeps only one 32-bit word a slot: the row + 1 in its
+ * upper 27 bits and 5 bits of the id's hash (0: empty), at most 70 % full: ~6 bytes a trace, so
+ * a 10M-span session's 7M traces cost ~64 MB. A slot whose hash bits match is always checked
+ * against the stored bytes, so a collision cannot merge two traces. Every call holds the GIL:
+ * the UI thread's lookups and the scanner's updates never interleave inside one. */
+
+#define TAG_BITS 5
+#define MAX_ROWS ((1LL << (32 - TAG_BITS)) - 2)
 
 typedef struct {
     PyObject_HEAD
-    int32_t *row; /* -1: empty */
-    uint32_t *tag;
+    uint32_t *slot;
     Py_ssize_t nslots, count;
 } TraceTable;
 
+static inline uint32_t tag_of(uint64_t h) { return (uint32_t)(h >> (64 - TAG_BITS)); }
+static inline uint32_t slot_of(Py_ssize_t row, uint32_t tag) { return ((uint32_t)(row + 1) << TAG_BITS) | tag; }
+static inline int32_t row_of(uint32_t slot) { return (int32_t)(slot >> TAG_BITS) - 1; }
+
 static void tt_dealloc(TraceTable *self) {
-    PyMem_RawFree(self->row);
-    PyMem_RawFree(self->tag);
+    PyMem_RawFree(self->slot);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -565,10 +571,8 @@ static PyObject *tt_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     TraceTable *self = (TraceTable *)type->tp_alloc(type, 0);
     if (!self) return NULL;
     self->nslots = 1024;
-    self->row = PyMem_RawMalloc(sizeof(int32_t) * self->nslots);
-    self->tag = PyMem_RawMalloc(sizeof(uint32_t) * self->nslots);
-    if (!self->row || !self->tag) { Py_DECREF(self); return PyErr_NoMemory(); }
-    memset(self->row, 0xFF, sizeof(int32_t) * self->nslots);
+    self->slot = PyMem_RawCalloc(self->nslots, sizeof(uint32_t));
+    if (!self->slot) { Py_DECREF(self); return PyErr_NoMemory(); }
     return (PyObject *)self;
 }
 
@@ -591,11 +595,11 @@ static const uint8_t *stored(const Stored *st, int32_t r, Py_ssize_t *n) {
  * would go; `*hit` says which. */
 static Py_ssize_t tt_probe(TraceTable *t, const Stored *st, const uint8_t *p, Py_ssize_t n, uint64_t h, int *hit) {
     Py_ssize_t mask = t->nslots - 1, at = (Py_ssize_t)(h & (uint64_t)mask);
-    uint32_t tag = (uint32_t)(h >> 32);
-    while (t->row[at] >= 0) {
-        if (t->tag[at] == tag) {
+    uint32_t tag = tag_of(h);
+    while (t->slot[at]) {
+        if ((t->slot[at] & ((1u << TAG_BITS) - 1)) == tag) {
             Py_ssize_t m;
-            const uint8_t *q = stored(st, t->row[at], &m);
+            const uint8_t *q = stored(st, row_of(t->slot[at]), &m);
             if (q && m == n && (n == 0 || memcmp(p, q, (size_t)n) == 0)) { *hit = 1; return at; }
         }
         at = (at + 1) & mask;
@@ -610,26 +614,21 @@ static int tt_reserve(TraceTable *t, const Stored *st, Py_ssize_t more) {
     if ((t->count + more) * 10 <= t->nslots * 7) return 0;
     Py_ssize_t nslots = t->nslots;
     while ((t->count + more) * 10 > nslots * 7) nslots *= 2;
-    int32_t *row = PyMem_RawMalloc(sizeof(int32_t) * nslots);
-    uint32_t *tag = PyMem_RawMalloc(sizeof(uint32_t) * nslots);
-    if (!row || !tag) { PyMem_RawFree(row); PyMem_RawFree(tag); PyErr_NoMemory(); return -1; }
-    memset(row, 0xFF, sizeof(int32_t) * nslots);
+    uint32_t *slot = PyMem_RawCalloc(nslots, sizeof(uint32_t));
+    if (!slot) { PyErr_NoMemory(); return -1; }
     Py_ssize_t count = 0, mask = nslots - 1;
     for (Py_ssize_t i = 0; i < t->nslots; i++) {
         Py_ssize_t n;
-        const uint8_t *q = t->row[i] >= 0 ? stored(st, t->row[i], &n) : NULL;
+        const uint8_t *q = t->slot[i] ? stored(st, row_of(t->slot[i]), &n) : NULL;
         if (!q) continue;
         uint64_t h = hash_bytes(q, n);
         Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)mask);
-        while (row[at] >= 0) at = (at + 1) & mask;
-        row[at] = t->row[i];
-        tag[at] = (uint32_t)(h >> 32);
+        while (slot[at]) at = (at + 1) & mask;
+        slot[at] = t->slot[i];
         count++;
     }
-    PyMem_RawFree(t->row);
-    PyMem_RawFree(t->tag);
-    t->row = row;
-    t->tag = tag;
+    PyMem_RawFree(t->slot);
+    t->slot = slot;
     t->nslots = nslots;
     t->count = count;
     return 0;
@@ -649,6 +648,7 @@ static void stored_release(Stored *st) {
 
 PyDoc_STRVAR(tt_rows_doc,
 "rows(blob, lens, ids, tr_off, next_row) -> (rows, fresh)\n\n"
+"(OverflowError past 2^27 - 2 traces.)\n"
 "The row of each of a frame's distinct trace ids (`blob`: their bytes one after another, `lens`:\n"
 "int32 lengths), numbering the ones not seen before next_row, next_row + 1, ... in order.\n"
 "`ids`/`tr_off`: the stored ids of rows below next_row. `rows`: int64; `fresh`: one byte each,\n"
@@ -673,7 +673,11 @@ static PyObject *tt_rows(TraceTable *self, PyObject *args) {
         if (len[j] < 0) goto bad;
         total += len[j];
     }
-    if (total != blob.len || next_row < 0 || next_row + n > INT32_MAX) goto bad;
+    if (total != blob.len || next_row < 0) goto bad;
+    if (next_row + n > MAX_ROWS) {
+        PyErr_Format(PyExc_OverflowError, "more than %lld traces", (long long)MAX_ROWS);
+        goto done;
+    }
     if (tt_reserve(self, &st, n) < 0) goto done;
     rows_b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int64_t) * n);
     fresh_b = PyBytes_FromStringAndSize(NULL, n);
@@ -687,11 +691,10 @@ static PyObject *tt_rows(TraceTable *self, PyObject *args) {
         uint64_t h = hash_bytes(p, len[j]);
         Py_ssize_t at = tt_probe(self, &st, p, len[j], h, &hit);
         if (hit) {
-            rows[j] = self->row[at];
+            rows[j] = row_of(self->slot[at]);
             fresh[j] = 0;
         } else {
-            self->row[at] = (int32_t)(next_row + added);
-            self->tag[at] = (uint32_t)(h >> 32);
+            self->slot[at] = slot_of(next_row + added, tag_of(h));
             self->count++;
             rows[j] = next_row + added++;
             fresh[j] = 1;
@@ -725,7 +728,7 @@ static PyObject *tt_find(TraceTable *self, PyObject *args) {
     int hit;
     uint64_t h = hash_bytes(trace.buf, trace.len);
     Py_ssize_t at = tt_probe(self, &st, trace.buf, trace.len, h, &hit);
-    long found = hit ? (long)self->row[at] : -1;
+    long found = hit ? (long)row_of(self->slot[at]) : -1;
     PyBuffer_Release(&trace);
     stored_release(&st);
     return PyLong_FromLong(found);

@@ -20,6 +20,8 @@ __all__ = ["NativeTraceIndex", "TraceIndex"]
 
 
 _CHUNK = 1 << 20
+#: Traces the C index numbers (27 bits of row in a slot, see _recscan.c).
+MAX_TRACES = 2**27 - 2
 
 
 def _merged(old: tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]], hashes: npt.NDArray[np.int64],
@@ -195,7 +197,13 @@ class NativeTraceIndex:
         import numpy as np
 
         ids, off, _count = self._stored()
-        rows, fresh = self._table.rows(blob, lens.astype(np.int32), ids, off, next_row)
+        try:
+            rows, fresh = self._table.rows(blob, lens.astype(np.int32), ids, off, next_row)
+        except OverflowError:  # 2^27 - 2 traces: far past what a scan can hold anyway
+            from edgetrace._errors import CorruptSessionError
+
+            raise CorruptSessionError(f"more than {MAX_TRACES:,} traces, more than the explorer can show",
+                                      expected=f"at most {MAX_TRACES:,} traces") from None
         return np.frombuffer(rows, np.int64).copy(), np.frombuffer(fresh, np.bool_)
 
     def lookup(self, trace: str) -> int | None:

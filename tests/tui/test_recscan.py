@@ -312,3 +312,15 @@ def test_the_c_trace_index_refuses_what_does_not_describe_a_frame():
     assert table.find(b"a", ids, off, 10**9) == 0  # a limit past the offsets: only stored rows count
     with pytest.raises(TypeError):
         _recscan.TraceTable(1)
+    with pytest.raises(OverflowError):  # row numbers have 27 bits
+        table.rows(b"c", np.array([1], np.int32), ids, off, 2**27 - 2)
+
+
+@native
+def test_past_the_trace_limit_the_explorer_refuses_in_one_line():
+    from edgetrace.tui._trace_index import NativeTraceIndex
+
+    ids, off = np.zeros(1, np.uint8), np.zeros(1, np.uint64)
+    index = NativeTraceIndex(lambda: (ids, off, 0))
+    with pytest.raises(CorruptSessionError, match="more than 134,217,726 traces, more than the explorer can show"):
+        index.rows_for(["t"], np.frombuffer(b"t", np.uint8), np.array([1]), 2**27 - 2)
