@@ -252,11 +252,13 @@ def main() -> None:
         if size <= args.compact_up_to:
             compacted = path.with_name(path.stem + "-compacted.ets")
             if not compacted.exists():
-                from edgetrace._compact import compact
-
+                # in a process of its own: a child's peak RSS on Linux starts from its parent's at
+                # the fork, so compacting here would inflate every RSS figure measured after it
                 t = time.perf_counter()
                 shutil.copy(path, compacted.with_suffix(".tmp"))
-                compact(compacted.with_suffix(".tmp"))
+                subprocess.run([sys.executable, "-c", "import sys; from edgetrace._compact import compact; "
+                                "compact(sys.argv[1])", str(compacted.with_suffix(".tmp"))],
+                               check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
                 os.replace(compacted.with_suffix(".tmp"), compacted)
                 print(f"compacted {compacted} in {time.perf_counter() - t:.0f} s")
             forms["compacted"] = compacted

@@ -47,12 +47,25 @@ typedef struct {
     Py_ssize_t nslots;
 } Interner;
 
+/* Eight bytes at a time (ids and names are short: one or two words), then mixed well enough
+ * for linear probing on the low bits and 5 tag bits from the top. */
 static uint64_t hash_bytes(const uint8_t *p, Py_ssize_t n) {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)n;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 31;
+        p += 8;
+        n -= 8;
     }
+    if (n) {
+        uint64_t w = 0;
+        memcpy(&w, p, (size_t)n);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 31;
+    }
+    h *= 0x94D049BB133111EBULL;
     return h ^ (h >> 29);
 }
 
@@ -383,7 +396,15 @@ static int walk(Reader *r, Py_ssize_t count, Interner *strings, Interner *raws, 
         static const int scol_field[N_SCOLS] = {F_NODE, F_KIND, F_NAME, F_TRACE, F_STATUS, F_ERROR};
         for (int c = 0; c < N_SCOLS; c++) {
             int f = scol_field[c];
-            Py_ssize_t k = intern(strings, str[f], len[f]);
+            Py_ssize_t k;
+            if (i > 0) { /* a kind, a status, an empty error: mostly the previous span's again */
+                int32_t before = sid[c * count + i - 1];
+                if (strings->len[before] == len[f] && memcmp(strings->ptr[before], str[f], (size_t)len[f]) == 0) {
+                    sid[c * count + i] = before;
+                    continue;
+                }
+            }
+            k = intern(strings, str[f], len[f]);
             if (k < 0) return -1;
             sid[c * count + i] = (int32_t)k;
         }
