@@ -418,6 +418,13 @@ class TraceTable:
 
     def _note_acts(self, rows: npt.NDArray[np.int64], names: npt.NDArray[np.uint32]) -> None:
         c = self.columns
+        # the usual case at C speed: a trace's only act in this frame, and it had none before
+        distinct, first, counts = np.unique(rows, return_index=True, return_counts=True)
+        simple = (counts == 1) & (c.acts[distinct] == 0)
+        if simple.any():
+            c.acts[distinct[simple]] = names[first[simple]]
+            rest = ~np.isin(rows, distinct[simple])
+            rows, names = rows[rest], names[rest]
         for row, name in zip(rows.tolist(), names.tolist(), strict=True):
             if c.acts[row] == 0:
                 c.acts[row] = name
