@@ -15,9 +15,10 @@ from __future__ import annotations
 import lzma
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
+from typing import TypeVar
 
 from edgetrace._errors import CorruptSessionError
 from edgetrace._frames import Damage, Frame, FrameType, ScanResult, scan_frames
@@ -26,6 +27,7 @@ from edgetrace.tui._span_columns import Walked, walk_body
 
 __all__ = ["AHEAD", "FrameReader", "OpenFrame", "corrupt"]
 
+T = TypeVar("T")
 
 
 def corrupt(path: Path, frame: Frame, what: str, exc: BaseException | None = None) -> CorruptSessionError:
@@ -55,10 +57,13 @@ class OpenFrame:
         self._future = future
 
     def _result(self, path: Path) -> tuple[bytes, Walked] | None:
-        if self._future is None:
-            return None
+        """What the worker made of the frame (None: it was not handed to one)."""
+        return None if self._future is None else self._opening(path, self._future.result)
+
+    def _opening(self, path: Path, open_: Callable[[], T]) -> T:
+        """`open_()`, with a payload that does not inflate reported as the damaged frame it is."""
         try:
-            return self._future.result()
+            return open_()
         except CorruptSessionError:
             raise
         except (zlib.error, lzma.LZMAError, ValueError, MemoryError) as exc:
@@ -66,14 +71,7 @@ class OpenFrame:
 
     def body(self, path: Path) -> bytes:
         done = self._result(path)
-        if done is not None:
-            return done[0]
-        try:
-            return self.frame.body()
-        except CorruptSessionError:
-            raise
-        except (zlib.error, lzma.LZMAError, ValueError, MemoryError) as exc:
-            raise corrupt(path, self.frame, "a compressed payload", exc) from None
+        return done[0] if done is not None else self._opening(path, self.frame.body)
 
     def walked(self, path: Path) -> Walked:
         """The C walk of the body (None: not built, or it declined), done ahead on a worker

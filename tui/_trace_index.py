@@ -3,7 +3,8 @@
 The scan meets each trace id once per frame that holds its spans and must find the trace's
 row again; the UI looks rows up by id (a diff's diverged traces). A dict of 700,000 ids
 costs ~100 MB, so only traces seen lately stay in a dict and the rest move, by hash, into a
-sorted array (12 bytes a trace).
+sorted array (12 bytes a trace). Where the C extension is built, `NativeTraceIndex` does the
+same in a C hash table keyed by the id's bytes (about 6 bytes a trace).
 """
 
 from __future__ import annotations
@@ -182,8 +183,8 @@ class TraceIndex:
 
 class NativeTraceIndex:
     """Trace id → row in C (`_recscan.TraceTable`): a hash table of rows, each hit checked
-    against the id the trace table stores, about 11 bytes a trace and no Python object per
-    trace. `stored()` gives the table's ids, their offsets and its complete row count."""
+    against the id the trace table stores, about 6 bytes a trace and no Python object per
+    trace (used where the extension is built). `stored()` gives the table's ids, their offsets and its complete row count."""
 
     def __init__(self, stored: Callable[[], tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint64], int]]) -> None:
         from edgetrace import _recscan

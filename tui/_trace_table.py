@@ -318,11 +318,13 @@ class TraceTable:
             blob = np.frombuffer(b"".join(encoded), np.uint8)
             lens = np.fromiter(map(len, encoded), np.int64, len(encoded))
         row0 = self.count
+        # room first, as if every trace were new: once the index has numbered the new ones,
+        # nothing may fail before their ids are stored
+        self._reserve(len(f.traces), n, len(blob))
         row_of, fresh = index.rows_for(f.traces, blob, lens, row0)
         new = int(np.count_nonzero(fresh))
         if new < len(fresh):  # the new ones' bytes picked out
             blob, lens = blob[np.repeat(fresh, lens)], lens[fresh]
-        self._reserve(new, n, len(blob))
         c, sp = self.columns, self.spans
         if new:
             at = int(c.tr_off[row0])
