@@ -42,6 +42,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "show": ("edgetrace.cli._show", "list nodes, traces and spans of a session in causal order"),
     "diff": ("edgetrace.cli._diff", "compare a recorded session with a replayed one"),
     "merge": ("edgetrace.cli._merge", "combine the sessions several hubs recorded of one run"),
+    "compact": ("edgetrace.cli._compact", "recompress a sealed session as record does: smaller, faster to open"),
     "query": ("edgetrace.cli._query", "ask SQL questions of sessions (DuckDB; edgetrace[sql])"),
     "export": ("edgetrace.cli._export", "export a session: OTLP backends, MCAP (Foxglove), Parquet"),
     "explore": ("edgetrace.cli._explore", "open the terminal trace explorer"),
