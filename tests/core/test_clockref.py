@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import clock_histories  # tests/core/clock_histories.py (pytest puts this folder on sys.path)
 import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,32 +14,14 @@ from edgetrace._compact import compact
 from edgetrace._errors import CorruptSessionError, UsageError
 from edgetrace._records import CLOCK_REF_VERSION, FORMAT_VERSION, Manifest, Span, SpanKind
 from edgetrace._session import Session, SessionWriter
-from edgetrace.agents import MemorySink, Recorder
 
 NODES = ["a", "b", "c", "d"]
 
 
-@st.composite
-def histories(draw):
-    """Random runs of recorders exchanging messages (delivered in any order); full clocks on the side."""
-    sink = MemorySink()
-    recorders = {n: Recorder(n, sink) for n in NODES}
-    full = {}
-    in_flight = []
-    for _ in range(draw(st.integers(1, 50))):
-        node = draw(st.sampled_from(NODES))
-        action = draw(st.sampled_from(["local", "send", "send", "recv", "recv"]))
-        if action == "recv" and in_flight:
-            clock, cause, dst = in_flight.pop(draw(st.integers(0, len(in_flight) - 1)))
-            span = recorders[dst].record(SpanKind.RECV, "m", cause=cause, merge=clock)
-            full[span.ref] = recorders[dst].clock
-        else:
-            rec = recorders[node]
-            span = rec.record(SpanKind.SEND if action == "send" else SpanKind.LOG, "x")
-            full[span.ref] = rec.clock
-            if action == "send":
-                in_flight.append((rec.clock_dict(), span.ref, draw(st.sampled_from([n for n in NODES if n != node]))))
-    return sink.spans, full
+def histories():
+    """Four recorders; sends and receives drawn twice as often as local steps, never to oneself."""
+    return clock_histories.histories(NODES, steps=50, actions=["local", "send", "send", "recv", "recv"],
+                                     self_sends=False)
 
 
 def by_reference(spans: list[Span], full) -> list[Span]:
