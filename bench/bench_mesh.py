@@ -33,8 +33,9 @@ from edgetrace._compact import compact
 from edgetrace._records import Manifest
 from edgetrace._session import SessionWriter
 
+# Run in a fresh process, so that its peak RSS is the read and the index alone (argv[2]: bench/).
 _CHILD = """
-import random, resource, statistics, sys, time
+import random, resource, sys, time
 from edgetrace import Session
 t0 = time.perf_counter()
 session = Session(sys.argv[1])
@@ -45,19 +46,15 @@ build = time.perf_counter() - t0
 rng = random.Random(3)
 spans = session.spans
 refs = [(rng.choice(spans).ref, rng.choice(spans).ref) for _ in range(20000)]
-hb = index.happens_before
-timings = []
-for _ in range(5):
-    t0 = time.perf_counter()
-    for a, b in refs:
-        hb(a, b)
-    timings.append((time.perf_counter() - t0) / len(refs) * 1e6)
-print(len(spans), read, build, statistics.median(timings), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+sys.path.insert(0, sys.argv[2])
+from bench_read import hb_us  # imported after the index is built: its imports are not the index's
+print(len(spans), read, build, hb_us(index, refs), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
 def open_fresh(path: Path) -> tuple[int, float, float, float, float]:
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(Path(__file__).resolve().parent)],
+                         capture_output=True, text=True, check=True)
     n, read, build, hb, rss = out.stdout.split()
     return int(n), float(read), float(build), float(hb), int(rss) / 1024
 
