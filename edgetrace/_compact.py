@@ -44,7 +44,8 @@ __all__ = ["by_reference", "compact"]
 
 
 def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000, references: bool = True,
-            progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+            progress: Callable[[int, int], None] | None = None,
+            out: str | os.PathLike[str] | None = None) -> tuple[int, int]:
     """Rewrite a finished (sealed) session with xz frames of up to `records_per_frame` records.
 
     Live writers use zlib level 1 because the hub must keep up with its agents; once a
@@ -55,34 +56,36 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = 2000, refe
     follows it — `edgetrace record` compacts after the hub has stopped. `references` stores
     receives by reference to their sends where that is smaller (the file is then format 3,
     which builds before it do not read). `progress(done, total)` is told the bytes read so
-    far (the file is read twice with references: once to plan them, once to write). Returns
+    far (the file is read twice with references: once to plan them, once to write). `out`:
+    write the compacted session there (atomically too) and leave `path` as it is. Returns
     (bytes before, bytes after).
     """
     path = Path(path)
     if not path.is_file():
         raise SessionNotFoundError(f"{path}: no such session", path=path)
+    target = Path(out) if out is not None else path
     before = path.stat().st_size
     mode = stat.S_IMODE(path.stat().st_mode)
     # created exclusively under a fresh random name (never a fixed name someone could plant a
-    # symlink at), in the same folder so the rename is atomic
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".compacting")
+    # symlink at), in the target's folder so the rename is atomic
+    fd, name = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.", suffix=".compacting")
     tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as fh:
             total = before * (2 if references else 1)
             tell = progress or (lambda done, total: None)
             refs = _References.plan(path, lambda done: tell(done, total)) if references else None
             base = before if references else 0
-            sealed = _rewrite_xz(path, out, records_per_frame, refs, lambda done: tell(base + done, total))
+            sealed = _rewrite_xz(path, fh, records_per_frame, refs, lambda done: tell(base + done, total))
             tell(total, total)
-            os.fchmod(out.fileno(), mode)
+            os.fchmod(fh.fileno(), mode)
         if not sealed:
             raise UsageError(f"{path}: only a sealed session can be compacted (it may still be written)")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, path)
-    return before, path.stat().st_size
+    os.replace(tmp, target)
+    return before, target.stat().st_size
 
 
 def _rewrite_xz(path: Path, out: BinaryIO, records_per_frame: int, refs: _References | None,

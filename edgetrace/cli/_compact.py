@@ -12,10 +12,7 @@ be writing it), the original left as it was."""
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 EXAMPLES = """\
@@ -45,20 +42,9 @@ def run(args: argparse.Namespace) -> int:
     if not source.is_file():
         raise SessionNotFoundError(f"{source}: no such session", path=source)
     target = Path(args.out) if args.out else source
-    work = source
-    if target != source:  # a copy next to OUT, compacted, then renamed: OUT is whole or absent
-        fd, name = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.", suffix=".copy")
-        os.close(fd)
-        work = Path(name)
-        shutil.copyfile(source, work)
-    try:
-        with progress_bar("compacting the session", enabled=not args.json) as update:
-            before, after = compact(work, references=args.references, progress=update)
-        if work != target:
-            os.replace(work, target)
-    finally:
-        if work != source:
-            work.unlink(missing_ok=True)
+    with progress_bar("compacting the session", enabled=not args.json) as update:
+        before, after = compact(source, references=args.references, progress=update,
+                                out=None if target == source else target)
     with open(target, "rb") as fh:
         version = read_file_header(fh.read(FILE_HEADER_SIZE), magic=SESSION_MAGIC, supported=CLOCK_REF_VERSION,
                                    path=target, what="session")
