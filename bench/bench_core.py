@@ -134,7 +134,7 @@ def run(records: int, nodes: int, topology: str) -> None:
         t0 = time.perf_counter()
         assert len(Session(path)) == len(spans)
         packed_read_s = time.perf_counter() - t0
-        print(f"session bytes/record, sealed + compacted (xz): {packed:.1f} B → ratio {packed / otlp:.3f}× OTLP "
+        print(f"session bytes/record, sealed + compacted (zstd): {packed:.1f} B → ratio {packed / otlp:.3f}× OTLP "
               f"(goal ≤ 0.4×); compaction {len(spans) / compact_s:,.0f} records/s, "
               f"read {len(spans) / packed_read_s:,.0f} records/s")
         print(f"read + causal index in a fresh process: peak RSS {read_rss_mb(path):,.0f} MB "

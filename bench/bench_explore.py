@@ -13,7 +13,7 @@ BASE`; its code runs with PYTHONPATH=DIR), it measures what a user waits for:
 
 The sessions are the `fleet` topology of bench/_synth.py (1,000 nodes), generated once into
 --cache (10M takes a while), in two forms: live, as the hub writes it (zlib frames, every
-record's delta clock), and compacted, as `edgetrace record` leaves it (xz, receive clocks by
+record's delta clock), and compacted, as `edgetrace record` leaves it (zstd, receive clocks by
 reference) — up to --compact-up-to spans, since compacting 10M takes long. Prints a table;
 --json writes every figure.
 

@@ -129,7 +129,7 @@ def main() -> None:
         pairs = [(rng.choice(spans).ref, rng.choice(spans).ref) for _ in range(20000)]
         del spans
         gc.collect()
-        how = ("compacted with references (xz)" if args.sealed else "zlib 1, as the hub writes")
+        how = ("compacted with references (zstd)" if args.sealed else "zlib 1, as the hub writes")
         print(f"== {args.topology}: {args.records:,} records, {args.nodes:,} nodes, "
               f"{path.stat().st_size / args.records:.1f} B/record on disk ({how})"
               + (f"; {plain.stat().st_size / args.records:.1f} B/record compacted without" if args.sealed else ""))

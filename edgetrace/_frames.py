@@ -15,11 +15,14 @@ import lzma
 import os
 import re
 import struct
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, overload
+
+import zstandard
 
 from edgetrace._errors import CorruptSessionError, UnsupportedFormatError
 
@@ -27,6 +30,7 @@ __all__ = [
     "FILE_HEADER_SIZE",
     "FLAG_LZMA",
     "FLAG_ZLIB",
+    "FLAG_ZSTD",
     "FRAME_HEADER_SIZE",
     "MAX_FRAME_PAYLOAD",
     "MAX_INFLATED",
@@ -51,8 +55,12 @@ MAX_FRAME_PAYLOAD = 256 * 1024 * 1024
 MAX_INFLATED = 64 * 1024 * 1024
 _STEP = 1 << 20
 FLAG_ZLIB = 0x01  # zlib level 1: what live writers use (the hub stores ≈ 300k records/s)
-FLAG_LZMA = 0x02  # xz preset 0: what finished sessions are compacted to (≈ 2.5× smaller)
-_KNOWN_FLAGS = FLAG_ZLIB | FLAG_LZMA
+FLAG_LZMA = 0x02  # xz preset 0: what finished sessions were compacted to before zstd (still read)
+FLAG_ZSTD = 0x04  # zstd level 9: what finished sessions are compacted to (docs/decisions.md)
+_KNOWN_FLAGS = FLAG_ZLIB | FLAG_LZMA | FLAG_ZSTD
+_CODECS = FLAG_ZLIB | FLAG_LZMA | FLAG_ZSTD
+ZSTD_LEVEL = 9
+_ZSTD_WINDOW = 1 << 23
 _XZ = {"format": lzma.FORMAT_XZ, "check": lzma.CHECK_NONE, "preset": 0}  # the frame CRC already checks
 
 
@@ -89,7 +97,7 @@ class Frame:
                 "not know (written by a newer edgetrace? upgrade to read it)",
                 path=self.path or None, offset=self.offset, expected=f"flags within {_KNOWN_FLAGS:#04x}",
             )
-        if not self.flags & (FLAG_LZMA | FLAG_ZLIB):
+        if not self.flags & _CODECS:
             return self.payload
         data, complete = self._inflate(limit)
         if not complete:
@@ -102,8 +110,14 @@ class Frame:
 
     def head(self, n: int) -> bytes:
         """The first `n` bytes of the body, inflating no more than that (a blob's hash)."""
-        if not self.flags & (FLAG_LZMA | FLAG_ZLIB) or self.flags & ~_KNOWN_FLAGS:
+        if not self.flags & _CODECS or self.flags & ~_KNOWN_FLAGS:
             return self.payload[:n]
+        if self.flags & FLAG_ZSTD and not self.flags & FLAG_LZMA:
+            try:  # a stream read stops at n bytes, whatever the frame claims
+                with _zstd().stream_reader(self.payload, read_across_frames=False) as reader:
+                    return reader.read(n)
+            except zstandard.ZstdError as exc:
+                raise self._undecompressable(exc) from None
         return self._inflate(n)[0][:n]
 
     def _inflate(self, limit: int) -> tuple[bytes, bool]:
@@ -119,6 +133,8 @@ class Frame:
                     size += len(parts[-1])
                     data = b""
                 complete = xz.eof and not xz.unused_data
+            elif self.flags & FLAG_ZSTD:
+                return self._unzstd(limit)
             else:
                 inflater = zlib.decompressobj()
                 data = self.payload
@@ -130,11 +146,41 @@ class Frame:
             if not complete and size > _STEP:
                 return b"", False  # refused: never join (copy) what is being thrown away
             return (parts[0] if len(parts) == 1 else b"".join(parts)), complete
-        except (lzma.LZMAError, zlib.error) as exc:
+        except (lzma.LZMAError, zlib.error, zstandard.ZstdError) as exc:
+            raise self._undecompressable(exc) from None
+
+    def _unzstd(self, limit: int) -> tuple[bytes, bool]:
+        """A zstd payload in one call, which releases the GIL. Bounded before any memory is
+        spent: the frame header must state the size (every writer here states it) and it must
+        be within `limit`; the one-shot call then writes into exactly that many bytes, so a
+        frame that inflates to more than it claims fails instead of growing."""
+        size = zstandard.frame_content_size(self.payload)
+        if size < 0:
             raise CorruptSessionError(
-                f"{self.path}: frame at offset {self.offset} does not decompress: {exc}",
-                path=self.path or None, offset=self.offset, expected="a compressed payload",
-            ) from None
+                f"{self.path}: frame at offset {self.offset} holds a zstd payload that does not state its size",
+                path=self.path or None, offset=self.offset, expected="a zstd frame that states its content size",
+            )
+        if size > limit:
+            return b"", False
+        return _zstd().decompress(self.payload, allow_extra_data=False), True
+
+    def _undecompressable(self, exc: BaseException) -> CorruptSessionError:
+        return CorruptSessionError(
+            f"{self.path}: frame at offset {self.offset} does not decompress: {exc}",
+            path=self.path or None, offset=self.offset, expected="a compressed payload",
+        )
+
+
+_local = threading.local()
+
+
+def _zstd() -> zstandard.ZstdDecompressor:
+    """This thread's zstd decompressor: one may not be shared between threads (the inflate
+    pool decompresses frames on two), and making one per frame costs an allocation each."""
+    d: zstandard.ZstdDecompressor | None = getattr(_local, "zstd", None)
+    if d is None:  # a stream read (`head`) never allocates more than an 8 MiB window: ours use 4
+        d = _local.zstd = zstandard.ZstdDecompressor(max_window_size=_ZSTD_WINDOW)
+    return d
 
 
 def encode_file_header(magic: bytes, version: int) -> bytes:
@@ -196,7 +242,8 @@ def read_file_header(data: bytes, *, magic: bytes, supported: int, path: Path | 
 
 def encode_frame(ftype: FrameType, payload: bytes, *, compress: bool | str = False, flags: int = 0,
                  count: int = 0) -> bytes:
-    """`compress`: False, True or "zlib" (fast, for live writers), or "lzma" (small, for finished files).
+    """`compress`: False, True or "zlib" (fast, for live writers), "zstd" (small and fast to read,
+    for finished files: what compaction writes), or "lzma" (xz, as compaction wrote before zstd).
 
     `flags` marks a payload that is already compressed (the agent's zlib bytes, stored as sent).
     `count`: how many records a RECORDS frame holds (format 2; capped at 65535, 0 = not said),
@@ -208,7 +255,9 @@ def encode_frame(ftype: FrameType, payload: bytes, *, compress: bool | str = Fal
     if flags & ~_KNOWN_FLAGS:
         raise ValueError(f"unknown frame flags {flags:#04x}")
     if compress and not flags:
-        if compress == "lzma":
+        if compress == "zstd":
+            packed, flag = _zstd_compressor().compress(payload), FLAG_ZSTD
+        elif compress == "lzma":
             packed, flag = lzma.compress(payload, **_XZ), FLAG_LZMA  # type: ignore[arg-type]
         else:
             packed, flag = zlib.compress(payload, 1), FLAG_ZLIB
@@ -216,6 +265,15 @@ def encode_frame(ftype: FrameType, payload: bytes, *, compress: bool | str = Fal
             payload, flags = packed, flag
     head = _FRAME_HEADER.pack(len(payload), int(ftype), flags, min(max(count, 0), 0xFFFF), zlib.crc32(payload))
     return head + _HEADER_CRC.pack(zlib.crc32(head)) + payload
+
+
+def _zstd_compressor() -> zstandard.ZstdCompressor:
+    """This thread's zstd compressor (not shareable between threads either); every frame it
+    writes states its content size, which readers require (`Frame._unzstd`)."""
+    c: zstandard.ZstdCompressor | None = getattr(_local, "zstd_c", None)
+    if c is None:
+        c = _local.zstd_c = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
+    return c
 
 
 def _zeros_from_within(read: Callable[[int, int], bytes], total: int, start: int, end: int) -> bool:
@@ -263,7 +321,7 @@ class Damage:
 
 
 # what a frame header can look like at a resync point: type 1-6, known flags, reserved 0
-_CANDIDATE = re.compile(rb"(?s)(?=.{4}[\x01-\x06][\x00-\x03])")
+_CANDIDATE = re.compile(rb"(?s)(?=.{4}[\x01-\x06][\x00-\x07])")
 _RESYNC_CHUNK = 1 << 20
 
 

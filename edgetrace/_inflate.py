@@ -1,11 +1,11 @@
 """Records frames inflated ahead on worker threads while the reader decodes the frame before.
 
-A records frame of a live session is zlib-compressed (xz once compacted), and on a session of a
-million records inflating costs a good part of what decoding does. zlib and lzma release the
-GIL while they work, so `inflated` hands each records frame to a small thread pool as soon as
-the scan has read (and CRC-checked) it, and yields the frames back in file order with their
-bodies on the way: the reading thread decodes one frame while the next are being inflated on
-the other core. What the scan raises is raised after the frames before it, as a scan one frame
+A records frame of a live session is zlib-compressed (zstd once compacted; xz if compacted
+before zstd), and on a session of a million records inflating costs a good part of what
+decoding does. zlib, zstd and lzma release the GIL while they work, so `inflated` hands each
+records frame to a small thread pool as soon as the scan has read (and CRC-checked) it, and
+yields the frames back in file order with their bodies on the way: the reading thread decodes
+one frame while the next are being inflated on the other core. What the scan raises is raised after the frames before it, as a scan one frame
 at a time would. (The explorer's reader, tui/_scan.py, does the same; this is the core's.)
 """
 
@@ -29,8 +29,8 @@ _lock = threading.Lock()
 
 
 def inflate_pool() -> ThreadPoolExecutor:
-    """The one pool of inflate threads every reader of this process shares (zlib/lzma release
-    the GIL): the CLI's session reader and the explorer's scan."""
+    """The one pool of inflate threads every reader of this process shares (zlib/zstd/lzma
+    release the GIL): the CLI's session reader and the explorer's scan."""
     global _pool
     with _lock:
         if _pool is None:

@@ -81,7 +81,7 @@ def merge_manifests(manifests: Sequence[tuple[str, Manifest]]) -> Manifest:
 
 
 def merge_sessions(parts: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
-                   allow_gaps: bool = False, compress: bool | str = "lzma") -> MergeResult:
+                   allow_gaps: bool = False, compress: bool | str = "zstd") -> MergeResult:
     """Write the session that combines `parts` (sessions of one run from different hubs) to `out`."""
     if len(parts) < 2:
         raise UsageError("merge needs at least two sessions")

@@ -302,7 +302,7 @@ class Replayer:
                     if sha not in blobs:
                         blobs[sha] = self.session.blob(sha)
             spans = sorted(prefix + run.spans, key=lambda s: (s.node, s.seq))
-        with SessionWriter(path, manifest, compress="lzma") as writer:  # written once: small
+        with SessionWriter(path, manifest, compress="zstd") as writer:  # written once: small
             for sha in sorted(blobs):
                 writer.put_blob(blobs[sha], sha)
             for i in range(0, len(spans), 512):

@@ -193,7 +193,7 @@ class GridResult:
         manifest.models, manifest.policies = models, policies
         if path.exists():
             path.unlink()
-        with SessionWriter(path, manifest, compress="lzma") as writer:  # written once: small
+        with SessionWriter(path, manifest, compress="zstd") as writer:  # written once: small
             for sha in sorted(self.blobs):
                 writer.put_blob(self.blobs[sha], sha)
             writer.append(self.spans)

@@ -1,9 +1,9 @@
 """Reading a session's frames for the explorer: decompression ahead on worker threads.
 
-A records frame must be decompressed (zlib for live sessions, xz for compacted ones) before
+A records frame must be decompressed (zlib for live sessions, zstd for compacted ones) before
 it can be decoded, and on a session of a million spans decompressing costs about as much as
-decoding. zlib and lzma release the GIL while they work, so `FrameReader` hands each frame's
-bytes to a small thread pool as soon as the frame is read and yields the frames back in
+decoding. zlib, zstd and lzma release the GIL while they work, so `FrameReader` hands each
+frame's bytes to a small thread pool as soon as the frame is read and yields the frames back in
 file order with their bodies: the scanning thread decodes one frame while the next ones are
 being decompressed on the other core.
 

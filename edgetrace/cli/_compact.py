@@ -1,9 +1,9 @@
-"""Recompress a finished session, as `edgetrace record` does when its hub stops: xz frames of
-2,000 records, and each receive's clock stored by reference to its send where that is smaller.
+"""Recompress a finished session, as `edgetrace record` does when its hub stops: zstd frames of
+8,000 records, and each receive's clock stored by reference to its send where that is smaller.
 
 A hub's session (and one saved by `replay --save` or a test) is written in the live form:
-zlib level 1, every record's delta clock. Compacted, the 1,000-node fleet benchmark is ≈ 8×
-smaller and the explorer scans it ≈ 1.6× faster. The file is replaced atomically (or `--out`
+zlib level 1, every record's delta clock. Compacted, the 1,000-node fleet benchmark is ≈ 7×
+smaller and the explorer scans it ≈ 3× faster. The file is replaced atomically (or `--out`
 is written), so a crash leaves the old session or the new one, never a mix.
 
 Exit 0 when compacted; 2 when the session is missing, damaged or not sealed (a hub may still

@@ -13,12 +13,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import zstandard
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edgetrace import CorruptSessionError, Manifest, Session, SessionWriter, Span, SpanKind
 from edgetrace._compact import compact
 from edgetrace._frames import (
     FILE_HEADER_SIZE,
     FLAG_LZMA,
+    FLAG_ZLIB,
+    FLAG_ZSTD,
+    Frame,
     FrameType,
     ScanResult,
     encode_frame,
@@ -150,3 +156,146 @@ def test_an_inflate_bomb_records_frame_is_one_line_exit_2(tmp_path):
     code, peak, err = _peak_rss_mib(["show", str(path)], tmp_path)
     assert code == 2 and "inflates past" in err and len(err.splitlines()) == 1, err
     assert peak < 200, f"show peaked at {peak:.0f} MiB"
+
+
+# --- compacted sessions are zstd: bounded, strict, and no looser than zlib or xz ---------------
+
+
+def _zstd_of_zeros(mib: int) -> bytes:
+    return zstandard.ZstdCompressor(level=9).compress(b"\0" * (mib << 20))
+
+
+def test_a_zstd_bomb_records_frame_is_one_line_exit_2_and_costs_no_memory(tmp_path):
+    path = tmp_path / "bomb.ets"
+    _session(path, 3)
+    bomb = _zstd_of_zeros(300)  # ≈ 10 KB on disk, 300 MiB inflated: refused by the size it states
+    with open(path, "ab") as fh:
+        fh.write(encode_frame(FrameType.RECORDS, bomb, flags=FLAG_ZSTD))
+    assert path.stat().st_size < 50_000
+    code, peak, err = _peak_rss_mib(["show", str(path)], tmp_path)
+    assert code == 2 and "inflates past" in err and len(err.splitlines()) == 1, err
+    assert peak < 200, f"show peaked at {peak:.0f} MiB"
+
+
+def test_a_zstd_bomb_blob_costs_show_no_memory_and_is_refused_when_read(tmp_path):
+    path = tmp_path / "bomb.ets"
+    _session(path, 3)
+    with open(path, "ab") as fh:  # show reads only the blob's hash: 32 bytes of a stream read
+        fh.write(encode_frame(FrameType.BLOB, _zstd_of_zeros(300), flags=FLAG_ZSTD))
+    code, peak, _ = _peak_rss_mib(["show", str(path)], tmp_path)
+    assert code == 0
+    assert peak < 200, f"show peaked at {peak:.0f} MiB"
+    with pytest.raises(CorruptSessionError, match="inflates past"):
+        Session(path).blob("00" * 32)
+
+
+def _frame(payload: bytes, flags: int = FLAG_ZSTD) -> Frame:
+    return Frame(100, FrameType.RECORDS, flags, payload, "s.ets")
+
+
+def test_a_zstd_payload_must_state_its_size_and_hold_nothing_else():
+    body = b"\x90" * 5000
+    good = zstandard.ZstdCompressor(level=9).compress(body)
+    assert _frame(good).body() == body
+    assert _frame(good).head(7) == body[:7]
+    streamed = zstandard.ZstdCompressor(level=9, write_content_size=False).compress(body)
+    with pytest.raises(CorruptSessionError, match="does not state its size"):
+        _frame(streamed).body()
+    with pytest.raises(CorruptSessionError, match="does not decompress"):
+        _frame(good + b"\0").body()  # trailing bytes: a second frame or garbage, never ignored
+    with pytest.raises(CorruptSessionError, match="does not decompress"):
+        _frame(good[:-4]).body()  # cut short
+    with pytest.raises(CorruptSessionError, match="inflates past"):
+        _frame(good).body(limit=len(body) - 1)
+
+
+def test_a_zstd_frame_that_understates_its_size_fails_instead_of_growing():
+    body = bytes(range(256)) * 64
+    small = zstandard.ZstdCompressor(level=9).compress(body[:100])
+    big = zstandard.ZstdCompressor(level=9).compress(body)
+    head_len = zstandard.frame_header_size(big)
+    # the big frame's blocks behind the small frame's header (which states 100 bytes)
+    liar = small[:zstandard.frame_header_size(small)] + big[head_len:]
+    with pytest.raises(CorruptSessionError):
+        _frame(liar).body()
+
+
+def test_a_zstd_frame_asking_for_a_huge_window_is_refused_by_head():
+    params = zstandard.ZstdCompressionParameters.from_level(9, window_log=26)
+    data = zstandard.ZstdCompressor(compression_params=params).compress(os.urandom(1 << 16) * 1100)
+    assert zstandard.get_frame_parameters(data).window_size == 1 << 26
+    with pytest.raises(CorruptSessionError, match="does not decompress"):
+        _frame(data).head(32)
+
+
+_CODEC = {FLAG_ZSTD: lambda b: zstandard.ZstdCompressor(level=9).compress(b), FLAG_ZLIB: lambda b: __import__(
+    "zlib").compress(b, 1), FLAG_LZMA: lambda b: lzma.compress(b, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE)}
+
+
+@given(st.sampled_from(sorted(_CODEC)), st.binary(max_size=3000), st.data())
+def test_a_damaged_compressed_payload_inflates_within_the_limit_or_is_refused(flag, body, data):
+    """What the CRC cannot catch (a payload damaged before it was framed, or a hostile writer):
+    every codec's reader returns at most `limit` bytes or raises CorruptSessionError."""
+    payload = bytearray(_CODEC[flag](body))
+    how = data.draw(st.sampled_from(["flip", "cut", "insert", "random", "intact"]))
+    if how == "flip" and payload:
+        at = data.draw(st.integers(0, len(payload) - 1))
+        payload[at] ^= data.draw(st.integers(1, 255))
+    elif how == "cut":
+        del payload[data.draw(st.integers(0, len(payload))):]
+    elif how == "insert":
+        at = data.draw(st.integers(0, len(payload)))
+        payload[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+    elif how == "random":
+        payload = bytearray(data.draw(st.binary(max_size=200)))
+    limit = data.draw(st.sampled_from([len(body), 4096, 1 << 20]))
+    frame = _frame(bytes(payload), flag)
+    try:
+        got = frame.body(limit=max(limit, 1))
+        assert len(got) <= max(limit, 1)
+        if how == "intact" and len(body) <= limit:
+            assert got == body
+    except CorruptSessionError:
+        assert how != "intact" or len(body) > limit
+    try:
+        assert len(frame.head(32)) <= 32
+    except CorruptSessionError:
+        assert how != "intact"
+
+
+def test_compaction_writes_zstd_frames_and_old_xz_sessions_still_read(tmp_path):
+    path = tmp_path / "s.ets"
+    _session(path, 40)
+    old = tmp_path / "old.ets"
+    with SessionWriter(old, Manifest(session_id="z", app="t"), compress="lzma") as w:
+        w.append(Session(path).spans)
+        w.seal()
+    w2 = tmp_path / "w.ets"
+    with SessionWriter(w2, Manifest(session_id="z", app="t")) as w:
+        w.append(Session(path).spans)
+        w.seal()
+    compact(w2)
+    flags = {f.flags for f in scan_frames(w2.read_bytes(), FILE_HEADER_SIZE, path=w2)
+             if not isinstance(f, ScanResult) and f.type is FrameType.RECORDS}
+    assert flags == {FLAG_ZSTD}
+    assert {f.flags for f in scan_frames(old.read_bytes(), FILE_HEADER_SIZE, path=old)
+            if not isinstance(f, ScanResult) and f.type is FrameType.RECORDS} == {FLAG_LZMA}
+    assert Session(old).spans == Session(w2).spans == Session(path).spans
+
+
+def test_a_compacted_frame_ends_at_frame_bytes_whatever_its_record_count(tmp_path, monkeypatch):
+    """Records with large clocks or attributes would otherwise join into a frame past what a
+    reader inflates (MAX_INFLATED)."""
+    import edgetrace._compact as compaction
+
+    path = tmp_path / "big.ets"
+    with SessionWriter(path, Manifest(session_id="z", app="t")) as w:
+        for i in range(60):
+            w.append([Span(node="a", seq=i + 1, kind=SpanKind.LOG, name="step", attrs={"blob": "x" * 900})])
+        w.seal()
+    monkeypatch.setattr(compaction, "FRAME_BYTES", 10_000)
+    compact(path, records_per_frame=1000)
+    sizes = [len(f.body()) for f in scan_frames(path.read_bytes(), FILE_HEADER_SIZE, path=path)
+             if not isinstance(f, ScanResult) and f.type is FrameType.RECORDS]
+    assert len(sizes) >= 6 and max(sizes) <= 10_000 + 16, sizes
+    assert [s.seq for s in Session(path).spans] == list(range(1, 61))

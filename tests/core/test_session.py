@@ -51,7 +51,7 @@ def streams(draw):
     return spans, blobs
 
 
-@given(streams(), st.sampled_from([False, True, "lzma"]))
+@given(streams(), st.sampled_from([False, True, "lzma", "zstd"]))
 def test_write_read_roundtrip(tmp_path_factory, data, compress):
     spans, blobs = data
     path = tmp_path_factory.mktemp("rt") / "s.ets"
