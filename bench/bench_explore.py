@@ -14,7 +14,9 @@ BASE`; its code runs with PYTHONPATH=DIR), it measures what a user waits for:
 The sessions are the `fleet` topology of bench/_synth.py (1,000 nodes), generated once into
 --cache (10M takes a while), in two forms: live, as the hub writes it (zlib frames, every
 record's delta clock), and compacted, as `edgetrace record` leaves it (zstd, receive clocks by
-reference) — up to --compact-up-to spans, since compacting 10M takes long. Prints a table;
+reference) — up to --compact-up-to spans, since compacting 10M takes long. Each checkout reads
+the session its own compaction wrote, so a change of codec or frame size is measured as a user
+would meet it. Prints a table;
 --json writes every figure.
 
     python bench/bench_explore.py [--records 1000000,10000000] [--baseline /tmp/base-explorer]
@@ -23,9 +25,9 @@ reference) — up to --compact-up-to spans, since compacting 10M takes long. Pri
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -119,6 +121,24 @@ def make_session(path: Path, records: int, nodes: int) -> None:
         w.append(batch)
         w.seal()
     os.replace(tmp, path)
+
+
+def _compacted(path: Path, checkout: Path) -> Path:
+    """`path` compacted by `checkout`'s own code (cached under a digest of that code): a change
+    of codec or frame size is measured as its users would meet it."""
+    code = b"".join((checkout / "edgetrace" / f).read_bytes() for f in ("_compact.py", "_frames.py", "_clockref.py"))
+    out = path.with_name(f"{path.stem}-compacted-{hashlib.sha256(code).hexdigest()[:10]}.ets")
+    if not out.exists():
+        # in a process of its own: a child's peak RSS on Linux starts from its parent's at the
+        # fork, so compacting here would inflate every RSS figure measured after it
+        t = time.perf_counter()
+        tmp = out.with_suffix(".tmp")
+        subprocess.run([sys.executable, "-c", "import sys; from edgetrace._compact import compact; "
+                        "compact(sys.argv[1], out=sys.argv[2])", str(path), str(tmp)],
+                       check=True, env={**os.environ, "PYTHONPATH": str(checkout)})
+        os.replace(tmp, out)
+        print(f"compacted {out} with {checkout} in {time.perf_counter() - t:.0f} s")
+    return out
 
 
 def _run(code: str, args: list[str], pythonpath: Path, timeout: float) -> dict[str, object]:
@@ -248,28 +268,18 @@ def main() -> None:
             t = time.perf_counter()
             make_session(path, size, args.nodes)
             print(f"generated {path} in {time.perf_counter() - t:.0f} s")
-        forms = {"live": path}
-        if size <= args.compact_up_to:
-            compacted = path.with_name(path.stem + "-compacted.ets")
-            if not compacted.exists():
-                # in a process of its own: a child's peak RSS on Linux starts from its parent's at
-                # the fork, so compacting here would inflate every RSS figure measured after it
-                t = time.perf_counter()
-                shutil.copy(path, compacted.with_suffix(".tmp"))
-                subprocess.run([sys.executable, "-c", "import sys; from edgetrace._compact import compact; "
-                                "compact(sys.argv[1])", str(compacted.with_suffix(".tmp"))],
-                               check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-                os.replace(compacted.with_suffix(".tmp"), compacted)
-                print(f"compacted {compacted} in {time.perf_counter() - t:.0f} s")
-            forms["compacted"] = compacted
+        forms: dict[str, dict[str, Path]] = {"live": dict.fromkeys(checkouts, path)}
+        if size <= args.compact_up_to:  # each checkout reads what its own compaction writes
+            forms["compacted"] = {name: _compacted(path, where) for name, where in checkouts.items()}
         filters = FILTERS if size <= args.filters_up_to else []
-        for form, session in forms.items():
-            print(f"session {session} ({form}): {session.stat().st_size / 1e6:.0f} MB", flush=True)
+        for form, sessions in forms.items():
+            for name, session in sessions.items():
+                print(f"session {session} ({form}, {name}): {session.stat().st_size / 1e6:.1f} MB", flush=True)
             raw: dict[str, list[dict[str, object]]] = {name: [] for name in checkouts}
             for _ in range(args.repeats):  # interleaved: drift on a shared machine hits both alike
                 for name, where in checkouts.items():
-                    raw[name].append(measure(session, where, filters=filters, filter_timeout=args.filter_timeout,
-                                             timeout=args.timeout))
+                    raw[name].append(measure(sessions[name], where, filters=filters,
+                                             filter_timeout=args.filter_timeout, timeout=args.timeout))
             runs = {name: _median_of(results) for name, results in raw.items()}
             everything[f"{size} {form}"] = runs
             report(size, runs, form)

@@ -567,6 +567,12 @@ done:
  * the UI thread's lookups and the scanner's updates never interleave inside one. */
 
 #define TAG_BITS 5
+#define PREFETCH 8 /* ids ahead whose slot is fetched while this one is probed */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH_AT(p) __builtin_prefetch(p)
+#else
+#define PREFETCH_AT(p) ((void)0)
+#endif
 #define MAX_ROWS ((1LL << (32 - TAG_BITS)) - 2)
 
 typedef struct {
@@ -707,9 +713,21 @@ static PyObject *tt_rows(TraceTable *self, PyObject *args) {
     uint8_t *fresh = (uint8_t *)PyBytes_AS_STRING(fresh_b);
     const uint8_t *p = (const uint8_t *)blob.buf;
     Py_ssize_t added = 0;
+    /* hashes first, so each probe's slot can be fetched from memory a few ids ahead: a table of
+     * millions of traces is far larger than the caches, and the probes would otherwise wait for
+     * one miss after another */
+    uint64_t *hs = PyMem_RawMalloc(n ? (size_t)n * sizeof(uint64_t) : 1);
+    if (!hs) { PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        hs[j] = hash_bytes(p, len[j]);
+        p += len[j];
+    }
+    p = (const uint8_t *)blob.buf;
+    const uint64_t mask = (uint64_t)self->nslots - 1; /* tt_reserve made room: no rehash below */
     for (Py_ssize_t j = 0; j < n; j++) {
         int hit;
-        uint64_t h = hash_bytes(p, len[j]);
+        uint64_t h = hs[j];
+        if (j + PREFETCH < n) PREFETCH_AT(&self->slot[hs[j + PREFETCH] & mask]);
         Py_ssize_t at = tt_probe(self, &st, p, len[j], h, &hit);
         if (hit) {
             rows[j] = row_of(self->slot[at]);
@@ -722,6 +740,7 @@ static PyObject *tt_rows(TraceTable *self, PyObject *args) {
         }
         p += len[j];
     }
+    PyMem_RawFree(hs);
     result = PyTuple_Pack(2, rows_b, fresh_b);
     goto done;
 bad:

@@ -53,8 +53,11 @@ class RefTable:
             grow = top - len(self.base)
             self.base = np.concatenate((self.base, np.zeros(grow, np.int64)))
             self.cap = np.concatenate((self.cap, np.zeros(grow, np.int64)))
+        over = seq >= self.cap[node]
+        if not over.any():  # nearly every frame once the regions have grown
+            return ~over
         need = np.zeros(len(self.base), np.int64)
-        np.maximum.at(need, node, seq + 1)
+        np.maximum.at(need, node[over], seq[over] + 1)
         short = np.flatnonzero(need > self.cap)
         for code in short.tolist():
             old, want = int(self.cap[code]), int(need[code])
@@ -81,9 +84,14 @@ class RefTable:
         fits = self._ensure(node, seq)
         pos = np.flatnonzero(fits)
         slot = self.base[node[pos]] + seq[pos]
-        uniq, first = np.unique(slot, return_index=True)
-        free = self.slots[uniq] == 0
-        self.slots[uniq[free]] = (base + pos[first[free]] + 1).astype(np.uint32)
+        free = self.slots[slot] == 0
+        at, value = slot[free], (base + pos[free] + 1).astype(np.uint32)
+        self.slots[at] = value
+        if (self.slots[at] == value).all():  # each slot written once: no ref repeated in the frame
+            return
+        self.slots[at] = 0  # a repeated ref (a damaged or hand-made file): the first one wins
+        uniq, first = np.unique(at, return_index=True)
+        self.slots[uniq] = value[first]
 
     def find(self, node: npt.NDArray[np.uint16], seq: npt.NDArray[np.uint32]) -> npt.NDArray[np.int64]:
         """Span index of each (node, seq), -1 where there is none."""
