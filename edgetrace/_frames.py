@@ -20,11 +20,21 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import BinaryIO, Literal, overload
 
 import zstandard
 
 from edgetrace._errors import CorruptSessionError, UnsupportedFormatError
+
+_deflate: ModuleType
+_DeflateError: type[Exception]
+try:  # ISA-L's inflate: ≈ 2× zlib's on the hub's frames, the same bytes (docs/decisions.md)
+    from isal import isal_zlib as _deflate
+
+    _DeflateError = _deflate.error
+except ImportError:  # a platform without its wheel: the standard library's zlib
+    _deflate, _DeflateError = zlib, zlib.error
 
 __all__ = [
     "FILE_HEADER_SIZE",
@@ -136,7 +146,7 @@ class Frame:
             elif self.flags & FLAG_ZSTD:
                 return self._unzstd(limit)
             else:
-                inflater = zlib.decompressobj()
+                inflater = _deflate.decompressobj()
                 data = self.payload
                 while data and size < limit:
                     parts.append(inflater.decompress(data, min(limit - size, _STEP)))
@@ -146,7 +156,7 @@ class Frame:
             if not complete and size > _STEP:
                 return b"", False  # refused: never join (copy) what is being thrown away
             return (parts[0] if len(parts) == 1 else b"".join(parts)), complete
-        except (lzma.LZMAError, zlib.error, zstandard.ZstdError) as exc:
+        except (lzma.LZMAError, zlib.error, _DeflateError, zstandard.ZstdError) as exc:
             raise self._undecompressable(exc) from None
 
     def _unzstd(self, limit: int) -> tuple[bytes, bool]:

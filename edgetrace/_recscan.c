@@ -618,15 +618,33 @@ static const uint8_t *stored(const Stored *st, int32_t r, Py_ssize_t *n) {
     return (const uint8_t *)st->ids.buf + a;
 }
 
-/* The slot holding `p[0:n]` (a row below st->rows with those bytes), or the empty slot where it
- * would go; `*hit` says which. */
-static Py_ssize_t tt_probe(TraceTable *t, const Stored *st, const uint8_t *p, Py_ssize_t n, uint64_t h, int *hit) {
+/* Rows numbered by the current `rows` call, whose bytes are not stored yet: row first + k is the
+ * k-th new id, at blob[off[k]:off[k] + len[k]]. So an id that comes twice in one call (a run of
+ * frames absorbed at once) gets one row. */
+typedef struct {
+    const uint8_t *blob;
+    const Py_ssize_t *off, *len;
+    Py_ssize_t first, count;
+} Fresh;
+
+/* The bytes of row r: stored, or new in this call; NULL if neither describes them. */
+static const uint8_t *id_bytes(const Stored *st, const Fresh *fr, int32_t r, Py_ssize_t *n) {
+    const uint8_t *q = stored(st, r, n);
+    if (q || !fr || r < fr->first || r - fr->first >= fr->count) return q;
+    *n = fr->len[r - fr->first];
+    return fr->blob + fr->off[r - fr->first];
+}
+
+/* The slot holding `p[0:n]` (a row below st->rows, or new in this call, with those bytes), or
+ * the empty slot where it would go; `*hit` says which. */
+static Py_ssize_t tt_probe(TraceTable *t, const Stored *st, const Fresh *fr, const uint8_t *p, Py_ssize_t n,
+                           uint64_t h, int *hit) {
     Py_ssize_t mask = t->nslots - 1, at = (Py_ssize_t)(h & (uint64_t)mask);
     uint32_t tag = tag_of(h);
     while (t->slot[at]) {
         if ((t->slot[at] & ((1u << TAG_BITS) - 1)) == tag) {
             Py_ssize_t m;
-            const uint8_t *q = stored(st, row_of(t->slot[at]), &m);
+            const uint8_t *q = id_bytes(st, fr, row_of(t->slot[at]), &m);
             if (q && m == n && (n == 0 || memcmp(p, q, (size_t)n) == 0)) { *hit = 1; return at; }
         }
         at = (at + 1) & mask;
@@ -676,10 +694,11 @@ static void stored_release(Stored *st) {
 PyDoc_STRVAR(tt_rows_doc,
 "rows(blob, lens, ids, tr_off, next_row) -> (rows, fresh)\n\n"
 "(OverflowError past 2^27 - 2 traces.)\n"
-"The row of each of a frame's distinct trace ids (`blob`: their bytes one after another, `lens`:\n"
-"int32 lengths), numbering the ones not seen before next_row, next_row + 1, ... in order.\n"
+"The row of each of a run of frames' trace ids (`blob`: their bytes one after another, `lens`:\n"
+"int32 lengths), numbering the ones not seen before next_row, next_row + 1, ... in order; an id\n"
+"that comes again in the same call gets the row of its first coming.\n"
 "`ids`/`tr_off`: the stored ids of rows below next_row. `rows`: int64; `fresh`: one byte each,\n"
-"1 for a new trace (whose bytes the caller then stores as row rows[j]).");
+"1 for the first coming of a new trace (whose bytes the caller then stores as row rows[j]).");
 
 static PyObject *tt_rows(TraceTable *self, PyObject *args) {
     PyObject *blob_o, *lens_o, *ids_o, *off_o;
@@ -717,7 +736,9 @@ static PyObject *tt_rows(TraceTable *self, PyObject *args) {
      * millions of traces is far larger than the caches, and the probes would otherwise wait for
      * one miss after another */
     uint64_t *hs = PyMem_RawMalloc(n ? (size_t)n * sizeof(uint64_t) : 1);
-    if (!hs) { PyErr_NoMemory(); goto done; }
+    Py_ssize_t *new_off = PyMem_RawMalloc(n ? 2 * (size_t)n * sizeof(Py_ssize_t) : 1);
+    if (!hs || !new_off) { PyMem_RawFree(hs); PyMem_RawFree(new_off); PyErr_NoMemory(); goto done; }
+    Fresh fr = {(const uint8_t *)blob.buf, new_off, new_off + n, next_row, 0};
     for (Py_ssize_t j = 0; j < n; j++) {
         hs[j] = hash_bytes(p, len[j]);
         p += len[j];
@@ -728,19 +749,23 @@ static PyObject *tt_rows(TraceTable *self, PyObject *args) {
         int hit;
         uint64_t h = hs[j];
         if (j + PREFETCH < n) PREFETCH_AT(&self->slot[hs[j + PREFETCH] & mask]);
-        Py_ssize_t at = tt_probe(self, &st, p, len[j], h, &hit);
+        Py_ssize_t at = tt_probe(self, &st, &fr, p, len[j], h, &hit);
         if (hit) {
             rows[j] = row_of(self->slot[at]);
             fresh[j] = 0;
         } else {
             self->slot[at] = slot_of(next_row + added, tag_of(h));
             self->count++;
-            rows[j] = next_row + added++;
+            new_off[added] = p - (const uint8_t *)blob.buf;
+            new_off[n + added] = len[j];
+            fr.count = ++added;
+            rows[j] = next_row + added - 1;
             fresh[j] = 1;
         }
         p += len[j];
     }
     PyMem_RawFree(hs);
+    PyMem_RawFree(new_off);
     result = PyTuple_Pack(2, rows_b, fresh_b);
     goto done;
 bad:
@@ -767,7 +792,7 @@ static PyObject *tt_find(TraceTable *self, PyObject *args) {
     if (stored_get(&st, ids_o, off_o, rows) < 0) { PyBuffer_Release(&trace); return NULL; }
     int hit;
     uint64_t h = hash_bytes(trace.buf, trace.len);
-    Py_ssize_t at = tt_probe(self, &st, trace.buf, trace.len, h, &hit);
+    Py_ssize_t at = tt_probe(self, &st, NULL, trace.buf, trace.len, h, &hit);
     long found = hit ? (long)row_of(self->slot[at]) : -1;
     PyBuffer_Release(&trace);
     stored_release(&st);

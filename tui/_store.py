@@ -40,6 +40,7 @@ from edgetrace._session import SESSION_MAGIC, SESSION_SUFFIX
 from edgetrace.tui._columns import release_all, scratch_bytes
 from edgetrace.tui._scan import FrameReader, OpenFrame, corrupt
 from edgetrace.tui._slim_span import decode_slim_spans
+from edgetrace.tui._span_columns import FrameSpans
 from edgetrace.tui._trace_table import TraceRow, TraceTable
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ GRAPH_CACHE = 32
 #: Scratch-backed pages are handed back to the kernel after this many more spans are scanned
 #: (about 60 MB of columns written).
 RELEASE_EVERY = 1_000_000
+#: Spans of consecutive records frames absorbed at once (a hub's frames hold up to ~1,000).
+RUN_SPANS = 8192
 
 
 class _Rows(Sequence[TraceRow]):
@@ -216,27 +219,78 @@ class TraceStore:
         next_report = time.perf_counter() + report_every_s
         frames = 0
         table = self.table
+        # records frames the C walk took are absorbed in runs (`TraceTable.absorb_run`); a
+        # first-screen scan stops as soon as it has enough rows, so it takes them one by one
+        batch = min_rows is None and max_frames is None
+        run: list[FrameSpans] = []
+        run_at: list[int] = []
+        run_end: list[int] = []
+        run_spans = 0
+
+        def flush() -> None:
+            nonlocal added, run_spans
+            if not run:
+                return
+            before = table.span_count
+            try:
+                table.absorb_run(run, run_at)
+                self.offset = run_end[-1]
+            except CorruptSessionError:  # one of them refused: again one by one, so the error names it
+                for f, at, end in zip(run, run_at, run_end, strict=True):
+                    try:
+                        table.absorb_columns(f, at)
+                    except CorruptSessionError as exc:
+                        if not self.salvage:
+                            raise CorruptSessionError(str(exc), path=self.path, offset=at,
+                                                      expected=exc.expected) from None
+                        self.damage.append(Damage(at, end, str(exc).removeprefix(f"{self.path}: ")))
+                    self.offset = end
+            finally:
+                added += table.span_count - before
+                run.clear()
+                run_at.clear()
+                run_end.clear()
+                run_spans = 0
+
         with self._lock:
             self.size = self.path.stat().st_size
             self.torn = False
             try:
                 for item in self._reader.frames(self.offset, self.size, salvage=self.salvage):
                     if isinstance(item, ScanResult):
+                        flush()
                         self.offset = item.end
                         self.torn = item.torn
                         break
                     if isinstance(item, Damage):
+                        flush()
                         self.damage.append(item)
                         self.offset = item.end
                         continue
                     frame = item.frame
-                    try:
-                        added += self._take(item)
-                    except CorruptSessionError as exc:
-                        if not self.salvage:
-                            raise
-                        self.damage.append(Damage(frame.offset, frame.end, str(exc).removeprefix(f"{self.path}: ")))
-                    self.offset = frame.end  # after the frame is absorbed: iter_graphs reads up to here
+                    f = None
+                    if batch and frame.type is FrameType.RECORDS:
+                        try:
+                            f = table.extract_walked(item.walked(self.path))
+                        except CorruptSessionError:
+                            f = None  # `_take` opens it again, and says why
+                    if f is not None:
+                        run.append(f)
+                        run_at.append(frame.offset)
+                        run_end.append(frame.end)
+                        run_spans += f.n
+                        if run_spans >= RUN_SPANS:
+                            flush()
+                    else:
+                        flush()
+                        try:
+                            added += self._take(item)
+                        except CorruptSessionError as exc:
+                            if not self.salvage:
+                                raise
+                            self.damage.append(Damage(frame.offset, frame.end,
+                                                      str(exc).removeprefix(f"{self.path}: ")))
+                        self.offset = frame.end  # after the frame is absorbed: iter_graphs reads up to here
                     frames += 1
                     if table.span_count - self._released_at >= RELEASE_EVERY:
                         self._release()
@@ -244,13 +298,16 @@ class TraceStore:
                     if ((max_frames is not None and frames >= max_frames)
                             or (deadline is not None and now > deadline)
                             or (min_rows is not None and table.count >= min_rows)):
+                        flush()
                         break
                     if report is not None and now >= next_report:
+                        flush()
                         next_report = now + report_every_s
                         if added:
                             self._cache.clear()
                         if not report():
                             break
+                flush()
             except CorruptSessionError as exc:  # only without salvage: say how to read the rest
                 raise CorruptSessionError(f"{exc}{SALVAGE_HINT}", path=exc.path or self.path, offset=exc.offset,
                                           expected=exc.expected) from None

@@ -148,8 +148,17 @@ class TraceIndex:
         fresh = row_of < 0
         if fresh.any():
             new = traces if fresh.all() else [t for t, is_new in zip(traces, fresh.tolist(), strict=True) if is_new]
-            recent.update(zip(new, range(next_row, next_row + len(new)), strict=True))
-            row_of[fresh] = np.arange(next_row, next_row + len(new))
+            distinct = list(dict.fromkeys(new))  # a run of frames may name a new trace twice
+            recent.update(zip(distinct, range(next_row, next_row + len(distinct)), strict=True))
+            if len(distinct) < len(new):
+                rows = np.fromiter(map(recent.__getitem__, new), np.int64, len(new))
+                at = np.flatnonzero(fresh)
+                row_of[at] = rows
+                first = np.zeros(len(new), bool)
+                first[np.unique(rows, return_index=True)[1]] = True
+                fresh[at[~first]] = False  # only the first coming is new: its bytes are stored
+            else:
+                row_of[fresh] = np.arange(next_row, next_row + len(new))
         return row_of, fresh
 
     def lookup(self, trace: str) -> int | None:

@@ -10,6 +10,7 @@ byte table, and found again through a `TraceIndex`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
@@ -297,14 +298,40 @@ class TraceTable:
         """Fold a records frame in from its C walk (`walk_body`); False, with nothing changed,
         when the walk declined or `extract` would refuse the frame (then decode it and
         `absorb` the spans, which says why)."""
-        f = extract_walked(walked, self.nodes, self.names, self.arena)
+        f = self.extract_walked(walked)
         if f is None:
             return False
         self.absorb_columns(f, offset)
         return True
 
-    def absorb_columns(self, f: FrameSpans, offset: int) -> None:
-        """Fold one frame's coded spans (`extract`'s or `extract_body`'s) into the tables."""
+    def extract_walked(self, walked: Walked) -> FrameSpans | None:
+        """A walked frame's spans coded against these tables (`extract_walked`), to absorb
+        now or as part of a run (`absorb_run`); None when the walk declined or `extract`
+        would refuse the frame."""
+        f = extract_walked(walked, self.nodes, self.names, self.arena)
+        if f is not None:  # interned now, as absorbing the frame alone would: a run's codes match
+            decide = np.flatnonzero(f.kind == _DECIDE)
+            if len(decide):
+                self._decisions(f.attrs[decide])
+        return f
+
+    def absorb_run(self, frames: list[FrameSpans], offsets: list[int]) -> None:
+        """Fold several consecutive frames in at once: the tables end as `absorb_columns` of
+        each in turn leaves them (a cause naming a span later in the run is found now rather
+        than on `refs.retry`), for a fraction of the per-frame cost — a hub writes frames of
+        a few hundred to a thousand spans, and most of absorbing one is per-call overhead."""
+        kept = [(f, at) for f, at in zip(frames, offsets, strict=True) if f.n]  # as absorb_columns skips them
+        if len(kept) <= 1:
+            for f, at in kept:
+                self.absorb_columns(f, at)
+            return
+        self.absorb_columns(_joined([f for f, _ in kept]), [at for _, at in kept], [f.n for f, _ in kept])
+
+    def absorb_columns(self, f: FrameSpans, offset: int | list[int], sizes: list[int] | None = None) -> None:
+        """Fold one frame's coded spans (`extract`'s or `extract_body`'s) into the tables; or a
+        run of frames joined (`_joined`), their file offsets and span counts in `offset`/`sizes`."""
+        offsets = [offset] if isinstance(offset, int) else offset
+        sizes = sizes or [f.n]
         n = f.n
         if not n:
             return
@@ -386,13 +413,14 @@ class TraceTable:
         c.lo[head_rows] = np.minimum(c.lo[head_rows], np.minimum.reduceat((f.start + off)[order], starts))
         c.hi[head_rows] = np.maximum(c.hi[head_rows], np.maximum.reduceat((f.end + off)[order], starts))
         k = len(self.frame_first)
-        if k >= len(self._firsts):
+        while k + len(sizes) > len(self._firsts):
             self._firsts = np.concatenate((self._firsts, np.zeros(len(self._firsts), np.int64)))
-        self._firsts[k] = base
-        self.frame_first.append(base)
+        firsts = (base + np.cumsum([0, *sizes[:-1]])).tolist()
+        self._firsts[k:k + len(sizes)] = firsts
+        self.frame_first.extend(firsts)
         low = int((f.start + off).min())
         self.t_min = low if base == 0 else min(self.t_min, low)
-        self.frame_at.append(offset)
+        self.frame_at.extend(offsets)
         self.span_count = end
         self.count = row0 + new
         index.settle(self.count)
@@ -403,13 +431,11 @@ class TraceTable:
         timeout is flagged. Each distinct attribute map is read once."""
         decision = np.zeros(len(at), np.uint32)
         timed_out = np.zeros(len(at), bool)
-        for code in np.unique(codes).tolist():
-            decoded = self.arena.decode(code) or {}
-            value = decoded.get(attr.DECISION)
+        for code, (value, timeout) in self._decisions(codes).items():
             same = codes == code
-            if value is not None:
-                decision[same] = self.names.code(str(value))
-            if decoded.get(attr.TIMED_OUT) is True:
+            if value:
+                decision[same] = value
+            if timeout:
                 timed_out[same] = True
         flags[at[timed_out]] |= TIMEOUT
         has = decision > 0
@@ -417,6 +443,16 @@ class TraceTable:
         rev_rows, rev_dec = rows[has][::-1], decision[has][::-1]
         uniq, first = np.unique(rev_rows, return_index=True)
         self.columns.decision[uniq] = rev_dec[first]
+
+    def _decisions(self, codes: npt.NDArray[np.uint32]) -> dict[int, tuple[int, bool]]:
+        """Per distinct attribute map of decide spans: its decision's code (interned here, in
+        the order of the maps' codes) and whether it timed out."""
+        out = {}
+        for code in np.unique(codes).tolist():
+            decoded = self.arena.decode(code) or {}
+            value = decoded.get(attr.DECISION)
+            out[code] = (self.names.code(str(value)) if value is not None else 0, decoded.get(attr.TIMED_OUT) is True)
+        return out
 
     def _note_acts(self, rows: npt.NDArray[np.int64], names: npt.NDArray[np.uint32]) -> None:
         c = self.columns
@@ -433,3 +469,26 @@ class TraceTable:
             else:  # act lists are open-ended: keep them out of the interned strings
                 acts = self.more_acts.get(row) or self.names.text[int(c.acts[row])]
                 self.more_acts[row] = f"{acts},{self.names.text[name]}"
+
+
+def _joined(frames: list[FrameSpans]) -> FrameSpans:
+    """Consecutive frames' coded spans as one: columns one after another, each frame's traces
+    listed in turn (a trace in two of them is listed twice; the trace index gives it one row)."""
+    locals_, at = [], 0
+    for f in frames:
+        locals_.append(f.trace_local + at)
+        at += len(f.traces)
+    cat = np.concatenate
+    blobs = [f.trace_bytes for f in frames]
+    trace_bytes = None
+    if all(b is not None for b in blobs):
+        trace_bytes = (cat([b[0] for b in blobs if b is not None]), cat([b[1] for b in blobs if b is not None]))
+    return FrameSpans(
+        n=sum(f.n for f in frames), node=cat([f.node for f in frames]), kind=cat([f.kind for f in frames]),
+        flags=cat([f.flags for f in frames]), name=cat([f.name for f in frames]), seq=cat([f.seq for f in frames]),
+        start=cat([f.start for f in frames]), end=cat([f.end for f in frames]), attrs=cat([f.attrs for f in frames]),
+        error=cat([f.error for f in frames]),
+        cause=(cat([f.cause[0] for f in frames]), cat([f.cause[1] for f in frames])),
+        parent=(cat([f.parent[0] for f in frames]), cat([f.parent[1] for f in frames])),
+        traces=list(itertools.chain.from_iterable(f.traces for f in frames)), trace_local=cat(locals_), trace_bytes=trace_bytes,
+    )

@@ -299,3 +299,57 @@ def test_a_compacted_frame_ends_at_frame_bytes_whatever_its_record_count(tmp_pat
              if not isinstance(f, ScanResult) and f.type is FrameType.RECORDS]
     assert len(sizes) >= 6 and max(sizes) <= 10_000 + 16, sizes
     assert [s.seq for s in Session(path).spans] == list(range(1, 61))
+
+
+# --- ISA-L inflates the hub's zlib frames: the same bytes, the same refusals -------------------
+
+
+def _outcome(frame: Frame, limit: int) -> object:
+    try:
+        return frame.body(limit=limit), frame.head(32)
+    except CorruptSessionError as exc:
+        return type(exc)
+
+
+@given(st.binary(max_size=4000), st.integers(1, 9), st.data())
+def test_isal_reads_every_zlib_payload_as_zlib_does(body, level, data):
+    """Intact, damaged or random: what the ISA-L path returns or refuses is what the standard
+    library's zlib returns or refuses (only the wording of a refusal may differ)."""
+    import zlib
+
+    from edgetrace import _frames
+
+    payload = bytearray(zlib.compress(body, level))
+    how = data.draw(st.sampled_from(["intact", "flip", "cut", "insert", "random", "tail"]))
+    if how == "flip":
+        at = data.draw(st.integers(0, len(payload) - 1))
+        payload[at] ^= data.draw(st.integers(1, 255))
+    elif how == "cut":
+        del payload[data.draw(st.integers(0, len(payload))):]
+    elif how == "insert":
+        at = data.draw(st.integers(0, len(payload)))
+        payload[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+    elif how == "random":
+        payload = bytearray(data.draw(st.binary(max_size=300)))
+    elif how == "tail":
+        payload += data.draw(st.binary(min_size=1, max_size=8))
+    frame = _frame(bytes(payload), FLAG_ZLIB)
+    limit = data.draw(st.sampled_from([max(1, len(body)), max(1, len(body) - 1), 1 << 20]))
+    fast = _outcome(frame, limit)
+    saved = _frames._deflate, _frames._DeflateError
+    _frames._deflate, _frames._DeflateError = zlib, zlib.error
+    try:
+        assert _outcome(frame, limit) == fast
+    finally:
+        _frames._deflate, _frames._DeflateError = saved
+
+
+def test_isal_is_used_where_it_is_installed():
+    import importlib.util
+    import zlib
+
+    from edgetrace import _frames
+
+    if importlib.util.find_spec("isal") is None:
+        pytest.skip("isal is not installed here (a platform without its wheel): zlib is used")
+    assert _frames._deflate is not zlib

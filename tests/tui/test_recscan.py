@@ -273,9 +273,11 @@ class Stored:
 
 
 @native
-@given(st.lists(st.lists(st.binary(max_size=4) | st.sampled_from([b"", b"t-1", "ü".encode()]), max_size=30,
-                         unique=True), max_size=12))
+@given(st.lists(st.lists(st.binary(max_size=4) | st.sampled_from([b"", b"t-1", "ü".encode()]), max_size=30),
+                max_size=12))
 def test_the_c_trace_index_numbers_traces_as_a_dict_does(frames):
+    """Per call (a frame, or a run of frames absorbed at once) an id may come more than once:
+    it gets one row, the row of its first coming."""
     from edgetrace import _recscan
 
     table, stored, model = _recscan.TraceTable(), Stored(), {}
@@ -334,3 +336,105 @@ def test_past_the_trace_limit_the_explorer_refuses_in_one_line():
     index = NativeTraceIndex(lambda: (ids, off, 0))
     with pytest.raises(CorruptSessionError, match="more than 134,217,726 traces, more than the explorer can show"):
         index.rows_for(["t"], np.frombuffer(b"t", np.uint8), np.array([1]), 2**27 - 2)
+
+
+def _table_state(store: Any) -> Any:
+    table = store.table
+    columns = {name: np.array(getattr(table.spans, name)[: table.span_count]) for name in table.spans.SPEC}
+    rows = {name: np.array(getattr(table.columns, name)[: table.count]) for name in table.columns.SPEC}
+    refs = table.refs
+    return (columns, rows, table.nodes.text, table.names.text, table.arena.raw, table.more_acts,
+            table.frame_first, table.frame_at, table.t_min, refs.link_keys.tolist(), refs.link_count.tolist(),
+            refs.link_least.tolist(), sorted(refs.pending.tolist()), [vars_of(r) for r in store.rows])
+
+
+@native
+@given(st.integers(0, 2**32), st.sampled_from([1, 50, 8192]))
+def test_frames_absorbed_in_runs_leave_the_tables_as_one_by_one(tmp_path_factory, seed, run_spans):
+    """Causes that point forward as well as back (a hub stores batches as they come), traces and
+    new strings that recur across the frames of one run, empty frames: a run absorbed at once
+    ends as the frames absorbed in turn (causes found later are found by `refs.retry`)."""
+    import random
+
+    from edgetrace.tui import _store
+
+    rng = random.Random(seed)
+    nodes = [f"n{i}" for i in range(rng.randint(1, 6))]
+    seqs = dict.fromkeys(nodes, 0)
+    frames: list[list[Span]] = []
+    for _ in range(rng.randint(1, 10)):
+        batch = []
+        for _ in range(rng.choice([0, 1, rng.randint(1, 40)])):
+            node = rng.choice(nodes)
+            seqs[node] += 1
+            batch.append((node, seqs[node]))
+        frames.append(batch)
+    refs = [f"{n}:{s}" for batch in frames for n, s in batch] + ["ghost:3", ""]
+    path = tmp_path_factory.mktemp("runs") / "s.ets"
+    with SessionWriter(path, Manifest(app="x")) as w:
+        for f, batch in enumerate(frames):
+            spans = []
+            for node, seq in batch:
+                kind = rng.choice(list(SpanKind))
+                attrs: dict[str, Any] = {}
+                if kind is SpanKind.DECIDE:
+                    attrs = {"edgetrace.decision": rng.choice(["spray", "hold", f"d{rng.randint(0, 3)}"])}
+                failed = rng.random() < 0.2
+                spans.append(Span(node=node, seq=seq, kind=kind, name=rng.choice(["infer", "act", f"x{f}"]),
+                                  trace=f"tr-{rng.randint(0, 12)}", cause=rng.choice(refs), parent=rng.choice(refs),
+                                  start=rng.randint(0, 10**6), end=rng.randint(0, 10**6) + 10**6, attrs=attrs,
+                                  status=Status.ERROR if failed else Status.OK,
+                                  error=rng.choice(["timeout after 2s", "boom"]) if failed else ""))
+            w.append(spans)
+    states = []
+    for size in (0, run_spans):  # 0: every frame a run of its own
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(_store, "RUN_SPANS", size)
+            store = _store.TraceStore(path)
+            store.scan()
+            states.append(_table_state(store))
+    one_by_one, in_runs = states
+    for a, b in zip(one_by_one[:2], in_runs[:2], strict=True):
+        assert a.keys() == b.keys()
+        for name in a:
+            assert np.array_equal(a[name], b[name]), name
+    assert one_by_one[2:] == in_runs[2:]
+
+
+@native
+def test_a_frame_refused_inside_a_run_is_the_one_reported_or_salvaged(tmp_path, monkeypatch):
+    """Absorbing a run can fail only as absorbing one of its frames would (the trace index
+    refuses it); the run is then absorbed frame by frame, so the error or the salvage names
+    that frame and keeps the others."""
+    from edgetrace._frames import FILE_HEADER_SIZE, FrameType, ScanResult, scan_frames
+    from edgetrace.tui import _store
+
+    path = tmp_path / "s.ets"
+    with SessionWriter(path, Manifest(app="x")) as w:
+        for f in range(6):
+            w.append([Span(node="a", seq=f * 3 + i + 1, kind=SpanKind.LOG, name="s",
+                           trace="poison" if (f, i) == (3, 1) else f"t{f}{i}") for i in range(3)])
+    offsets = [fr.offset for fr in scan_frames(path.read_bytes(), FILE_HEADER_SIZE, path=path)
+               if not isinstance(fr, ScanResult) and fr.type is FrameType.RECORDS]
+
+    def opened(salvage: bool) -> Any:
+        store = _store.TraceStore(path, salvage=salvage)
+        rows_for = store.table.index.rows_for
+
+        def refusing(traces: list[str], *args: Any) -> Any:
+            if "poison" in traces:
+                raise CorruptSessionError("more than 134,217,726 traces, more than the explorer can show")
+            return rows_for(traces, *args)
+
+        monkeypatch.setattr(store.table.index, "rows_for", refusing)
+        return store
+
+    monkeypatch.setattr(_store, "RUN_SPANS", 10_000)
+    store = opened(salvage=True)
+    store.scan()
+    assert [d.offset for d in store.damage] == [offsets[3]]
+    assert store.span_count == 15 and store.at_end
+    assert sorted(r.trace for r in store.rows) == sorted(f"t{f}{i}" for f in range(6) for i in range(3) if f != 3)
+    with pytest.raises(CorruptSessionError, match=f"offset {offsets[3]}|more than 134,217,726") as err:
+        opened(salvage=False).scan()
+    assert err.value.offset == offsets[3]
