@@ -135,7 +135,8 @@ def _compacted(path: Path, checkout: Path) -> Path:
         tmp = out.with_suffix(".tmp")
         subprocess.run([sys.executable, "-c", "import sys; from edgetrace._compact import compact; "
                         "compact(sys.argv[1], out=sys.argv[2])", str(path), str(tmp)],
-                       check=True, env={**os.environ, "PYTHONPATH": str(checkout)})
+                       check=True, env={**os.environ, "PYTHONPATH": str(checkout)},
+                       cwd=tempfile.gettempdir())  # not here: `-c` puts the cwd first on sys.path
         os.replace(tmp, out)
         print(f"compacted {out} with {checkout} in {time.perf_counter() - t:.0f} s")
     return out
