@@ -10,6 +10,7 @@ byte table, and found again through a `TraceIndex`.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
@@ -161,9 +162,13 @@ class TraceTable:
 
     def frame_of(self, spans: Iterable[int]) -> list[int]:
         """File offsets of the records frames that hold these spans, in file order."""
+        spans = spans if isinstance(spans, list) else list(spans)
+        at = self.frame_at
+        if len(spans) <= 64:  # a row being drawn: no numpy, which would hand the GIL to the scan and wait
+            firsts, n = self.frame_first, len(at)  # the scanner appends to both: read what both hold
+            return [at[f] for f in sorted({bisect.bisect_right(firsts, i, 0, n) - 1 for i in spans})]
         idx = np.fromiter(spans, np.int64)
         frames = np.unique(np.searchsorted(self.frame_firsts(), idx, side="right") - 1)
-        at = self.frame_at
         return [at[int(f)] for f in frames]
 
     def row(self, i: int) -> TraceRow:
