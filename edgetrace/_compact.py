@@ -1,9 +1,9 @@
 """Compaction: a finished session rewritten small.
 
 Live writers use zlib level 1 because the hub must keep up with its agents; once a session is
-sealed nobody appends to it, so it can be recompressed with zstd (level 9: smaller than zlib 1
-and ≈ 10× faster to inflate than the xz it replaced, docs/decisions.md) and its records regrouped into
-larger frames — a records frame is a MessagePack array, so frames are merged by their array
+sealed nobody appends to it, so it can be recompressed with zstd (level 9: smaller than zlib 1,
+and ≈ 10× faster to inflate than the xz it replaced, docs/decisions.md) and its records
+regrouped into larger frames — a records frame is a MessagePack array, so frames are merged by their array
 headers and a record nobody changes is copied as it is.
 
 The records compaction does change are receives whose clock entries their send already holds:
@@ -46,7 +46,8 @@ __all__ = ["by_reference", "compact"]
 
 #: Records per compacted frame. Larger frames amortise what a reader pays per frame (the
 #: explorer scans a compacted 1M-span session ≈ 1.6× faster at 8,000 than at 2,000, bench/
-#: bench_explore.py) and cost little: showing one trace decodes its frames, ≈ 10 ms each here.
+#: bench_explore.py) and cost little: showing one trace decodes its frames, ≈ 7 ms each here
+#: (16 ms decoded as full `Span`s; 2 and 5 ms at 2,000 records).
 RECORDS_PER_FRAME = 8000
 #: Bytes of records per compacted frame at most, whatever their count: readers refuse a frame
 #: that inflates past MAX_INFLATED (64 MiB), and records with large clocks or attributes
@@ -61,8 +62,8 @@ def compact(path: str | os.PathLike[str], *, records_per_frame: int = RECORDS_PE
     """Rewrite a finished (sealed) session with zstd frames of up to `records_per_frame` records.
 
     Live writers use zlib level 1 because the hub must keep up with its agents; once a
-    session is sealed nobody appends to it, so it can be recompressed: ≈ 2.5× smaller on
-    the 1,000-node benchmark (bench/bench_core.py). The new file replaces the old one
+    session is sealed nobody appends to it, so it can be recompressed: ≈ 5× smaller on the
+    1,000-node fleet benchmark without references, ≈ 7× with them (docs/format.md). The new file replaces the old one
     atomically, so a crash leaves one or the other, never a mix. Readers that hold frame
     offsets of the old file (a live explorer) must reopen: compact a session before anyone
     follows it — `edgetrace record` compacts after the hub has stopped. `references` stores
