@@ -3,8 +3,8 @@
 Live writers use zlib level 1 because the hub must keep up with its agents; once a session is
 sealed nobody appends to it, so it can be recompressed with zstd (level 9: smaller than zlib 1,
 and ≈ 10× faster to inflate than the xz it replaced, docs/decisions.md) and its records
-regrouped into larger frames — a records frame is a MessagePack array, so frames are merged by their array
-headers and a record nobody changes is copied as it is.
+regrouped into larger frames — a records frame is a MessagePack array, so frames are merged
+by their array headers and a record nobody changes is copied as it is.
 
 The records compaction does change are receives whose clock entries their send already holds:
 in a dense grid most of a session's bytes (docs/format.md, "Clocks by reference"). Two passes:
