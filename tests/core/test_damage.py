@@ -10,6 +10,7 @@ import lzma
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -228,28 +229,37 @@ def test_a_zstd_frame_asking_for_a_huge_window_is_refused_by_head():
         _frame(data).head(32)
 
 
-_CODEC = {FLAG_ZSTD: lambda b: zstandard.ZstdCompressor(level=9).compress(b), FLAG_ZLIB: lambda b: __import__(
-    "zlib").compress(b, 1), FLAG_LZMA: lambda b: lzma.compress(b, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE)}
+_CODEC = {FLAG_ZSTD: lambda b: zstandard.ZstdCompressor(level=9).compress(b), FLAG_ZLIB: lambda b: zlib.compress(b, 1),
+          FLAG_LZMA: lambda b: lzma.compress(b, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE)}
+
+
+def _damaged(payload: bytes, data: st.DataObject) -> tuple[bytes, str]:
+    """The payload intact, or with a byte flipped, cut short, bytes inserted or appended, or
+    replaced by random bytes; and which."""
+    out = bytearray(payload)
+    how = data.draw(st.sampled_from(["intact", "flip", "cut", "insert", "random", "tail"]))
+    if how == "flip" and out:
+        at = data.draw(st.integers(0, len(out) - 1))
+        out[at] ^= data.draw(st.integers(1, 255))
+    elif how == "cut":
+        del out[data.draw(st.integers(0, len(out))):]
+    elif how == "insert":
+        at = data.draw(st.integers(0, len(out)))
+        out[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+    elif how == "random":
+        out = bytearray(data.draw(st.binary(max_size=300)))
+    elif how == "tail":
+        out += data.draw(st.binary(min_size=1, max_size=8))
+    return bytes(out), how
 
 
 @given(st.sampled_from(sorted(_CODEC)), st.binary(max_size=3000), st.data())
 def test_a_damaged_compressed_payload_inflates_within_the_limit_or_is_refused(flag, body, data):
     """What the CRC cannot catch (a payload damaged before it was framed, or a hostile writer):
     every codec's reader returns at most `limit` bytes or raises CorruptSessionError."""
-    payload = bytearray(_CODEC[flag](body))
-    how = data.draw(st.sampled_from(["flip", "cut", "insert", "random", "intact"]))
-    if how == "flip" and payload:
-        at = data.draw(st.integers(0, len(payload) - 1))
-        payload[at] ^= data.draw(st.integers(1, 255))
-    elif how == "cut":
-        del payload[data.draw(st.integers(0, len(payload))):]
-    elif how == "insert":
-        at = data.draw(st.integers(0, len(payload)))
-        payload[at:at] = data.draw(st.binary(min_size=1, max_size=8))
-    elif how == "random":
-        payload = bytearray(data.draw(st.binary(max_size=200)))
+    payload, how = _damaged(_CODEC[flag](body), data)
     limit = data.draw(st.sampled_from([len(body), 4096, 1 << 20]))
-    frame = _frame(bytes(payload), flag)
+    frame = _frame(payload, flag)
     try:
         got = frame.body(limit=max(limit, 1))
         assert len(got) <= max(limit, 1)
@@ -315,25 +325,10 @@ def _outcome(frame: Frame, limit: int) -> object:
 def test_isal_reads_every_zlib_payload_as_zlib_does(body, level, data):
     """Intact, damaged or random: what the ISA-L path returns or refuses is what the standard
     library's zlib returns or refuses (only the wording of a refusal may differ)."""
-    import zlib
-
     from edgetrace import _frames
 
-    payload = bytearray(zlib.compress(body, level))
-    how = data.draw(st.sampled_from(["intact", "flip", "cut", "insert", "random", "tail"]))
-    if how == "flip":
-        at = data.draw(st.integers(0, len(payload) - 1))
-        payload[at] ^= data.draw(st.integers(1, 255))
-    elif how == "cut":
-        del payload[data.draw(st.integers(0, len(payload))):]
-    elif how == "insert":
-        at = data.draw(st.integers(0, len(payload)))
-        payload[at:at] = data.draw(st.binary(min_size=1, max_size=8))
-    elif how == "random":
-        payload = bytearray(data.draw(st.binary(max_size=300)))
-    elif how == "tail":
-        payload += data.draw(st.binary(min_size=1, max_size=8))
-    frame = _frame(bytes(payload), FLAG_ZLIB)
+    payload, _how = _damaged(zlib.compress(body, level), data)
+    frame = _frame(payload, FLAG_ZLIB)
     limit = data.draw(st.sampled_from([max(1, len(body)), max(1, len(body) - 1), 1 << 20]))
     fast = _outcome(frame, limit)
     saved = _frames._deflate, _frames._DeflateError
@@ -346,7 +341,6 @@ def test_isal_reads_every_zlib_payload_as_zlib_does(body, level, data):
 
 def test_isal_is_used_where_it_is_installed():
     import importlib.util
-    import zlib
 
     from edgetrace import _frames
 
