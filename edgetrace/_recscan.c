@@ -278,12 +278,18 @@ static int skip(Reader *r, int depth) {
     }
     if (items > r->end - r->p) return 1; /* each item takes a byte at least */
     for (Py_ssize_t i = 0; i < items; i++) {
-        /* the usual items of a clock or an attribute map, without a call: fixstr, fixint */
+        /* the usual items of a clock or an attribute map, without a call: fixstr, ints */
         if (r->p < r->end) {
             uint8_t c = *r->p;
             if (c <= 0x7F || c >= 0xE0) { r->p += 1; continue; }
             if (c >= 0xA0 && c <= 0xBF) {
                 Py_ssize_t len = c & 0x1F;
+                if (r->end - r->p < 1 + len) return 1;
+                r->p += 1 + len;
+                continue;
+            }
+            if (c >= 0xCC && c <= 0xD3) { /* uint8..64, int8..64: a clock's seqs past 127 */
+                Py_ssize_t len = (Py_ssize_t)1 << ((c - 0xCC) & 3);
                 if (r->end - r->p < 1 + len) return 1;
                 r->p += 1 + len;
                 continue;
