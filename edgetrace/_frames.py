@@ -67,8 +67,7 @@ _STEP = 1 << 20
 FLAG_ZLIB = 0x01  # zlib level 1: what live writers use (the hub stores ≈ 300k records/s)
 FLAG_LZMA = 0x02  # xz preset 0: what finished sessions were compacted to before zstd (still read)
 FLAG_ZSTD = 0x04  # zstd level 9: what finished sessions are compacted to (docs/decisions.md)
-_KNOWN_FLAGS = FLAG_ZLIB | FLAG_LZMA | FLAG_ZSTD
-_CODECS = FLAG_ZLIB | FLAG_LZMA | FLAG_ZSTD
+_KNOWN_FLAGS = FLAG_ZLIB | FLAG_LZMA | FLAG_ZSTD  # every known flag names a codec
 ZSTD_LEVEL = 9
 _ZSTD_WINDOW = 1 << 23
 _XZ = {"format": lzma.FORMAT_XZ, "check": lzma.CHECK_NONE, "preset": 0}  # the frame CRC already checks
@@ -107,7 +106,7 @@ class Frame:
                 "not know (written by a newer edgetrace? upgrade to read it)",
                 path=self.path or None, offset=self.offset, expected=f"flags within {_KNOWN_FLAGS:#04x}",
             )
-        if not self.flags & _CODECS:
+        if not self._codec:
             return self.payload
         data, complete = self._inflate(limit)
         if not complete:
@@ -120,9 +119,9 @@ class Frame:
 
     def head(self, n: int) -> bytes:
         """The first `n` bytes of the body, inflating no more than that (a blob's hash)."""
-        if not self.flags & _CODECS or self.flags & ~_KNOWN_FLAGS:
+        if not self._codec or self.flags & ~_KNOWN_FLAGS:
             return self.payload[:n]
-        if self.flags & FLAG_ZSTD and not self.flags & FLAG_LZMA:
+        if self._codec == FLAG_ZSTD:
             try:  # a stream read stops at n bytes, whatever the frame claims
                 with _zstd().stream_reader(self.payload, read_across_frames=False) as reader:
                     return reader.read(n)
@@ -130,12 +129,20 @@ class Frame:
                 raise self._undecompressable(exc) from None
         return self._inflate(n)[0][:n]
 
+    @property
+    def _codec(self) -> int:
+        """The flag of the codec the payload is read with, 0 for none. A frame naming two is
+        read with the first of xz, zstd, zlib (no writer sets two)."""
+        flags = self.flags & _KNOWN_FLAGS
+        return FLAG_LZMA if flags & FLAG_LZMA else FLAG_ZSTD if flags & FLAG_ZSTD else flags
+
     def _inflate(self, limit: int) -> tuple[bytes, bool]:
         """Up to `limit` bytes of the inflated payload, and whether that is all of it."""
         parts: list[bytes] = []  # a step at a time: a refused bomb costs `limit`, not a multiple of it
         size = 0
+        codec = self._codec
         try:
-            if self.flags & FLAG_LZMA:
+            if codec == FLAG_LZMA:
                 xz = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
                 data = self.payload
                 while not xz.eof and size < limit and (data or not xz.needs_input):
@@ -143,7 +150,7 @@ class Frame:
                     size += len(parts[-1])
                     data = b""
                 complete = xz.eof and not xz.unused_data
-            elif self.flags & FLAG_ZSTD:
+            elif codec == FLAG_ZSTD:
                 return self._unzstd(limit)
             else:
                 inflater = _deflate.decompressobj()
