@@ -330,13 +330,15 @@ class TraceTable:
             for f, at in kept:
                 self.absorb_columns(f, at)
             return
-        self.absorb_columns(_joined([f for f, _ in kept]), [at for _, at in kept], [f.n for f, _ in kept])
+        self._absorb(_joined([f for f, _ in kept]), [at for _, at in kept], [f.n for f, _ in kept])
 
-    def absorb_columns(self, f: FrameSpans, offset: int | list[int], sizes: list[int] | None = None) -> None:
-        """Fold one frame's coded spans (`extract`'s or `extract_body`'s) into the tables; or a
-        run of frames joined (`_joined`), their file offsets and span counts in `offset`/`sizes`."""
-        offsets = [offset] if isinstance(offset, int) else offset
-        sizes = sizes or [f.n]
+    def absorb_columns(self, f: FrameSpans, offset: int) -> None:
+        """Fold one frame's coded spans (`extract`'s or `extract_body`'s) into the tables."""
+        self._absorb(f, [offset], [f.n])
+
+    def _absorb(self, f: FrameSpans, offsets: list[int], sizes: list[int]) -> None:
+        """Fold coded spans in: one frame's, or a run's joined (`_joined`), with each frame's
+        file offset and span count."""
         n = f.n
         if not n:
             return
