@@ -295,6 +295,13 @@ class TraceTable:
             new[: len(self.ids)] = self.ids
             self.ids = new
 
+    def expect(self, spans: int, rows: int, id_bytes: int) -> None:
+        """Make room for about this many spans, rows and id bytes in all (a scan's estimate
+        from what it has read so far). Growing early copies little; growing by doubling as
+        the columns fill copies every column each time, and pages never written cost nothing."""
+        self._reserve(max(0, rows - self.count), max(0, spans - self.span_count),
+                      max(0, id_bytes - int(self.columns.tr_off[self.count])))
+
     def absorb(self, spans: list[SlimSpan], offset: int, where: str) -> None:
         """Fold the spans of the records frame at file offset `offset` into the tables."""
         self.absorb_columns(extract(spans, self.nodes, self.names, self.arena, where), offset)

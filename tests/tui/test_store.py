@@ -193,3 +193,102 @@ def test_both_format_versions_and_stream_markers(tmp_path: Path):
     store = TraceStore(old)
     store.scan()
     assert store.at_end and store.span_count == len(Session(old).spans)
+
+
+def test_a_scan_that_stops_early_hands_its_opened_frames_to_the_next(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch):
+    """The first screen reads a few frames and its reader has opened more ahead (inflated and
+    walked on the workers): the background scan that goes on from there takes those, opening
+    every records frame once, and ends with the tables one whole scan leaves."""
+    from edgetrace._frames import FILE_HEADER_SIZE, FrameType, ScanResult, scan_frames
+    from edgetrace.tui import _scan
+
+    path = tmp_path / "mix.ets"
+    interleaved_session(path, traces=300, frames=40)
+    opened: list[int] = []
+    real = _scan._opened
+
+    def counting(frame):  # type: ignore[no-untyped-def]
+        opened.append(frame.offset)
+        return real(frame)
+
+    monkeypatch.setattr(_scan, "_opened", counting)
+    records = sum(1 for f in scan_frames(path.read_bytes(), FILE_HEADER_SIZE, path=path)
+                  if not isinstance(f, ScanResult) and f.type is FrameType.RECORDS)
+    whole = TraceStore(path)
+    whole.scan()
+    assert len(opened) == len(set(opened)) == records
+    opened.clear()
+    store = TraceStore(path)
+    for frames in (1, 2, 5):
+        store.scan(max_frames=frames)
+    store.scan(min_rows=store.count + 1)
+    store.scan()
+    assert store.at_end and len(opened) == len(set(opened)) == records
+    fields = list(TraceRow.__slots__)
+    assert [[getattr(r, f) for f in fields] for r in store.rows] == [[getattr(r, f) for f in fields] for r in whole.rows]
+    # from anywhere else, or up to another size (the file grew), the reader starts afresh
+    reader = _scan.FrameReader(path)
+    size = path.stat().st_size
+    frames = reader.frames(FILE_HEADER_SIZE, size)
+    first = next(frames)
+    assert isinstance(first, _scan.OpenFrame)
+    assert reader.frames(first.frame.end, size) is frames
+    assert reader.frames(first.frame.end, size + 1) is not frames
+    opened.clear()
+    again = [(item, item.walked(path)) if isinstance(item, _scan.OpenFrame) else (item, None)
+             for item in reader.frames(FILE_HEADER_SIZE, size)]  # walked: waits for the worker
+    assert isinstance(again[-1][0], ScanResult)
+    assert len(set(opened)) == records  # (the dropped reader's frames read ahead were opened too)
+
+
+def test_a_damaged_frame_is_raised_after_every_frame_before_it(tmp_path: Path):
+    """The reader reads frames ahead of the one handed out; damage it finds ahead is still
+    raised where it is in the file, after every frame before it has been handed out."""
+    from edgetrace._errors import CorruptSessionError
+    from edgetrace._frames import FILE_HEADER_SIZE, FrameType, ScanResult, scan_frames
+    from edgetrace.tui._scan import FrameReader, OpenFrame
+
+    path = tmp_path / "mix.ets"
+    interleaved_session(path, traces=50, frames=20)
+    frames = [f for f in scan_frames(path.read_bytes(), FILE_HEADER_SIZE, path=path)
+              if not isinstance(f, ScanResult) and f.type is FrameType.RECORDS]
+    bad = frames[12]
+    data = bytearray(path.read_bytes())
+    data[bad.end - 3] ^= 0xFF  # the payload's CRC no longer matches
+    path.write_bytes(bytes(data))
+    handed: list[int] = []
+    with pytest.raises(CorruptSessionError, match=f"offset {bad.offset}"):
+        for item in FrameReader(path).frames(FILE_HEADER_SIZE, len(data)):
+            assert isinstance(item, OpenFrame)
+            handed.append(item.frame.offset)
+    assert handed[-1] == frames[11].offset and handed[1:] == [f.offset for f in frames[:12]]
+
+
+def test_the_tables_are_sized_once_from_the_first_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A compacted session holds a span in ≈ 20 bytes, far fewer than the first guess from the
+    file size allows for: the scan sizes its tables from the spans per byte of its first run,
+    so the columns are not copied again and again as they fill."""
+    from edgetrace import _compact
+    from edgetrace.tui import _store
+
+    path = tmp_path / "mix.ets"
+    interleaved_session(path, traces=4000, frames=80)
+    _compact.compact(path, records_per_frame=500)  # the frames of a 1M-span session, scaled down
+    assert path.stat().st_size < 20000 * 48  # fewer bytes per span than the first guess allows
+    monkeypatch.setattr(_store, "RUN_SPANS", 1000)
+    grown: list[int] = []  # spans held when the span columns grew
+    reserve = TraceTable._reserve
+
+    def noting(self, rows, spans, id_bytes):  # type: ignore[no-untyped-def]
+        before = self.spans.capacity
+        reserve(self, rows, spans, id_bytes)
+        if self.spans.capacity != before:
+            grown.append(self.span_count)
+
+    monkeypatch.setattr(TraceTable, "_reserve", noting)
+    store = TraceStore(path)
+    store.scan()
+    total = store.span_count
+    assert total == 20000 and store.table.spans.capacity >= total
+    assert grown and all(held < total // 4 for held in grown), grown  # grown early, not as it filled
