@@ -47,9 +47,16 @@ typedef struct {
     Py_ssize_t nslots;
 } Interner;
 
+/* A frame's own strings (the walk's interner, dropped with the frame): eight bytes at a time
+ * (ids and names are short: one or two words), then mixed well enough for linear probing. It
+ * is not keyed, so a file could hold strings chosen to collide: a lookup that has looked at
+ * MAX_PROBES slots gives up, and the walk declines the frame (the ordinary decode reads it, with
+ * Python's keyed dicts). A frame costs at most MAX_PROBES steps a string, whatever it holds. */
+#define MAX_PROBES 256
+
 /* Eight bytes at a time (ids and names are short: one or two words), then mixed well enough
  * for linear probing on the low bits and 5 tag bits from the top. */
-static uint64_t hash_bytes(const uint8_t *p, Py_ssize_t n) {
+static uint64_t quick_hash(const uint8_t *p, Py_ssize_t n) {
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
     while (n >= 8) {
         uint64_t w;
@@ -67,6 +74,48 @@ static uint64_t hash_bytes(const uint8_t *p, Py_ssize_t n) {
     }
     h *= 0x94D049BB133111EBULL;
     return h ^ (h >> 29);
+}
+
+/* The trace table's hash (it lives as long as the session is open, and cannot decline a frame):
+ * SipHash-1-3, the hash Python and Rust give their dicts, keyed per process from os.urandom at
+ * import. With a fixed hash a file could hold millions of trace ids chosen to fall on one slot,
+ * and each lookup would walk all of them (the scan would take hours); keyed, which ids collide
+ * cannot be known when the file is written. */
+static uint64_t sip_k0, sip_k1;
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                          \
+    do {                                                                  \
+        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);         \
+        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                            \
+        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                            \
+        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);         \
+    } while (0)
+
+static uint64_t keyed_hash(const uint8_t *p, Py_ssize_t n) {
+    uint64_t v0 = sip_k0 ^ 0x736f6d6570736575ULL, v1 = sip_k1 ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = sip_k0 ^ 0x6c7967656e657261ULL, v3 = sip_k1 ^ 0x7465646279746573ULL;
+    uint64_t b = ((uint64_t)n) << 56;
+    while (n >= 8) {
+        uint64_t m;
+        memcpy(&m, p, 8); /* little-endian hosts (x86-64, arm64); elsewhere still a keyed hash */
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t t = 0;
+    memcpy(&t, p, (size_t)n);
+    b |= t;
+    v3 ^= b;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 
 static int interner_init(Interner *t, Py_ssize_t expect) {
@@ -91,7 +140,7 @@ static int interner_grow(Interner *t) {
     Py_ssize_t *slots = PyMem_RawCalloc(nslots, sizeof(*slots));
     if (!slots) return -1;
     for (Py_ssize_t i = 0; i < t->count; i++) {
-        uint64_t h = hash_bytes(t->ptr[i], t->len[i]);
+        uint64_t h = quick_hash(t->ptr[i], t->len[i]);
         Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)(nslots - 1));
         while (slots[at]) at = (at + 1) & (nslots - 1);
         slots[at] = i + 1;
@@ -102,14 +151,16 @@ static int interner_grow(Interner *t) {
     return 0;
 }
 
-/* The number of `p[0:n]`, added if new; -1 when out of memory. */
+/* The number of `p[0:n]`, added if new; -1 when out of memory, -2 after MAX_PROBES slots. */
 static Py_ssize_t intern(Interner *t, const uint8_t *p, Py_ssize_t n) {
-    uint64_t h = hash_bytes(p, n);
+    uint64_t h = quick_hash(p, n);
     Py_ssize_t mask = t->nslots - 1;
     Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)mask);
+    int probes = 0;
     while (t->slots[at]) {
         Py_ssize_t i = t->slots[at] - 1;
         if (t->len[i] == n && (n == 0 || memcmp(t->ptr[i], p, (size_t)n) == 0)) return i;
+        if (++probes == MAX_PROBES) return -2;
         at = (at + 1) & mask;
     }
     if (t->count == t->cap) {
@@ -320,7 +371,7 @@ static int parse_ref(Interner *strings, const uint8_t *s, Py_ssize_t n, int32_t 
     }
     if (v > (uint64_t)MAX_SEQ) return 0;
     Py_ssize_t k = intern(strings, s, c);
-    if (k < 0) return -1;
+    if (k < 0) return k == -2 ? 1 : -1; /* too many probes: decline */
     *node = (int32_t)k;
     *seq = (uint32_t)v;
     return 0;
@@ -411,7 +462,7 @@ static int walk(Reader *r, Py_ssize_t count, Interner *strings, Interner *raws, 
                 }
             }
             k = intern(strings, str[f], len[f]);
-            if (k < 0) return -1;
+            if (k < 0) return k == -2 ? 1 : -1; /* too many probes: decline */
             sid[c * count + i] = (int32_t)k;
         }
         ints[i] = num[F_SEQ];
@@ -422,7 +473,7 @@ static int walk(Reader *r, Py_ssize_t count, Interner *strings, Interner *raws, 
         got = parse_ref(strings, str[F_PARENT], len[F_PARENT], &ref_node[count + i], &ref_seq[count + i]);
         if (got) return got;
         Py_ssize_t a = intern(raws, attrs, attrs_len);
-        if (a < 0) return -1;
+        if (a < 0) return a == -2 ? 1 : -1; /* too many probes: decline */
         attr_id[i] = (int32_t)a;
     }
     return r->p == r->end ? 0 : 1;
@@ -585,6 +636,7 @@ typedef struct {
     PyObject_HEAD
     uint32_t *slot;
     Py_ssize_t nslots, count;
+    unsigned long long probes; /* slots looked at by every lookup so far (tests read it: `probes`) */
 } TraceTable;
 
 static inline uint32_t tag_of(uint64_t h) { return (uint32_t)(h >> (64 - TAG_BITS)); }
@@ -647,6 +699,7 @@ static Py_ssize_t tt_probe(TraceTable *t, const Stored *st, const Fresh *fr, con
                            uint64_t h, int *hit) {
     Py_ssize_t mask = t->nslots - 1, at = (Py_ssize_t)(h & (uint64_t)mask);
     uint32_t tag = tag_of(h);
+    t->probes++;
     while (t->slot[at]) {
         if ((t->slot[at] & ((1u << TAG_BITS) - 1)) == tag) {
             Py_ssize_t m;
@@ -654,6 +707,7 @@ static Py_ssize_t tt_probe(TraceTable *t, const Stored *st, const Fresh *fr, con
             if (q && m == n && (n == 0 || memcmp(p, q, (size_t)n) == 0)) { *hit = 1; return at; }
         }
         at = (at + 1) & mask;
+        t->probes++;
     }
     *hit = 0;
     return at;
@@ -672,7 +726,7 @@ static int tt_reserve(TraceTable *t, const Stored *st, Py_ssize_t more) {
         Py_ssize_t n;
         const uint8_t *q = t->slot[i] ? stored(st, row_of(t->slot[i]), &n) : NULL;
         if (!q) continue;
-        uint64_t h = hash_bytes(q, n);
+        uint64_t h = keyed_hash(q, n);
         Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)mask);
         while (slot[at]) at = (at + 1) & mask;
         slot[at] = t->slot[i];
@@ -746,7 +800,7 @@ static PyObject *tt_rows(TraceTable *self, PyObject *args) {
     if (!hs || !new_off) { PyMem_RawFree(hs); PyMem_RawFree(new_off); PyErr_NoMemory(); goto done; }
     Fresh fr = {(const uint8_t *)blob.buf, new_off, new_off + n, next_row, 0};
     for (Py_ssize_t j = 0; j < n; j++) {
-        hs[j] = hash_bytes(p, len[j]);
+        hs[j] = keyed_hash(p, len[j]);
         p += len[j];
     }
     p = (const uint8_t *)blob.buf;
@@ -797,7 +851,7 @@ static PyObject *tt_find(TraceTable *self, PyObject *args) {
     Stored st;
     if (stored_get(&st, ids_o, off_o, rows) < 0) { PyBuffer_Release(&trace); return NULL; }
     int hit;
-    uint64_t h = hash_bytes(trace.buf, trace.len);
+    uint64_t h = keyed_hash(trace.buf, trace.len);
     Py_ssize_t at = tt_probe(self, &st, NULL, trace.buf, trace.len, h, &hit);
     long found = hit ? (long)row_of(self->slot[at]) : -1;
     PyBuffer_Release(&trace);
@@ -815,6 +869,13 @@ static PyMethodDef tt_methods[] = {
 
 static PySequenceMethods tt_sequence = {.sq_length = (lenfunc)tt_len};
 
+static PyObject *tt_probes(TraceTable *self, void *closure) { return PyLong_FromUnsignedLongLong(self->probes); }
+
+static PyGetSetDef tt_getset[] = {
+    {"probes", (getter)tt_probes, NULL, "Slots looked at by every lookup so far (what a hostile file would inflate).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyTypeObject TraceTableType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "edgetrace._recscan.TraceTable",
@@ -823,12 +884,26 @@ static PyTypeObject TraceTableType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Trace id -> row of the explorer's trace table (see _recscan.c).",
     .tp_methods = tt_methods,
+    .tp_getset = tt_getset,
     .tp_as_sequence = &tt_sequence,
     .tp_new = tt_new,
 };
 
+PyDoc_STRVAR(hash_doc,
+"hash(data) -> int\n\n"
+"The trace table's keyed hash (SipHash-1-3, keyed per process), for tests.");
+
+static PyObject *hash_py(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    uint64_t h = keyed_hash(view.buf, view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLongLong(h);
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_O, columns_doc},
+    {"hash", hash_py, METH_O, hash_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -837,7 +912,26 @@ static struct PyModuleDef module = {
     "A records frame's span records as columns (the explorer's scan); see _recscan.c.", -1, methods,
 };
 
+/* The hash key, from os.urandom (the same source Python's own hash secret comes from). */
+static int seed_hash(void) {
+    PyObject *os = PyImport_ImportModule("os");
+    if (!os) return -1;
+    PyObject *key = PyObject_CallMethod(os, "urandom", "n", (Py_ssize_t)16);
+    Py_DECREF(os);
+    if (!key) return -1;
+    if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) != 16) {
+        Py_DECREF(key);
+        PyErr_SetString(PyExc_RuntimeError, "os.urandom(16) did not give 16 bytes");
+        return -1;
+    }
+    memcpy(&sip_k0, PyBytes_AS_STRING(key), 8);
+    memcpy(&sip_k1, PyBytes_AS_STRING(key) + 8, 8);
+    Py_DECREF(key);
+    return 0;
+}
+
 PyMODINIT_FUNC PyInit__recscan(void) {
+    if (seed_hash() < 0) return NULL;
     if (PyType_Ready(&TraceTableType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;

@@ -438,3 +438,66 @@ def test_a_frame_refused_inside_a_run_is_the_one_reported_or_salvaged(tmp_path, 
     with pytest.raises(CorruptSessionError, match=f"offset {offsets[3]}|more than 134,217,726") as err:
         opened(salvage=False).scan()
     assert err.value.offset == offsets[3]
+
+
+def _colliding_words(count: int, bits: int, seed: int = 1) -> list[bytes]:
+    """Eight-byte ASCII words whose unkeyed walk hash (`quick_hash` in _recscan.c) agrees in
+    its low `bits` bits: what a hostile file would hold to pile every string onto one slot."""
+    mask = np.uint64((1 << bits) - 1)
+    rng = np.random.default_rng(seed)
+    found: list[bytes] = []
+    with np.errstate(over="ignore"):
+        while len(found) < count:
+            raw = rng.integers(0x61, 0x7B, size=(1 << 22, 8), dtype=np.uint8)  # a-z
+            w = raw.view("<u8").ravel()
+            h = (np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(8) ^ w) * np.uint64(0xBF58476D1CE4E5B9)
+            h ^= h >> np.uint64(31)
+            h *= np.uint64(0x94D049BB133111EB)
+            h ^= h >> np.uint64(29)
+            found += [bytes(r) for r in raw[(h & mask) == 0]]
+    return list(dict.fromkeys(found))[:count]
+
+
+@native
+def test_strings_chosen_to_collide_make_the_walk_decline_not_crawl():
+    """The walk's per-frame interner hashes without a key (it is the hot loop): a frame whose
+    strings all fall on one slot would make each lookup walk all of them. After MAX_PROBES
+    slots the walk declines instead, and the ordinary decode (Python's keyed dicts) reads the
+    frame, so a hostile frame costs a bounded number of steps a string and reads the same."""
+    from edgetrace import _recscan
+
+    names = [w.decode() for w in _colliding_words(600, 13)]
+    spans = [Span(node="n", seq=i + 1, kind=SpanKind.LOG, name=name, trace=f"t{i % 7}")
+             for i, name in enumerate(names)]
+    hostile = encode_spans(spans)
+    assert _recscan.columns(hostile) is None
+    check(hostile)  # the ordinary path reads it
+    benign = encode_spans([Span(node="n", seq=i + 1, kind=SpanKind.LOG, name=f"name-{i:05d}", trace=f"t{i % 7}")
+                           for i in range(600)])
+    assert _recscan.columns(benign) is not None
+
+
+@native
+def test_trace_ids_chosen_to_collide_cost_the_trace_table_no_more():
+    """The trace table lives as long as the session is open and cannot decline: it hashes with
+    SipHash keyed per process, so ids chosen against any fixed hash spread like any others."""
+    import subprocess
+    import sys
+
+    from edgetrace import _recscan
+    from edgetrace.tui._trace_index import NativeTraceIndex
+
+    ids = _colliding_words(2000, 13)
+    blob = np.frombuffer(b"".join(ids), np.uint8)
+    lens = np.full(len(ids), 8, np.int64)
+    store = np.zeros(len(blob) + 8, np.uint8)
+    off = np.zeros(len(ids) + 2, np.uint64)
+    index = NativeTraceIndex(lambda: (store, off, 0))
+    rows, fresh = index.rows_for([w.decode() for w in ids], blob, lens, 0)
+    assert rows.tolist() == list(range(len(ids))) and bool(np.all(fresh))
+    assert index._table.probes < 4 * len(ids)  # unkeyed, ≈ len(ids)² / 2
+    code = "from edgetrace import _recscan; print(_recscan.hash(b'tractor-01/f0001'))"
+    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "0"}).stdout for _ in range(3)}
+    assert len(keys) == 3  # a key of its own in every process, whatever PYTHONHASHSEED says
+    assert _recscan.hash(b"tractor-01/f0001") == _recscan.hash(bytearray(b"tractor-01/f0001"))
