@@ -23,17 +23,25 @@ import itertools
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # numpy is imported where an index is built: importing edgetrace stays light
     import numpy as np
 
+from edgetrace import _clockref
 from edgetrace._clockref import Codes, Expansion, Resolver, Rows, clock_count, dense_fits
 from edgetrace._errors import UsageError
 from edgetrace._records import Span, parse_ref
 from edgetrace._vclock import VectorClock
 
 __all__ = ["CausalIndex"]
+
+_cindex: ModuleType | None
+try:  # the whole build in C (setup.py builds it when a compiler is there)
+    from edgetrace import _cindex
+except ImportError:  # pragma: no cover - exercised where the extension is not built
+    _cindex = None
 
 SpanLike = Span | str
 
@@ -88,6 +96,18 @@ class _Stream:
         #: running sums may pass 64 bits, so every later batch must take that path too
         self.wide = False
         self._pending: tuple[list[str], list[int], list[int]] = ([], [], [])
+
+    @classmethod
+    def built(cls, seqs: list[int], spans: list[Span], sums: list[int], at: dict[str, tuple[int, int]],
+              ch_seq: bytes, seq_wide: bool, ch_val: bytes, val_wide: bool, clock: dict[str, int],
+              total: int) -> _Stream:
+        """A stream as `_cindex.build` made it (what `extend` of a new stream leaves)."""
+        stream = cls()
+        stream.seqs, stream.spans, stream.sums, stream.at = seqs, spans, sums, at
+        stream.ch_seq = array("q" if seq_wide else "i", ch_seq)
+        stream.ch_val = array("q" if val_wide else "i", ch_val)
+        stream.clock, stream.total = clock, total
+        return stream
 
     def add(self, span: Span, expansion: Expansion | None = None, names: list[str] | None = None) -> None:
         """The definition, a record at a time: its entries wait in `_pending` until `_merge`.
@@ -192,7 +212,10 @@ class _Stream:
             first = np.flatnonzero(np.concatenate(([True], code_s[1:] != code_s[:-1])))
             prev_s = np.empty_like(val_s)
             prev_s[1:] = val_s[:-1]
-            prev_s[first] = [self.clock.get(names[c], 0) for c in code_s[first].tolist()]
+            if self.clock:  # a new stream (the whole session, on a first read) starts at all 0
+                prev_s[first] = [self.clock.get(names[c], 0) for c in code_s[first].tolist()]
+            else:
+                prev_s[first] = 0
             delta = np.empty_like(val_s)
             delta[order] = val_s - prev_s
             after = np.concatenate(([0], np.cumsum(delta)))[np.cumsum(counts)]
@@ -258,6 +281,14 @@ class CausalIndex:
         self.extend(spans)
 
     def extend(self, spans: Iterable[Span]) -> None:
+        if _cindex is not None and not self._streams and not self.lenient:
+            # a new index (a session read whole): built in C when it is the plain case
+            items = spans if type(spans) is list else list(spans)
+            built = _cindex.build(items, self._codes, self._names, _clockref.DENSE_CELLS)
+            if built is not None:
+                self._streams = {node: _Stream.built(*parts) for node, parts in built.items()}
+                return
+            spans = items
         pending: dict[str, list[Span]] = {}
         refs = False
         for span in spans:

@@ -36,7 +36,7 @@ native = pytest.mark.skipif(not _span_columns.NATIVE,
 
 def test_the_extension_is_built_where_it_can_be():
     """Under CI, on a machine with a C compiler and Python's headers (.ci/run installs them), the
-    optional extension must have been built: a build that fell back silently would leave only
+    optional extensions must have been built: a build that fell back silently would leave only
     the Python path tested, and every `native` test skipped."""
     if not os.environ.get("CI"):
         pytest.skip("checked under CI")
@@ -45,6 +45,9 @@ def test_the_extension_is_built_where_it_can_be():
     if not (compiler and headers):
         pytest.skip("no C compiler or Python headers here: the Python path is what is installed")
     assert _span_columns.NATIVE, "edgetrace._recscan was not built (setup.py's optional extension)"
+    from edgetrace import _index
+
+    assert _index._cindex is not None, "edgetrace._cindex was not built (setup.py's optional extension)"
 
 
 def tables(seed: list[str] = ()) -> tuple[Strings, Strings, AttrsArena]:

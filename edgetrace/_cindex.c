@@ -1,0 +1,580 @@
+/* edgetrace._cindex: the causal index of a whole session built in one pass, outside the interpreter.
+ *
+ * `CausalIndex(spans)` is what `show`, `replay` and `sweep` wait for before anything else. In
+ * Python it costs a few microseconds a record: grouping by node, resolving clocks stored by
+ * reference (a dense row per stream, merged in dependency order), and gathering each stream's
+ * change points into the packed arrays. `build` does all three here and hands back, per stream,
+ * exactly what `_Stream` holds: seqs, spans, clock sums, the change points sorted by (entry,
+ * seq) with each entry's segment, and the stream's last clock.
+ *
+ * It is a fast path, never a second definition: whenever it is not certain it would build what
+ * the Python code builds - a repeated or out-of-range seq, a clock value that is not a plain int
+ * within 32 bits, a reference that does not name an earlier record of another stream in the
+ * batch (missing, to itself, a cycle, not of the form `node:seq`), or a grid too large for dense
+ * rows - it returns None before touching anything, and `CausalIndex` takes the Python path,
+ * which builds or raises its usual error. The tests check that both build the same streams.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static PyObject *s_node, *s_seq, *s_vc, *s_merged;
+
+typedef struct {
+    PyObject *name;        /* borrowed from the names list */
+    Py_ssize_t code;       /* the node's code */
+    Py_ssize_t n;          /* records */
+    Py_ssize_t *span_at;   /* index in the input list, in seq order */
+    int64_t *seq;          /* seqs, ascending */
+    Py_ssize_t cap;
+    /* resolution */
+    Py_ssize_t cursor;     /* records done */
+    Py_ssize_t *target_stream; /* per record: the stream its reference names, or -1 */
+    Py_ssize_t *target_rec;    /* ... and that record's index there */
+    int32_t *wanted;       /* per record: how many records still merge its clock */
+    int64_t **snap;        /* per record: its full clock while still wanted */
+    int64_t *row;          /* the current clock (others' entries), dense by code */
+    int64_t total;         /* the sum of `row` */
+    Py_ssize_t *wait_head; /* per record: the first stream waiting for it, or -1 */
+    Py_ssize_t next_wait;  /* the next stream waiting for the same record, or -1 */
+    /* change points, in record order */
+    int32_t *e_code, *e_rec, *e_val;
+    Py_ssize_t ne, ecap;
+    int64_t *sums;
+} Stream;
+
+static void stream_free(Stream *s) {
+    PyMem_RawFree(s->span_at);
+    PyMem_RawFree(s->seq);
+    PyMem_RawFree(s->target_stream);
+    PyMem_RawFree(s->target_rec);
+    PyMem_RawFree(s->wanted);
+    if (s->snap) {
+        for (Py_ssize_t i = 0; i < s->n; i++) PyMem_RawFree(s->snap[i]);
+        PyMem_RawFree(s->snap);
+    }
+    PyMem_RawFree(s->row);
+    PyMem_RawFree(s->wait_head);
+    PyMem_RawFree(s->e_code);
+    PyMem_RawFree(s->e_rec);
+    PyMem_RawFree(s->e_val);
+    PyMem_RawFree(s->sums);
+}
+
+static int push_entry(Stream *s, Py_ssize_t code, Py_ssize_t rec, int64_t val) {
+    if (s->ne == s->ecap) {
+        Py_ssize_t cap = s->ecap ? s->ecap * 2 : 64;
+        int32_t *c = PyMem_RawRealloc(s->e_code, (size_t)cap * sizeof(int32_t));
+        if (!c) return -1;
+        s->e_code = c;
+        int32_t *r = PyMem_RawRealloc(s->e_rec, (size_t)cap * sizeof(int32_t));
+        if (!r) return -1;
+        s->e_rec = r;
+        int32_t *v = PyMem_RawRealloc(s->e_val, (size_t)cap * sizeof(int32_t));
+        if (!v) return -1;
+        s->e_val = v;
+        s->ecap = cap;
+    }
+    s->e_code[s->ne] = (int32_t)code;
+    s->e_rec[s->ne] = (int32_t)rec;
+    s->e_val[s->ne] = (int32_t)val;
+    s->ne++;
+    return 0;
+}
+
+/* A clock value as the fast path takes it: an exact int within 32 bits (1 = not the plain case). */
+static int value_of(PyObject *v, int64_t *out) {
+    if (!PyLong_CheckExact(v)) return 1;
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || x < INT32_MIN || x > INT32_MAX) return 1;
+    *out = x;
+    return 0;
+}
+
+/* A node's code from the index's Codes (a dict: a name it does not hold is not the plain case
+ * here, since every name was numbered before). */
+static Py_ssize_t code_of(PyObject *codes, PyObject *name) {
+    PyObject *c = PyDict_GetItemWithError(codes, name);
+    if (!c) return PyErr_Occurred() ? -2 : -1;
+    return PyLong_AsSsize_t(c);
+}
+
+typedef struct {
+    int64_t seq;
+    Py_ssize_t at;
+} SeqAt;
+
+static int by_seq(const void *a, const void *b) {
+    const SeqAt *x = a, *y = b;
+    if (x->seq != y->seq) return x->seq < y->seq ? -1 : 1;
+    return x->at < y->at ? -1 : (x->at > y->at);
+}
+
+static Py_ssize_t find_rec(const Stream *s, int64_t seq) {
+    Py_ssize_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (s->seq[mid] < seq) lo = mid + 1; else hi = mid;
+    }
+    return lo < s->n && s->seq[lo] == seq ? lo : -1;
+}
+
+/* `node:digits` (digits not starting with 0, at most 18): the node part and the seq; 1 if not. */
+static int split_ref(PyObject *ref, PyObject **node, int64_t *seq) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(ref);
+    Py_ssize_t c = PyUnicode_FindChar(ref, ':', 0, n, -1);
+    if (c == -2) return -1;
+    if (c < 1 || c == n - 1 || n - c - 1 > 18) return 1;
+    int kind = PyUnicode_KIND(ref);
+    const void *data = PyUnicode_DATA(ref);
+    if (PyUnicode_READ(kind, data, c + 1) == '0') return 1;
+    int64_t v = 0;
+    for (Py_ssize_t i = c + 1; i < n; i++) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        if (ch < '0' || ch > '9') return 1;
+        v = v * 10 + (int64_t)(ch - '0');
+    }
+    *node = PyUnicode_Substring(ref, 0, c);
+    if (!*node) return -1;
+    *seq = v;
+    return 0;
+}
+
+#define DECLINE 1
+#define FAIL (-1)
+
+typedef struct {
+    PyObject *spans;  /* the input list */
+    Stream *st;
+    Py_ssize_t ns, ncodes;
+    PyObject *codes;
+    int64_t *before;  /* scratch: a row before a merge */
+    PyObject **vcs;   /* per input span: its vc (borrowed: a frozen span holds it, the list the span) */
+} Build;
+
+/* Process stream k's records until it ends or waits on a record not done yet (then it is
+ * listed on that record, and made ready again once the record is done). */
+static int run_stream(Build *b, Py_ssize_t k, Py_ssize_t *ready, Py_ssize_t *nready) {
+    Stream *s = &b->st[k];
+    Py_ssize_t N = b->ncodes;
+    int64_t *row = s->row;
+    while (s->cursor < s->n) {
+        Py_ssize_t i = s->cursor;
+        Py_ssize_t ts = s->target_stream[i];
+        if (ts >= 0 && s->target_rec[i] >= b->st[ts].cursor) { /* not done yet: wait for it */
+            Stream *t = &b->st[ts];
+            s->next_wait = t->wait_head[s->target_rec[i]];
+            t->wait_head[s->target_rec[i]] = k;
+            return 0;
+        }
+        PyObject *vc = b->vcs[s->span_at[i]];
+        Py_ssize_t pos = 0;
+        PyObject *key, *val;
+        if (ts >= 0) {
+            Stream *t = &b->st[ts];
+            Py_ssize_t tr = s->target_rec[i];
+            const int64_t *merged = t->snap[tr];
+            int64_t *before = b->before;
+            Py_ssize_t own = s->code;
+            /* the merge: entry by entry the larger, own entry kept, then the residual (vc) */
+            for (Py_ssize_t c = 0; c < N; c++) {
+                int64_t old = row[c];
+                before[c] = old;
+                if (merged[c] > old) row[c] = merged[c];
+            }
+            row[own] = before[own];
+            while (PyDict_Next(vc, &pos, &key, &val)) {
+                int64_t v;
+                Py_ssize_t c = code_of(b->codes, key);
+                if (c < 0 || value_of(val, &v)) {
+                    return c == -2 ? FAIL : DECLINE;
+                }
+                row[c] = v;
+            }
+            for (Py_ssize_t c = 0; c < N; c++) {
+                if (row[c] == before[c]) continue;
+                s->total += row[c] - before[c];
+                if (push_entry(s, c, i, row[c]) < 0) { PyErr_NoMemory(); return FAIL; }
+            }
+            if (--t->wanted[tr] == 0) {
+                PyMem_RawFree(t->snap[tr]);
+                t->snap[tr] = NULL;
+            }
+        } else {
+            while (PyDict_Next(vc, &pos, &key, &val)) {
+                int64_t v;
+                Py_ssize_t c = code_of(b->codes, key);
+                if (c < 0 || value_of(val, &v)) {
+                    return c == -2 ? FAIL : DECLINE;
+                }
+                s->total += v - row[c];
+                row[c] = v;
+                if (push_entry(s, c, i, v) < 0) { PyErr_NoMemory(); return FAIL; }
+            }
+        }
+        s->sums[i] = s->total + s->seq[i];
+        if (s->wanted[i]) {
+            int64_t *snap = PyMem_RawMalloc((size_t)N * sizeof(int64_t));
+            if (!snap) { PyErr_NoMemory(); return FAIL; }
+            memcpy(snap, row, (size_t)N * sizeof(int64_t));
+            snap[s->code] = s->seq[i];
+            s->snap[i] = snap;
+        }
+        s->cursor = i + 1;
+        for (Py_ssize_t w = s->wait_head[i]; w >= 0;) { /* the streams waiting for this record */
+            Py_ssize_t next = b->st[w].next_wait;
+            ready[(*nready)++] = w;
+            w = next;
+        }
+        s->wait_head[i] = -1;
+    }
+    return 0;
+}
+
+static PyObject *packed_bytes(const int64_t *v, Py_ssize_t n, int *wide) {
+    int64_t lo = 0, hi = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (v[i] < lo) lo = v[i];
+        if (v[i] > hi) hi = v[i];
+    }
+    *wide = !(lo >= INT32_MIN && hi <= INT32_MAX);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * (*wide ? 8 : 4));
+    if (!out) return NULL;
+    if (*wide) {
+        memcpy(PyBytes_AS_STRING(out), v, (size_t)n * 8);
+    } else {
+        int32_t *o = (int32_t *)PyBytes_AS_STRING(out);
+        for (Py_ssize_t i = 0; i < n; i++) o[i] = (int32_t)v[i];
+    }
+    return out;
+}
+
+static PyObject *list_of_int64(const int64_t *v, Py_ssize_t n) {
+    PyObject *out = PyList_New(n);
+    if (!out) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *x = PyLong_FromLongLong(v[i]);
+        if (!x) { Py_DECREF(out); return NULL; }
+        PyList_SET_ITEM(out, i, x);
+    }
+    return out;
+}
+
+/* Stream k's change points sorted by (entry, seq), its segments, clock and sums, as Python objects:
+ * (seqs, spans, sums, at, ch_seq bytes, ch_seq wide, ch_val bytes, ch_val wide, clock, total). */
+static PyObject *stream_result(Build *b, Py_ssize_t k, PyObject *names) {
+    Stream *s = &b->st[k];
+    Py_ssize_t N = b->ncodes, ne = s->ne;
+    PyObject *seqs = NULL, *spans = NULL, *sums = NULL, *at = NULL, *clock = NULL, *chs = NULL, *chv = NULL;
+    PyObject *result = NULL;
+    Py_ssize_t *start = PyMem_RawCalloc((size_t)N + 1, sizeof(Py_ssize_t));
+    int64_t *ch_seq = PyMem_RawMalloc((size_t)(ne ? ne : 1) * sizeof(int64_t));
+    int64_t *ch_val = PyMem_RawMalloc((size_t)(ne ? ne : 1) * sizeof(int64_t));
+    if (!start || !ch_seq || !ch_val) { PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t e = 0; e < ne; e++) start[s->e_code[e] + 1]++;
+    for (Py_ssize_t c = 0; c < N; c++) start[c + 1] += start[c];
+    {   /* a counting sort by entry: record order kept within each (stable, as numpy's) */
+        Py_ssize_t *fill = PyMem_RawMalloc(((size_t)N + 1) * sizeof(Py_ssize_t));
+        if (!fill) { PyErr_NoMemory(); goto done; }
+        memcpy(fill, start, ((size_t)N + 1) * sizeof(Py_ssize_t));
+        for (Py_ssize_t e = 0; e < ne; e++) {
+            Py_ssize_t at_ = fill[s->e_code[e]]++;
+            ch_seq[at_] = s->seq[s->e_rec[e]];
+            ch_val[at_] = s->e_val[e];
+        }
+        PyMem_RawFree(fill);
+    }
+    /* the entries go as they came (these buffers are the largest the build holds) */
+    PyMem_RawFree(s->e_code); s->e_code = NULL;
+    PyMem_RawFree(s->e_rec); s->e_rec = NULL;
+    PyMem_RawFree(s->e_val); s->e_val = NULL;
+    at = PyDict_New();
+    clock = PyDict_New();
+    if (!at || !clock) goto done;
+    for (Py_ssize_t c = 0; c < N; c++) {
+        if (start[c + 1] == start[c]) continue;
+        PyObject *name = PyList_GET_ITEM(names, c);
+        PyObject *seg = Py_BuildValue("(nn)", start[c], start[c + 1]);
+        if (!seg) goto done;
+        int bad = PyDict_SetItem(at, name, seg);
+        Py_DECREF(seg);
+        if (bad) goto done;
+        PyObject *last = PyLong_FromLongLong(ch_val[start[c + 1] - 1]);
+        if (!last) goto done;
+        bad = PyDict_SetItem(clock, name, last);
+        Py_DECREF(last);
+        if (bad) goto done;
+    }
+    int wide_s = 1, wide_v = 1;
+    if (ne) {
+        chs = packed_bytes(ch_seq, ne, &wide_s);
+        chv = packed_bytes(ch_val, ne, &wide_v);
+    } else { /* a stream without change points keeps its first empty arrays ('q') */
+        chs = PyBytes_FromStringAndSize(NULL, 0);
+        chv = PyBytes_FromStringAndSize(NULL, 0);
+    }
+    if (!chs || !chv) goto done;
+    seqs = list_of_int64(s->seq, s->n);
+    sums = list_of_int64(s->sums, s->n);
+    spans = PyList_New(s->n);
+    if (!seqs || !sums || !spans) goto done;
+    for (Py_ssize_t i = 0; i < s->n; i++) {
+        PyObject *span = PyList_GET_ITEM(b->spans, s->span_at[i]);
+        Py_INCREF(span);
+        PyList_SET_ITEM(spans, i, span);
+    }
+    result = Py_BuildValue("(OOOOOiOiOL)", seqs, spans, sums, at, chs, wide_s, chv, wide_v, clock, (long long)s->total);
+done:
+    PyMem_RawFree(start);
+    PyMem_RawFree(ch_seq);
+    PyMem_RawFree(ch_val);
+    Py_XDECREF(seqs);
+    Py_XDECREF(spans);
+    Py_XDECREF(sums);
+    Py_XDECREF(at);
+    Py_XDECREF(clock);
+    Py_XDECREF(chs);
+    Py_XDECREF(chv);
+    return result;
+}
+
+PyDoc_STRVAR(build_doc,
+"build(spans, codes, names, max_cells, /)\n--\n\n"
+"The streams of a new causal index over `spans` (a list of Span): {node: (seqs, spans, sums, at,\n"
+"ch_seq, ch_seq_wide, ch_val, ch_val_wide, clock, total)}, numbering names in `codes` (the\n"
+"index's Codes; `names` its list). None when this is not the plain case (see _cindex.c).");
+
+static PyObject *build(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "build(spans, codes, names, max_cells)");
+        return NULL;
+    }
+    PyObject *spans = args[0], *codes = args[1], *names = args[2];
+    Py_ssize_t max_cells = PyLong_AsSsize_t(args[3]);
+    if (max_cells == -1 && PyErr_Occurred()) return NULL;
+    if (!PyList_CheckExact(spans) || !PyDict_Check(codes) || !PyList_CheckExact(names)) Py_RETURN_NONE;
+    Py_ssize_t n = PyList_GET_SIZE(spans);
+    /* the build makes millions of small objects, none of them in a cycle: the collector would
+     * only walk them again and again (about a tenth of the build) */
+    int gc_was = PyGC_Disable();
+    PyObject *result = NULL, *by_node = PyDict_New(), *order = NULL;
+    Build b = {spans, NULL, 0, 0, codes, NULL, NULL};
+    Py_ssize_t *ready = NULL;
+    int decline = 0;
+    if (!by_node) goto done;
+    b.vcs = PyMem_RawMalloc((size_t)(n ? n : 1) * sizeof(PyObject *));
+    if (!b.vcs) { PyErr_NoMemory(); goto done; }
+    /* 1. group by node: each node's records, and its first code (streams numbered first, by name) */
+    Py_ssize_t cap = 16;
+    b.st = PyMem_RawCalloc((size_t)cap, sizeof(Stream));
+    if (!b.st) { PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *span = PyList_GET_ITEM(spans, j);
+        PyObject *node = PyObject_GetAttr(span, s_node);
+        if (!node) goto done;
+        PyObject *seq_o = PyObject_GetAttr(span, s_seq);
+        if (!seq_o) { Py_DECREF(node); goto done; }
+        int overflow = 0;
+        long long seq = PyLong_CheckExact(seq_o) ? PyLong_AsLongLongAndOverflow(seq_o, &overflow) : -1;
+        Py_DECREF(seq_o);
+        if (!PyUnicode_CheckExact(node) || overflow || seq < 0 || seq > INT64_MAX / 2) {
+            Py_DECREF(node);
+            decline = 1;
+            goto done;
+        }
+        PyObject *k_o = PyDict_GetItemWithError(by_node, node);
+        Py_ssize_t k;
+        if (k_o) {
+            k = PyLong_AsSsize_t(k_o);
+        } else {
+            if (PyErr_Occurred()) { Py_DECREF(node); goto done; }
+            if (b.ns == cap) {
+                Stream *more = PyMem_RawRealloc(b.st, (size_t)cap * 2 * sizeof(Stream));
+                if (!more) { Py_DECREF(node); PyErr_NoMemory(); goto done; }
+                memset(more + cap, 0, (size_t)cap * sizeof(Stream));
+                b.st = more;
+                cap *= 2;
+            }
+            k = b.ns++;
+            PyObject *ko = PyLong_FromSsize_t(k);
+            if (!ko || PyDict_SetItem(by_node, node, ko) < 0) { Py_XDECREF(ko); Py_DECREF(node); goto done; }
+            Py_DECREF(ko);
+        }
+        Py_DECREF(node);
+        Stream *s = &b.st[k];
+        if (s->n == s->cap) {
+            Py_ssize_t c2 = s->cap ? s->cap * 2 : 16;
+            Py_ssize_t *a = PyMem_RawRealloc(s->span_at, (size_t)c2 * sizeof(Py_ssize_t));
+            if (!a) { PyErr_NoMemory(); goto done; }
+            s->span_at = a;
+            int64_t *q = PyMem_RawRealloc(s->seq, (size_t)c2 * sizeof(int64_t));
+            if (!q) { PyErr_NoMemory(); goto done; }
+            s->seq = q;
+            s->cap = c2;
+        }
+        s->span_at[s->n] = j;
+        s->seq[s->n] = seq;
+        s->n++;
+    }
+    /* streams numbered first, in name order (as the Python resolver numbers them) */
+    order = PyDict_Keys(by_node);
+    if (!order || PyList_Sort(order) < 0) goto done;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(order); i++) {
+        PyObject *c = PyObject_GetItem(codes, PyList_GET_ITEM(order, i)); /* Codes numbers a new name */
+        if (!c) goto done;
+        Py_DECREF(c);
+    }
+    /* 2. each stream in seq order; a repeated seq is not the plain case */
+    for (Py_ssize_t k = 0; k < b.ns; k++) {
+        Stream *s = &b.st[k];
+        int sorted = 1;
+        for (Py_ssize_t i = 1; i < s->n; i++)
+            if (s->seq[i] <= s->seq[i - 1]) { sorted = 0; break; }
+        if (!sorted) {
+            SeqAt *tmp = PyMem_RawMalloc((size_t)s->n * sizeof(SeqAt));
+            if (!tmp) { PyErr_NoMemory(); goto done; }
+            for (Py_ssize_t i = 0; i < s->n; i++) { tmp[i].seq = s->seq[i]; tmp[i].at = s->span_at[i]; }
+            qsort(tmp, (size_t)s->n, sizeof(SeqAt), by_seq);
+            for (Py_ssize_t i = 0; i < s->n; i++) { s->seq[i] = tmp[i].seq; s->span_at[i] = tmp[i].at; }
+            PyMem_RawFree(tmp);
+            for (Py_ssize_t i = 1; i < s->n; i++)
+                if (s->seq[i] == s->seq[i - 1]) { decline = 1; goto done; }
+        }
+    }
+    /* 3. every name a clock names gets its code now, so rows are dense and of one width */
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *vc = PyObject_GetAttr(PyList_GET_ITEM(spans, j), s_vc);
+        if (!vc) goto done;
+        Py_DECREF(vc); /* the span keeps it */
+        b.vcs[j] = vc;
+        if (!PyDict_CheckExact(vc)) { decline = 1; goto done; }
+        Py_ssize_t pos = 0;
+        PyObject *key, *val;
+        while (PyDict_Next(vc, &pos, &key, &val)) {
+            if (!PyUnicode_CheckExact(key)) { decline = 1; goto done; }
+            if (PyDict_GetItemWithError(codes, key)) continue; /* known: no call */
+            if (PyErr_Occurred()) goto done;
+            PyObject *c = PyObject_GetItem(codes, key);
+            if (!c) goto done;
+            Py_DECREF(c);
+        }
+    }
+    b.ncodes = PyList_GET_SIZE(names);
+    if (b.ncodes != PyDict_GET_SIZE(codes) || b.ns * (b.ncodes ? b.ncodes : 1) > max_cells) { decline = 1; goto done; }
+    for (Py_ssize_t k = 0; k < b.ns; k++) {
+        Stream *s = &b.st[k];
+        s->target_stream = PyMem_RawMalloc((size_t)s->n * sizeof(Py_ssize_t));
+        s->target_rec = PyMem_RawMalloc((size_t)s->n * sizeof(Py_ssize_t));
+        s->wanted = PyMem_RawCalloc((size_t)s->n, sizeof(int32_t));
+        s->snap = PyMem_RawCalloc((size_t)s->n, sizeof(int64_t *));
+        s->row = PyMem_RawCalloc((size_t)(b.ncodes ? b.ncodes : 1), sizeof(int64_t));
+        s->sums = PyMem_RawMalloc((size_t)(s->n ? s->n : 1) * sizeof(int64_t));
+        s->wait_head = PyMem_RawMalloc((size_t)(s->n ? s->n : 1) * sizeof(Py_ssize_t));
+        if (!s->target_stream || !s->target_rec || !s->wanted || !s->snap || !s->row || !s->sums || !s->wait_head) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < s->n; i++) s->wait_head[i] = -1;
+        s->next_wait = -1;
+    }
+    b.before = PyMem_RawMalloc((size_t)(b.ncodes ? b.ncodes : 1) * sizeof(int64_t));
+    if (!b.before) { PyErr_NoMemory(); goto done; }
+    {
+        Py_ssize_t pos = 0;
+        PyObject *key, *val;
+        while (PyDict_Next(by_node, &pos, &key, &val)) {
+            Stream *s = &b.st[PyLong_AsSsize_t(val)];
+            s->name = key;
+            s->code = code_of(codes, key);
+            if (s->code < 0) { decline = s->code == -1; goto done; }
+        }
+    }
+    /* 4. what each reference names: a record of another stream in this batch, or not the plain case */
+    for (Py_ssize_t k = 0; k < b.ns; k++) {
+        Stream *s = &b.st[k];
+        for (Py_ssize_t i = 0; i < s->n; i++) {
+            s->target_stream[i] = -1;
+            PyObject *merged = PyObject_GetAttr(PyList_GET_ITEM(spans, s->span_at[i]), s_merged);
+            if (!merged) goto done;
+            if (!PyUnicode_CheckExact(merged)) { Py_DECREF(merged); decline = 1; goto done; }
+            if (PyUnicode_GET_LENGTH(merged) == 0) { Py_DECREF(merged); continue; }
+            PyObject *tnode = NULL;
+            int64_t tseq;
+            int got = split_ref(merged, &tnode, &tseq);
+            Py_DECREF(merged);
+            if (got) { decline = got > 0; goto done; }
+            PyObject *t_o = PyDict_GetItemWithError(by_node, tnode);
+            Py_DECREF(tnode);
+            if (!t_o) { decline = !PyErr_Occurred(); goto done; }
+            Py_ssize_t t = PyLong_AsSsize_t(t_o);
+            Py_ssize_t r = t == k ? -1 : find_rec(&b.st[t], tseq);
+            if (r < 0) { decline = 1; goto done; }
+            s->target_stream[i] = t;
+            s->target_rec[i] = r;
+            b.st[t].wanted[r]++;
+        }
+    }
+    /* 5. resolve in dependency order: a stream runs until it waits on a record not done yet */
+    ready = PyMem_RawMalloc((size_t)(b.ns ? b.ns : 1) * sizeof(Py_ssize_t));
+    if (!ready) { PyErr_NoMemory(); goto done; }
+    Py_ssize_t nready = 0;
+    for (Py_ssize_t k = b.ns - 1; k >= 0; k--) ready[nready++] = k;
+    while (nready) {
+        Py_ssize_t k = ready[--nready];
+        int got = run_stream(&b, k, ready, &nready);
+        if (got) { decline = got > 0; goto done; }
+    }
+    for (Py_ssize_t k = 0; k < b.ns; k++)
+        if (b.st[k].cursor < b.st[k].n) { decline = 1; goto done; } /* a cycle: the Python path says so */
+    /* 6. the streams as `_Stream` holds them */
+    result = PyDict_New();
+    if (!result) goto done;
+    for (Py_ssize_t k = 0; k < b.ns; k++) {
+        PyObject *one = stream_result(&b, k, names);
+        if (!one || PyDict_SetItem(result, b.st[k].name, one) < 0) {
+            Py_XDECREF(one);
+            Py_CLEAR(result);
+            goto done;
+        }
+        Py_DECREF(one);
+    }
+done:
+    if (b.st) {
+        for (Py_ssize_t k = 0; k < b.ns; k++) stream_free(&b.st[k]);
+        PyMem_RawFree(b.st);
+    }
+    PyMem_RawFree(ready);
+    PyMem_RawFree(b.before);
+    Py_XDECREF(order);
+    Py_XDECREF(by_node);
+    PyMem_RawFree(b.vcs);
+    if (gc_was) PyGC_Enable();
+    if (decline && !PyErr_Occurred()) {
+        Py_XDECREF(result);
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"build", (PyCFunction)(void (*)(void))build, METH_FASTCALL, build_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "edgetrace._cindex",
+    "The causal index of a whole session built in C (a fast path; see _cindex.c).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__cindex(void) {
+    s_node = PyUnicode_InternFromString("node");
+    s_seq = PyUnicode_InternFromString("seq");
+    s_vc = PyUnicode_InternFromString("vc");
+    s_merged = PyUnicode_InternFromString("merged");
+    if (!s_node || !s_seq || !s_vc || !s_merged) return NULL;
+    return PyModule_Create(&module);
+}
