@@ -142,23 +142,24 @@ def test_a_wide_clock_keeps_later_batches_off_the_packed_path():
     assert index.clock("a:10")["b"] == big
 
 
-@given(batches())
-def test_the_c_build_of_a_whole_session_is_the_python_build(cut):
-    """Arbitrary delta clocks, large values and repeats too, read whole: the same streams."""
+def built(spans, native):  # type: ignore[no-untyped-def]
+    """The index's streams as `_state` gives them, built in C (`native`) or in Python, or the error."""
     from edgetrace import _index
     from edgetrace._errors import UsageError
 
+    saved = _index._cindex
+    if not native:
+        _index._cindex = None
+    try:
+        return _state(CausalIndex(spans))
+    except UsageError as exc:
+        return str(exc)
+    finally:
+        _index._cindex = saved
+
+
+@given(batches())
+def test_the_c_build_of_a_whole_session_is_the_python_build(cut):
+    """Arbitrary delta clocks, large values and repeats too, read whole: the same streams."""
     spans = [s for batch in cut for s in batch]
-
-    def build(native):  # type: ignore[no-untyped-def]
-        saved = _index._cindex
-        if not native:
-            _index._cindex = None
-        try:
-            return _state(CausalIndex(spans))
-        except UsageError as exc:
-            return str(exc)
-        finally:
-            _index._cindex = saved
-
-    assert build(True) == build(False)
+    assert built(spans, native=True) == built(spans, native=False)
