@@ -8,8 +8,8 @@
  * seq) with each entry's segment, and the stream's last clock.
  *
  * It is a fast path, never a second definition: whenever it is not certain it would build what
- * the Python code builds - a repeated or out-of-range seq, a clock value that is not a plain int
- * within 32 bits, a reference that does not name an earlier record of another stream in the
+ * the Python code builds - a repeated seq, a seq or clock value that is not a plain int within
+ * 32 bits, a reference that does not name an earlier record of another stream in the
  * batch (missing, to itself, a cycle, not of the form `node:seq`), or a grid too large for dense
  * rows - it returns None before touching anything, and `CausalIndex` takes the Python path,
  * which builds or raises its usual error. The tests check that both build the same streams.
@@ -381,7 +381,8 @@ static PyObject *build(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         int overflow = 0;
         long long seq = PyLong_CheckExact(seq_o) ? PyLong_AsLongLongAndOverflow(seq_o, &overflow) : -1;
         Py_DECREF(seq_o);
-        if (!PyUnicode_CheckExact(node) || overflow || seq < 0 || seq > INT64_MAX / 2) {
+        /* a seq is also a clock entry (a send's own): within 32 bits, as every entry here */
+        if (!PyUnicode_CheckExact(node) || overflow || seq < 0 || seq > INT32_MAX) {
             Py_DECREF(node);
             decline = 1;
             goto done;

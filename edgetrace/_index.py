@@ -212,10 +212,7 @@ class _Stream:
             first = np.flatnonzero(np.concatenate(([True], code_s[1:] != code_s[:-1])))
             prev_s = np.empty_like(val_s)
             prev_s[1:] = val_s[:-1]
-            if self.clock:  # a new stream (the whole session, on a first read) starts at all 0
-                prev_s[first] = [self.clock.get(names[c], 0) for c in code_s[first].tolist()]
-            else:
-                prev_s[first] = 0
+            prev_s[first] = [self.clock.get(names[c], 0) for c in code_s[first].tolist()]
             delta = np.empty_like(val_s)
             delta[order] = val_s - prev_s
             after = np.concatenate(([0], np.cumsum(delta)))[np.cumsum(counts)]

@@ -93,7 +93,7 @@ class _Frames:
     scan from the same place takes the frames already opened (`FrameReader.frames`)."""
 
     def __init__(self, path: Path, start: int, size: int, salvage: bool) -> None:
-        self.path, self.size, self.salvage = path, size, salvage
+        self.size, self.salvage = size, salvage
         self.position = start  # where the next item handed out starts
         self._fh: BinaryIO | None = open(path, "rb")  # closed at the end, by close(), or when dropped
         weakref.finalize(self, self._fh.close)  # a store dropped mid-file: closed, not left to the GC

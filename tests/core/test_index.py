@@ -163,3 +163,16 @@ def test_the_c_build_of_a_whole_session_is_the_python_build(cut):
     """Arbitrary delta clocks, large values and repeats too, read whole: the same streams."""
     spans = [s for batch in cut for s in batch]
     assert built(spans, native=True) == built(spans, native=False)
+
+
+def test_seqs_and_clock_values_past_32_bits_build_alike():
+    """A send's seq becomes its receiver's clock entry: past 32 bits the C build declines (its
+    rows are 32-bit), and the Python build takes it."""
+    from edgetrace._records import Span
+
+    big = 2**31 + 5
+    spans = [Span(node="a", seq=big, kind=SpanKind.SEND, name="m"),
+             Span(node="b", seq=1, kind=SpanKind.RECV, name="m", merged=f"a:{big}"),
+             Span(node="b", seq=2, kind=SpanKind.RECV, name="m", vc={"a": big + 1, "c": 7})]
+    assert built(spans, native=True) == built(spans, native=False)
+    assert CausalIndex(spans).clock("b:1").as_dict() == {"a": big, "b": 1}
