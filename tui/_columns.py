@@ -84,15 +84,18 @@ class Columns:
         for name, dtype in self.SPEC.items():
             setattr(self, name, allocate(dtype, self.capacity, fill=self.FILL.get(name, 0)))
 
-    def reserve(self, need: int) -> None:
-        """Make room for `need` entries in every column (doubling, so growth is amortised)."""
+    def reserve(self, need: int, held: int | None = None) -> None:
+        """Make room for `need` entries in every column (doubling, so growth is amortised).
+        `held`: how many entries are in use, the only ones copied (the rest of the old capacity
+        was never written: copying it would make every page of the new columns resident)."""
         if need <= self.capacity:
             return
         cap = max(need, self.capacity * 2)
         for name, dtype in self.SPEC.items():
             old = getattr(self, name)
             new = allocate(dtype, cap, fill=self.FILL.get(name, 0))
-            new[: len(old)] = old
+            keep = len(old) if held is None else min(held, len(old))
+            new[:keep] = old[:keep]
             setattr(self, name, new)  # one assignment: readers see the old array or the new
             del old
             release_all()  # the copy's pages: one column's worth resident at a time, not all

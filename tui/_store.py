@@ -60,8 +60,6 @@ GRAPH_CACHE = 32
 RELEASE_EVERY = 1_000_000
 #: Spans of consecutive records frames absorbed at once (a hub's frames hold up to ~1,000).
 RUN_SPANS = 8192
-#: How far over the spans per byte read so far the tables are sized (`TraceStore._expect`).
-EXPECT_MARGIN = 1.25
 
 
 class _Rows(Sequence[TraceRow]):
@@ -253,7 +251,6 @@ class TraceStore:
                 run_at.clear()
                 run_end.clear()
                 run_spans = 0
-                self._expect()
 
         with self._lock:
             self.size = self.path.stat().st_size
@@ -319,18 +316,6 @@ class TraceStore:
                 self._cache.clear()  # a cached trace may have grown
                 self._release()
             return added
-
-    def _expect(self) -> None:
-        """Size the tables for the whole file from the spans per byte read so far (a margin
-        over, and never past one span per 8 bytes of file), so they grow once, early."""
-        read = self.offset - FILE_HEADER_SIZE
-        table = self.table
-        if read <= 0 or self.offset >= self.size or not table.span_count:
-            return
-        scale = (self.size - FILE_HEADER_SIZE) / read * EXPECT_MARGIN
-        spans = min(int(table.span_count * scale), self.size // 8)
-        if spans > table.spans.capacity:
-            table.expect(spans, int(table.count * scale), int(int(table.columns.tr_off[table.count]) * scale))
 
     def _take(self, item: OpenFrame) -> int:
         """Absorb one intact frame; return how many spans it added. A payload that does not

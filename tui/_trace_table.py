@@ -287,20 +287,15 @@ class TraceTable:
     # --- absorbing a records frame -----------------------------------------------------
 
     def _reserve(self, rows: int, spans: int, id_bytes: int) -> None:
-        self.columns.reserve(self.count + rows + 1)
-        self.spans.reserve(self.span_count + spans)
-        need = int(self.columns.tr_off[self.count]) + id_bytes
+        """Room for that many more rows, spans and id bytes; growing copies only what is held."""
+        self.columns.reserve(self.count + rows + 1, held=self.count + 1)  # tr_off: one entry past the rows
+        self.spans.reserve(self.span_count + spans, held=self.span_count)
+        used = int(self.columns.tr_off[self.count])
+        need = used + id_bytes
         if need > len(self.ids):
             new = allocate("u1", max(need, len(self.ids) * 2))
-            new[: len(self.ids)] = self.ids
+            new[:used] = self.ids[:used]
             self.ids = new
-
-    def expect(self, spans: int, rows: int, id_bytes: int) -> None:
-        """Make room for about this many spans, rows and id bytes in all (a scan's estimate
-        from what it has read so far). Growing early copies little; growing by doubling as
-        the columns fill copies every column each time, and pages never written cost nothing."""
-        self._reserve(max(0, rows - self.count), max(0, spans - self.span_count),
-                      max(0, id_bytes - int(self.columns.tr_off[self.count])))
 
     def absorb(self, spans: list[SlimSpan], offset: int, where: str) -> None:
         """Fold the spans of the records frame at file offset `offset` into the tables."""

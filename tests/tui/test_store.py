@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgetrace import Manifest, SessionWriter, Span, SpanKind, Status
@@ -265,30 +266,32 @@ def test_a_damaged_frame_is_raised_after_every_frame_before_it(tmp_path: Path):
     assert handed[-1] == frames[11].offset and handed[1:] == [f.offset for f in frames[:12]]
 
 
-def test_the_tables_are_sized_once_from_the_first_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A compacted session holds a span in ≈ 20 bytes, far fewer than the first guess from the
-    file size allows for: the scan sizes its tables from the spans per byte of its first run,
-    so the columns are not copied again and again as they fill."""
+def test_growing_copies_only_what_is_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A compacted session holds a span in ≈ 20 bytes, fewer than the first guess from the
+    file size allows for, so its columns grow. Growing copies the entries held, not the old
+    capacity: the rest was never written, and copying it would make every page of the new
+    columns resident (≈ 60 MB more per million spans of capacity). The scan reads alike."""
     from edgetrace import _compact
-    from edgetrace.tui import _store
+    from edgetrace.tui._columns import Columns
 
     path = tmp_path / "mix.ets"
-    interleaved_session(path, traces=4000, frames=80)
-    _compact.compact(path, records_per_frame=500)  # the frames of a 1M-span session, scaled down
+    traces = by_trace(interleaved_session(path, traces=4000, frames=80))
+    _compact.compact(path, records_per_frame=500)
     assert path.stat().st_size < 20000 * 48  # fewer bytes per span than the first guess allows
-    monkeypatch.setattr(_store, "RUN_SPANS", 1000)
-    grown: list[int] = []  # spans held when the span columns grew
-    reserve = TraceTable._reserve
+    grown: list[tuple[int, int]] = []  # (entries held, old capacity) at each growth
+    reserve = Columns.reserve
 
-    def noting(self, rows, spans, id_bytes):  # type: ignore[no-untyped-def]
-        before = self.spans.capacity
-        reserve(self, rows, spans, id_bytes)
-        if self.spans.capacity != before:
-            grown.append(self.span_count)
+    def noting(self, need, held=None):  # type: ignore[no-untyped-def]
+        before, first = self.capacity, next(iter(self.SPEC))
+        old = getattr(self, first)
+        reserve(self, need, held)
+        if self.capacity != before:
+            grown.append((held, before))
+            new = getattr(self, first)
+            assert np.array_equal(new[:held], old[:held]) and not np.any(new[held:])
 
-    monkeypatch.setattr(TraceTable, "_reserve", noting)
+    monkeypatch.setattr(Columns, "reserve", noting)
     store = TraceStore(path)
     store.scan()
-    total = store.span_count
-    assert total == 20000 and store.table.spans.capacity >= total
-    assert grown and all(held < total // 4 for held in grown), grown  # grown early, not as it filled
+    assert store.span_count == 20000 and [r.trace for r in store.rows] == list(traces)
+    assert grown and all(held is not None and held < before for held, before in grown), grown
