@@ -45,6 +45,11 @@ except ImportError:  # pragma: no cover - exercised where the extension is not b
 
 SpanLike = Span | str
 
+#: `happens_before` calls before a query table is built (plus one per 64 cells it will hold).
+QUERY_AFTER = 64
+#: Streams × node codes up to this get a query table (8 bytes a cell: 32 MB).
+QUERY_CELLS = 1 << 22
+
 #: Clock values up to this take the packed path: the running sums of a stream then stay far
 #: inside 64 bits (they telescope to at most one value per node named).
 _PACKED_MAX = 1 << 40
@@ -275,9 +280,12 @@ class CausalIndex:
         self.lenient = lenient
         #: the records whose reference did not resolve (lenient only)
         self.unresolved: list[str] = []
+        self._query: Any = None  # `_cindex.Query` over the streams as they are, once asked enough
+        self._asked = 0  # happens_before calls since the streams last changed
         self.extend(spans)
 
     def extend(self, spans: Iterable[Span]) -> None:
+        self._query, self._asked = None, 0  # the streams change: a query table would be stale
         if _cindex is not None and not self._streams and not self.lenient:
             # a new index (a session read whole): built in C when it is the plain case
             items = spans if type(spans) is list else list(spans)
@@ -378,7 +386,29 @@ class CausalIndex:
         return VectorClock(entries)
 
     def happens_before(self, a: SpanLike, b: SpanLike) -> bool:
-        # the explorer and the invariants ask this millions of times: spans take a fast path
+        # the invariants, the races and the why of a finding ask this millions of times: in C
+        # over one flat table (`_cindex.Query`) once it has been asked often enough to pay for
+        # building it (≈ one query in 64 table cells), else, and for what C does not read, below
+        query = self._query
+        if query is None and _cindex is not None:
+            self._asked += 1
+            if self._asked > QUERY_AFTER + len(self._streams) * len(self._codes) // 64:
+                query = self._query = _cindex.query(self._streams, self._codes, QUERY_CELLS)
+                if query is None:  # too large, or not shaped for it: do not try again until it changes
+                    self._asked = -(2**62)
+        if query is not None:
+            if type(a) is str and type(b) is str:
+                found = query.happens_before(a, b)
+            elif type(a) is Span and type(b) is Span:
+                found = query.happens_before_at(a.node, a.seq, b.node, b.seq)
+            else:
+                found = None
+            if found is not None:
+                return bool(found)
+        return self._happens_before(a, b)
+
+    def _happens_before(self, a: SpanLike, b: SpanLike) -> bool:
+        """The definition the C query is tested against."""
         if type(a) is str and type(b) is str:  # refs: split without the validating parser
             na, _, ta = a.rpartition(":")
             nb, _, tb = b.rpartition(":")

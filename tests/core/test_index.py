@@ -176,3 +176,48 @@ def test_seqs_and_clock_values_past_32_bits_build_alike():
              Span(node="b", seq=2, kind=SpanKind.RECV, name="m", vc={"a": big + 1, "c": 7})]
     assert built(spans, native=True) == built(spans, native=False)
     assert CausalIndex(spans).clock("b:1").as_dict() == {"a": big, "b": 1}
+
+
+@given(histories(), st.lists(st.sampled_from(["a:007", "a:1x", ":1", "zz:3", "b:99999", "c:0", "a:",
+                                             "a:1:2", "b:" + "9" * 19, "é:1", "a:١"]), max_size=4))
+def test_the_c_query_answers_as_the_python_query(history, odd):
+    """Refs and spans, known and unknown nodes, seqs past a stream's end, forms the C query does
+    not read (it says None, and the Python query answers or raises its usual error)."""
+    from edgetrace import _cindex, _index
+    from edgetrace._errors import UsageError
+
+    if _cindex is None:
+        return
+    spans, _full = history
+    index = CausalIndex(spans)
+    query = _cindex.query(index._streams, index._codes, _index.QUERY_CELLS)
+    assert query is not None
+    refs = [s.ref for s in spans] + odd
+    for a in refs:
+        for b in refs[::3]:
+            try:
+                expected: bool | None = index._happens_before(a, b)
+            except UsageError:
+                expected = None
+            got = query.happens_before(a, b)
+            assert got == expected or (got is None and (a in odd or b in odd)), (a, b, got, expected)
+    for a in spans:
+        for b in spans:
+            assert query.happens_before_at(a.node, a.seq, b.node, b.seq) == index._happens_before(a, b)
+
+
+def test_the_query_table_is_built_once_asked_enough_and_dropped_when_the_index_grows():
+    from edgetrace import _index
+    from edgetrace._records import Span
+
+    a = [Span(node="a", seq=i, kind=SpanKind.SEND, name="m") for i in range(1, 4)]
+    b1 = Span(node="b", seq=1, kind=SpanKind.RECV, name="m", vc={"a": 1})
+    index = CausalIndex([*a, b1])
+    for _ in range(_index.QUERY_AFTER + 1):
+        assert index.happens_before("a:1", "b:1") and not index.happens_before("a:2", "b:1")
+    assert (index._query is not None) == (_index._cindex is not None)
+    index.extend([Span(node="b", seq=2, kind=SpanKind.RECV, name="m", vc={"a": 3})])
+    assert index._query is None
+    for _ in range(_index.QUERY_AFTER + 1):
+        assert index.happens_before("a:2", "b:2") and index.happens_before("a:3", "b:2")
+    assert not index.happens_before("b:2", "a:3")
