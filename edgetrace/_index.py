@@ -349,6 +349,12 @@ class CausalIndex:
         self.unresolved += resolver.unresolved
         return found
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles without its query table (a C object over this process's memory)."""
+        state = dict(self.__dict__)
+        state["_query"], state["_asked"] = None, 0
+        return state
+
     # --- lookups -------------------------------------------------------------------------
 
     def _locate(self, item: SpanLike) -> tuple[str, int]:

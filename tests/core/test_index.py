@@ -216,6 +216,10 @@ def test_the_query_table_is_built_once_asked_enough_and_dropped_when_the_index_g
     for _ in range(_index.QUERY_AFTER + 1):
         assert index.happens_before("a:1", "b:1") and not index.happens_before("a:2", "b:1")
     assert (index._query is not None) == (_index._cindex is not None)
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(index))  # the table stays behind: it is this process's memory
+    assert copy._query is None and copy.happens_before("a:1", "b:1") and not copy.happens_before("a:2", "b:1")
     index.extend([Span(node="b", seq=2, kind=SpanKind.RECV, name="m", vc={"a": 3})])
     assert index._query is None
     for _ in range(_index.QUERY_AFTER + 1):
