@@ -481,7 +481,7 @@ def test_strings_chosen_to_collide_make_the_walk_decline_not_crawl():
 
 
 @native
-def test_trace_ids_chosen_to_collide_cost_the_trace_table_no_more():
+def test_trace_ids_chosen_to_collide_cost_the_trace_table_no_more(tmp_path):
     """The trace table lives as long as the session is open and cannot decline: it hashes with
     SipHash keyed per process, so ids chosen against any fixed hash spread like any others."""
     import subprocess
@@ -500,7 +500,11 @@ def test_trace_ids_chosen_to_collide_cost_the_trace_table_no_more():
     assert rows.tolist() == list(range(len(ids))) and bool(np.all(fresh))
     assert index._table.probes < 4 * len(ids)  # unkeyed, ≈ len(ids)² / 2
     code = "from edgetrace import _recscan; print(_recscan.hash(b'tractor-01/f0001'))"
-    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": "0"}).stdout for _ in range(3)}
+    import edgetrace
+
+    here = str(Path(edgetrace.__file__).resolve().parents[1])  # the edgetrace this test imports
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": here}
+    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                           cwd=tmp_path).stdout for _ in range(3)}  # not the checkout: `-c` puts cwd first
     assert len(keys) == 3  # a key of its own in every process, whatever PYTHONHASHSEED says
     assert _recscan.hash(b"tractor-01/f0001") == _recscan.hash(bytearray(b"tractor-01/f0001"))
