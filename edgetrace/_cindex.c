@@ -123,25 +123,25 @@ static Py_ssize_t find_rec(const Stream *s, int64_t seq) {
     return lo < s->n && s->seq[lo] == seq ? lo : -1;
 }
 
-/* `node:digits` (digits not starting with 0, at most 18): the node part and the seq; 1 if not. */
-static int split_ref(PyObject *ref, PyObject **node, int64_t *seq) {
+/* A ref `node:digits` (a non-empty node, then 1 to 18 ASCII digits; with a leading 0 only if
+ * `zeros`): its seq, and the position of its ':' in `*colon`; -1 when it is not that form. The
+ * build takes the form the resolver's fast path reads (no leading 0), the query the form
+ * `CausalIndex._happens_before` reads (int() takes leading zeros). */
+static long long ref_parts(PyObject *ref, int zeros, Py_ssize_t *colon) {
     Py_ssize_t n = PyUnicode_GET_LENGTH(ref);
-    Py_ssize_t c = PyUnicode_FindChar(ref, ':', 0, n, -1);
-    if (c == -2) return -1;
-    if (c < 1 || c == n - 1 || n - c - 1 > 18) return 1;
+    Py_ssize_t at = PyUnicode_FindChar(ref, ':', 0, n, -1);
+    if (at < 1 || at == n - 1 || n - at - 1 > 18) return -1;
     int kind = PyUnicode_KIND(ref);
     const void *data = PyUnicode_DATA(ref);
-    if (PyUnicode_READ(kind, data, c + 1) == '0') return 1;
-    int64_t v = 0;
-    for (Py_ssize_t i = c + 1; i < n; i++) {
-        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
-        if (ch < '0' || ch > '9') return 1;
-        v = v * 10 + (int64_t)(ch - '0');
+    if (!zeros && PyUnicode_READ(kind, data, at + 1) == '0') return -1;
+    long long seq = 0;
+    for (Py_ssize_t i = at + 1; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < '0' || c > '9') return -1;
+        seq = seq * 10 + (long long)(c - '0');
     }
-    *node = PyUnicode_Substring(ref, 0, c);
-    if (!*node) return -1;
-    *seq = v;
-    return 0;
+    *colon = at;
+    return seq;
 }
 
 #define DECLINE 1
@@ -503,11 +503,11 @@ static PyObject *build(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
             if (!merged) goto done;
             if (!PyUnicode_CheckExact(merged)) { Py_DECREF(merged); decline = 1; goto done; }
             if (PyUnicode_GET_LENGTH(merged) == 0) { Py_DECREF(merged); continue; }
-            PyObject *tnode = NULL;
-            int64_t tseq;
-            int got = split_ref(merged, &tnode, &tseq);
+            Py_ssize_t colon;
+            int64_t tseq = ref_parts(merged, 0, &colon);
+            PyObject *tnode = tseq < 0 ? NULL : PyUnicode_Substring(merged, 0, colon);
             Py_DECREF(merged);
-            if (got) { decline = got > 0; goto done; }
+            if (!tnode) { decline = tseq < 0; goto done; }
             PyObject *t_o = PyDict_GetItemWithError(by_node, tnode);
             Py_DECREF(tnode);
             if (!t_o) { decline = !PyErr_Occurred(); goto done; }
@@ -702,24 +702,6 @@ static inline long long at_of(const Py_buffer *v, int wide, Py_ssize_t i) {
     return wide ? ((const int64_t *)v->buf)[i] : (long long)((const int32_t *)v->buf)[i];
 }
 
-/* `node:digits` (ASCII digits, at most 18, leading zeros allowed as int() allows them): the
- * position of the ':' and the seq; -1 if not. */
-static long long ref_seq(PyObject *ref, Py_ssize_t *colon) {
-    Py_ssize_t n = PyUnicode_GET_LENGTH(ref);
-    Py_ssize_t at = PyUnicode_FindChar(ref, ':', 0, n, -1);
-    if (at < 1 || at == n - 1 || n - at - 1 > 18) return -1;
-    int kind = PyUnicode_KIND(ref);
-    const void *data = PyUnicode_DATA(ref);
-    long long seq = 0;
-    for (Py_ssize_t i = at + 1; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c < '0' || c > '9') return -1;
-        seq = seq * 10 + (long long)(c - '0');
-    }
-    *colon = at;
-    return seq;
-}
-
 /* a -> b: 1 or 0, -1 on an error set. */
 static int query_hb(Query *q, PyObject *na, long long sa, PyObject *nb, long long sb) {
     int same = PyUnicode_Compare(na, nb);
@@ -756,7 +738,7 @@ static PyObject *query_happens_before(Query *q, PyObject *const *args, Py_ssize_
     PyObject *a = args[0], *b = args[1];
     if (!PyUnicode_CheckExact(a) || !PyUnicode_CheckExact(b)) Py_RETURN_NONE;
     Py_ssize_t ca, cb;
-    long long sa = ref_seq(a, &ca), sb = ref_seq(b, &cb);
+    long long sa = ref_parts(a, 1, &ca), sb = ref_parts(b, 1, &cb);
     if (sa < 0 || sb < 0) Py_RETURN_NONE;
     PyObject *na = PyUnicode_Substring(a, 0, ca);
     if (!na) return NULL;
