@@ -24,7 +24,7 @@
 static PyObject *s_node, *s_seq, *s_vc, *s_merged, *s_at, *s_ch_seq, *s_ch_val;
 
 typedef struct {
-    PyObject *name;        /* borrowed from the names list */
+    PyObject *name;        /* borrowed from the grouping dict's keys */
     Py_ssize_t code;       /* the node's code */
     Py_ssize_t n;          /* records */
     Py_ssize_t *span_at;   /* index in the input list, in seq order */
@@ -235,24 +235,6 @@ static int run_stream(Build *b, Py_ssize_t k, Py_ssize_t *ready, Py_ssize_t *nre
     return 0;
 }
 
-static PyObject *packed_bytes(const int64_t *v, Py_ssize_t n, int *wide) {
-    int64_t lo = 0, hi = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (v[i] < lo) lo = v[i];
-        if (v[i] > hi) hi = v[i];
-    }
-    *wide = !(lo >= INT32_MIN && hi <= INT32_MAX);
-    PyObject *out = PyBytes_FromStringAndSize(NULL, n * (*wide ? 8 : 4));
-    if (!out) return NULL;
-    if (*wide) {
-        memcpy(PyBytes_AS_STRING(out), v, (size_t)n * 8);
-    } else {
-        int32_t *o = (int32_t *)PyBytes_AS_STRING(out);
-        for (Py_ssize_t i = 0; i < n; i++) o[i] = (int32_t)v[i];
-    }
-    return out;
-}
-
 static PyObject *list_of_int64(const int64_t *v, Py_ssize_t n) {
     PyObject *out = PyList_New(n);
     if (!out) return NULL;
@@ -265,16 +247,18 @@ static PyObject *list_of_int64(const int64_t *v, Py_ssize_t n) {
 }
 
 /* Stream k's change points sorted by (entry, seq), its segments, clock and sums, as Python objects:
- * (seqs, spans, sums, at, ch_seq bytes, ch_seq wide, ch_val bytes, ch_val wide, clock, total). */
+ * (seqs, spans, sums, at, ch_seq bytes, ch_val bytes (both int32), clock, total). */
 static PyObject *stream_result(Build *b, Py_ssize_t k, PyObject *names) {
     Stream *s = &b->st[k];
     Py_ssize_t N = b->ncodes, ne = s->ne;
     PyObject *seqs = NULL, *spans = NULL, *sums = NULL, *at = NULL, *clock = NULL, *chs = NULL, *chv = NULL;
     PyObject *result = NULL;
     Py_ssize_t *start = PyMem_RawCalloc((size_t)N + 1, sizeof(Py_ssize_t));
-    int64_t *ch_seq = PyMem_RawMalloc((size_t)(ne ? ne : 1) * sizeof(int64_t));
-    int64_t *ch_val = PyMem_RawMalloc((size_t)(ne ? ne : 1) * sizeof(int64_t));
-    if (!start || !ch_seq || !ch_val) { PyErr_NoMemory(); goto done; }
+    /* every seq and value is within 32 bits (`build` declines others): the arrays are 'i' */
+    chs = PyBytes_FromStringAndSize(NULL, ne * (Py_ssize_t)sizeof(int32_t));
+    chv = PyBytes_FromStringAndSize(NULL, ne * (Py_ssize_t)sizeof(int32_t));
+    if (!start || !chs || !chv) { if (!start) PyErr_NoMemory(); goto done; }
+    int32_t *ch_seq = (int32_t *)PyBytes_AS_STRING(chs), *ch_val = (int32_t *)PyBytes_AS_STRING(chv);
     for (Py_ssize_t e = 0; e < ne; e++) start[s->e_code[e] + 1]++;
     for (Py_ssize_t c = 0; c < N; c++) start[c + 1] += start[c];
     {   /* a counting sort by entry: record order kept within each (stable, as numpy's) */
@@ -283,7 +267,7 @@ static PyObject *stream_result(Build *b, Py_ssize_t k, PyObject *names) {
         memcpy(fill, start, ((size_t)N + 1) * sizeof(Py_ssize_t));
         for (Py_ssize_t e = 0; e < ne; e++) {
             Py_ssize_t at_ = fill[s->e_code[e]]++;
-            ch_seq[at_] = s->seq[s->e_rec[e]];
+            ch_seq[at_] = (int32_t)s->seq[s->e_rec[e]];
             ch_val[at_] = s->e_val[e];
         }
         PyMem_RawFree(fill);
@@ -303,21 +287,12 @@ static PyObject *stream_result(Build *b, Py_ssize_t k, PyObject *names) {
         int bad = PyDict_SetItem(at, name, seg);
         Py_DECREF(seg);
         if (bad) goto done;
-        PyObject *last = PyLong_FromLongLong(ch_val[start[c + 1] - 1]);
+        PyObject *last = PyLong_FromLong(ch_val[start[c + 1] - 1]);
         if (!last) goto done;
         bad = PyDict_SetItem(clock, name, last);
         Py_DECREF(last);
         if (bad) goto done;
     }
-    int wide_s = 1, wide_v = 1;
-    if (ne) {
-        chs = packed_bytes(ch_seq, ne, &wide_s);
-        chv = packed_bytes(ch_val, ne, &wide_v);
-    } else { /* a stream without change points keeps its first empty arrays ('q') */
-        chs = PyBytes_FromStringAndSize(NULL, 0);
-        chv = PyBytes_FromStringAndSize(NULL, 0);
-    }
-    if (!chs || !chv) goto done;
     seqs = list_of_int64(s->seq, s->n);
     sums = list_of_int64(s->sums, s->n);
     spans = PyList_New(s->n);
@@ -327,11 +302,9 @@ static PyObject *stream_result(Build *b, Py_ssize_t k, PyObject *names) {
         Py_INCREF(span);
         PyList_SET_ITEM(spans, i, span);
     }
-    result = Py_BuildValue("(OOOOOiOiOL)", seqs, spans, sums, at, chs, wide_s, chv, wide_v, clock, (long long)s->total);
+    result = Py_BuildValue("(OOOOOOOL)", seqs, spans, sums, at, chs, chv, clock, (long long)s->total);
 done:
     PyMem_RawFree(start);
-    PyMem_RawFree(ch_seq);
-    PyMem_RawFree(ch_val);
     Py_XDECREF(seqs);
     Py_XDECREF(spans);
     Py_XDECREF(sums);
@@ -345,7 +318,7 @@ done:
 PyDoc_STRVAR(build_doc,
 "build(spans, codes, names, max_cells, /)\n--\n\n"
 "The streams of a new causal index over `spans` (a list of Span): {node: (seqs, spans, sums, at,\n"
-"ch_seq, ch_seq_wide, ch_val, ch_val_wide, clock, total)}, numbering names in `codes` (the\n"
+"ch_seq, ch_val (int32 bytes), clock, total)}, numbering names in `codes` (the\n"
 "index's Codes; `names` its list). None when this is not the plain case (see _cindex.c).");
 
 static PyObject *build(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {

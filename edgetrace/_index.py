@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # numpy is imported where an index is built: importing edgetrace stays light
     import numpy as np
 
+    from edgetrace._cindex import Query
+
 from edgetrace import _clockref
 from edgetrace._clockref import Codes, Expansion, Resolver, Rows, clock_count, dense_fits
 from edgetrace._errors import UsageError
@@ -104,13 +106,12 @@ class _Stream:
 
     @classmethod
     def built(cls, seqs: list[int], spans: list[Span], sums: list[int], at: dict[str, tuple[int, int]],
-              ch_seq: bytes, seq_wide: bool, ch_val: bytes, val_wide: bool, clock: dict[str, int],
-              total: int) -> _Stream:
-        """A stream as `_cindex.build` made it (what `extend` of a new stream leaves)."""
+              ch_seq: bytes, ch_val: bytes, clock: dict[str, int], total: int) -> _Stream:
+        """A stream as `_cindex.build` made it (what `extend` of a new stream leaves; its change
+        points are 32-bit, as the C build takes nothing wider)."""
         stream = cls()
         stream.seqs, stream.spans, stream.sums, stream.at = seqs, spans, sums, at
-        stream.ch_seq = array("q" if seq_wide else "i", ch_seq)
-        stream.ch_val = array("q" if val_wide else "i", ch_val)
+        stream.ch_seq, stream.ch_val = array("i", ch_seq), array("i", ch_val)
         stream.clock, stream.total = clock, total
         return stream
 
@@ -280,7 +281,7 @@ class CausalIndex:
         self.lenient = lenient
         #: the records whose reference did not resolve (lenient only)
         self.unresolved: list[str] = []
-        self._query: Any = None  # `_cindex.Query` over the streams as they are, once asked enough
+        self._query: Query | None = None  # over the streams as they are, once asked enough
         self._asked = 0  # happens_before calls since the streams last changed
         self.extend(spans)
 
@@ -410,7 +411,7 @@ class CausalIndex:
             else:
                 found = None
             if found is not None:
-                return bool(found)
+                return found
         return self._happens_before(a, b)
 
     def _happens_before(self, a: SpanLike, b: SpanLike) -> bool:
